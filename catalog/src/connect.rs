@@ -1,0 +1,164 @@
+//! Opening the catalogs a job declares.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use iceberg::{Catalog, CatalogBuilder};
+use iceberg_catalog_sql::SqlCatalogBuilder;
+
+use crate::error::{CatalogError, Result};
+use crate::storage::{ObjectStorageFactory, StoreConfig};
+
+/// Which catalog implementation and where it lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogKind {
+    /// A SQL (JDBC-schema) catalog; `uri` is `sqlite://PATH`.
+    Sql {
+        /// The database URI.
+        uri: String,
+    },
+}
+
+/// Everything needed to open one catalog.
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    /// The catalog's name; other engines must open it under the same name.
+    pub name: String,
+    /// Implementation and location.
+    pub kind: CatalogKind,
+    /// Warehouse root, `file:///…` (relative paths are resolved against the working directory).
+    pub warehouse: String,
+    /// Storage settings.
+    pub storage: BTreeMap<String, String>,
+}
+
+/// An open catalog with its resolved locations.
+#[derive(Clone)]
+pub struct OpenCatalog {
+    /// The name it was opened under.
+    pub name: String,
+    /// The catalog.
+    pub catalog: Arc<dyn Catalog>,
+    /// Absolute warehouse URI.
+    pub warehouse: String,
+    /// The storage config its files go through.
+    pub store: StoreConfig,
+}
+
+impl std::fmt::Debug for OpenCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenCatalog")
+            .field("name", &self.name)
+            .field("warehouse", &self.warehouse)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens `config`, creating the SQLite file and warehouse directory if missing.
+pub async fn open_catalog(config: &CatalogConfig) -> Result<OpenCatalog> {
+    let cfg_err = |message: String| CatalogError::Config {
+        catalog: config.name.clone(),
+        message,
+    };
+    if let Some(k) = config.storage.keys().next() {
+        return Err(cfg_err(format!(
+            "storage option 'storage.{k}' is not supported for a local warehouse"
+        )));
+    }
+    let warehouse_path = local_path(&config.warehouse, &["file://", "file:"]).ok_or_else(|| {
+        cfg_err(format!(
+            "warehouse '{}' must be a local file:// location",
+            config.warehouse
+        ))
+    })?;
+    std::fs::create_dir_all(&warehouse_path).map_err(|e| {
+        cfg_err(format!(
+            "cannot create warehouse directory {}: {e}",
+            warehouse_path.display()
+        ))
+    })?;
+    let warehouse = format!("file://{}", warehouse_path.display());
+    let CatalogKind::Sql { uri } = &config.kind;
+    let uri = sqlite_uri(uri).map_err(&cfg_err)?;
+    let store = StoreConfig::Local;
+    let catalog = SqlCatalogBuilder::default()
+        .with_storage_factory(Arc::new(ObjectStorageFactory::new(store.clone())))
+        .uri(uri.clone())
+        .warehouse_location(warehouse.clone())
+        .load(config.name.clone(), HashMap::new())
+        .await
+        .map_err(|e| cfg_err(format!("cannot open SQL catalog at {uri}: {e}")))?;
+    Ok(OpenCatalog {
+        name: config.name.clone(),
+        catalog: Arc::new(catalog),
+        warehouse,
+        store,
+    })
+}
+
+/// `sqlite://rel/path.db` → `sqlite:///abs/path.db?mode=rwc`, creating the parent directory.
+fn sqlite_uri(uri: &str) -> Result<String, String> {
+    let path = local_path(uri, &["sqlite://", "sqlite:"])
+        .ok_or_else(|| format!("catalog uri '{uri}' is not supported: use sqlite://PATH"))?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create directory {}: {e}", parent.display()))?;
+    }
+    Ok(format!("sqlite://{}?mode=rwc", path.display()))
+}
+
+/// The absolute path of a local URI with one of `schemes` (or a bare path).
+fn local_path(uri: &str, schemes: &[&str]) -> Option<PathBuf> {
+    let (body, _query) = uri.split_once('?').unwrap_or((uri, ""));
+    let rest = schemes.iter().find_map(|s| body.strip_prefix(s));
+    let rest = match rest {
+        Some(r) => r,
+        None if !body.contains("://") => body,
+        None => return None,
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    let p = Path::new(rest);
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(p)
+    };
+    Some(normalize(&abs))
+}
+
+/// Removes `.` and `..` segments without touching the filesystem.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_locations_become_absolute() {
+        let cwd = std::env::current_dir().expect("cwd");
+        assert_eq!(
+            local_path("file://./data/wh", &["file://"]),
+            Some(cwd.join("data/wh"))
+        );
+        assert_eq!(
+            local_path("file:///tmp/x/../wh", &["file://"]),
+            Some(PathBuf::from("/tmp/wh"))
+        );
+        assert_eq!(local_path("s3://bucket/wh", &["file://"]), None);
+    }
+}

@@ -1,0 +1,12 @@
+//! Iceberg catalogs and storage for Floe, and the offset bookkeeping that snapshot
+//! summaries carry (see [`offsets`] for the exactly-once protocol).
+#![warn(missing_docs)]
+
+mod connect;
+mod error;
+pub mod offsets;
+pub mod storage;
+
+pub use connect::{CatalogConfig, CatalogKind, OpenCatalog, open_catalog};
+pub use error::{CatalogError, Result};
+pub use offsets::{JobCheckpoint, OffsetMap, TopicPartition};

@@ -1,0 +1,254 @@
+//! Iceberg storage over `object_store`: metadata, manifests and data files all go through
+//! one configured object store.
+//!
+//! iceberg-rust asks a [`StorageFactory`] for a [`Storage`] per table; ours maps Iceberg's
+//! URIs (`file:///…`) to object-store paths. The store itself is built lazily from a
+//! serialisable [`StoreConfig`], because iceberg-rust may serialise storages with the
+//! table's `FileIO`.
+
+mod io;
+
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use iceberg::io::{
+    FileMetadata, FileRead, FileWrite, InputFile, OutputFile, Storage, StorageConfig,
+    StorageFactory,
+};
+use iceberg::{Error, ErrorKind, Result};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+
+use io::{ObjectRead, ObjectWrite};
+
+/// Which object store to build, in a form that survives serialisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoreConfig {
+    /// The local filesystem; paths are absolute `file://` URIs.
+    Local,
+}
+
+/// An Iceberg [`Storage`] backed by an `object_store` store.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ObjectStorage {
+    config: StoreConfig,
+    #[serde(skip)]
+    store: OnceLock<Arc<dyn ObjectStore>>,
+}
+
+impl Clone for ObjectStorage {
+    fn clone(&self) -> Self {
+        let store = OnceLock::new();
+        if let Some(s) = self.store.get() {
+            let _ = store.set(s.clone());
+        }
+        Self {
+            config: self.config.clone(),
+            store,
+        }
+    }
+}
+
+impl ObjectStorage {
+    /// A storage for `config`.
+    pub fn new(config: StoreConfig) -> Self {
+        Self {
+            config,
+            store: OnceLock::new(),
+        }
+    }
+
+    /// The underlying object store (also used for listing and removing orphan files).
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store
+            .get_or_init(|| match self.config {
+                StoreConfig::Local => Arc::new(LocalFileSystem::new()) as Arc<dyn ObjectStore>,
+            })
+            .clone()
+    }
+
+    /// Maps an Iceberg location to a path in the store.
+    pub fn path(&self, location: &str) -> Result<Path> {
+        match self.config {
+            StoreConfig::Local => {
+                let p = location
+                    .strip_prefix("file://")
+                    .or_else(|| location.strip_prefix("file:"))
+                    .unwrap_or(location);
+                if !p.starts_with('/') {
+                    return Err(Error::new(
+                        ErrorKind::DataInvalid,
+                        format!("'{location}' is not an absolute file location"),
+                    ));
+                }
+                Path::parse(p.trim_start_matches('/')).map_err(|e| {
+                    Error::new(
+                        ErrorKind::DataInvalid,
+                        format!("bad location '{location}': {e}"),
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// Turns an object-store error into an Iceberg error naming the location.
+pub(crate) fn store_error(location: &str, what: &str, e: object_store::Error) -> Error {
+    let (kind, retryable) = match &e {
+        object_store::Error::NotFound { .. } => (ErrorKind::DataInvalid, false),
+        object_store::Error::Generic { .. } => (ErrorKind::Unexpected, true),
+        _ => (ErrorKind::Unexpected, false),
+    };
+    Error::new(kind, format!("{what} {location} failed"))
+        .with_source(e)
+        .with_retryable(retryable)
+}
+
+#[async_trait]
+#[typetag::serde]
+impl Storage for ObjectStorage {
+    async fn exists(&self, path: &str) -> Result<bool> {
+        match self.store().head(&self.path(path)?).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(store_error(path, "checking", e)),
+        }
+    }
+
+    async fn metadata(&self, path: &str) -> Result<FileMetadata> {
+        let meta = self
+            .store()
+            .head(&self.path(path)?)
+            .await
+            .map_err(|e| store_error(path, "reading metadata of", e))?;
+        Ok(FileMetadata { size: meta.size })
+    }
+
+    async fn read(&self, path: &str) -> Result<Bytes> {
+        let got = self
+            .store()
+            .get(&self.path(path)?)
+            .await
+            .map_err(|e| store_error(path, "reading", e))?;
+        got.bytes()
+            .await
+            .map_err(|e| store_error(path, "reading", e))
+    }
+
+    async fn reader(&self, path: &str) -> Result<Box<dyn FileRead>> {
+        Ok(Box::new(ObjectRead::new(
+            self.store(),
+            self.path(path)?,
+            path.to_string(),
+        )))
+    }
+
+    async fn write(&self, path: &str, bs: Bytes) -> Result<()> {
+        self.store()
+            .put(&self.path(path)?, bs.into())
+            .await
+            .map_err(|e| store_error(path, "writing", e))?;
+        Ok(())
+    }
+
+    async fn writer(&self, path: &str) -> Result<Box<dyn FileWrite>> {
+        let upload = self
+            .store()
+            .put_multipart(&self.path(path)?)
+            .await
+            .map_err(|e| store_error(path, "starting upload of", e))?;
+        Ok(Box::new(ObjectWrite::new(upload, path.to_string())))
+    }
+
+    async fn delete(&self, path: &str) -> Result<()> {
+        match self.store().delete(&self.path(path)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_error(path, "deleting", e)),
+        }
+    }
+
+    async fn delete_prefix(&self, path: &str) -> Result<()> {
+        let prefix = self.path(path)?;
+        let store = self.store();
+        let mut listing = store.list(Some(&prefix));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| store_error(path, "listing", e))?;
+            match store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(store_error(meta.location.as_ref(), "deleting", e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_stream(&self, mut paths: BoxStream<'static, String>) -> Result<()> {
+        while let Some(p) = paths.next().await {
+            self.delete(&p).await?;
+        }
+        Ok(())
+    }
+
+    fn new_input(&self, path: &str) -> Result<InputFile> {
+        Ok(InputFile::new(Arc::new(self.clone()), path.to_string()))
+    }
+
+    fn new_output(&self, path: &str) -> Result<OutputFile> {
+        Ok(OutputFile::new(Arc::new(self.clone()), path.to_string()))
+    }
+}
+
+/// Builds [`ObjectStorage`]s for iceberg-rust's `FileIO`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObjectStorageFactory {
+    config: StoreConfig,
+}
+
+impl ObjectStorageFactory {
+    /// A factory for stores described by `config`.
+    pub fn new(config: StoreConfig) -> Self {
+        Self { config }
+    }
+}
+
+#[typetag::serde]
+impl StorageFactory for ObjectStorageFactory {
+    fn build(&self, _config: &StorageConfig) -> Result<Arc<dyn Storage>> {
+        Ok(Arc::new(ObjectStorage::new(self.config.clone())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_reads_and_deletes_through_the_store() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
+        let storage = ObjectStorage::new(StoreConfig::Local);
+        let loc = format!("file://{}/a/b/data.bin", dir.path().display());
+        let mut w = storage.writer(&loc).await?;
+        w.write(Bytes::from_static(b"hello ")).await?;
+        w.write(Bytes::from_static(b"world")).await?;
+        w.close().await?;
+        assert!(storage.exists(&loc).await?);
+        assert_eq!(storage.metadata(&loc).await?.size, 11);
+        let r = storage.reader(&loc).await?;
+        assert_eq!(r.read(6..11).await?, Bytes::from_static(b"world"));
+        storage.delete(&loc).await?;
+        assert!(!storage.exists(&loc).await?);
+        Ok(())
+    }
+
+    #[test]
+    fn relative_locations_are_rejected() {
+        let storage = ObjectStorage::new(StoreConfig::Local);
+        assert!(storage.path("file://relative/x").is_err());
+        assert!(storage.path("file:///abs/x").is_ok());
+    }
+}

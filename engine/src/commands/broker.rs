@@ -1,0 +1,31 @@
+//! `floe broker`: the embedded Kafka-protocol broker as a process of its own, for tests
+//! and local experiments that must survive the `floe run` process.
+
+use std::io::{BufRead, Write};
+
+use crate::embedded::broker::EmbeddedBroker;
+use crate::error::{EngineError, Result};
+
+/// Starts the broker, creates `topics` (`name:partitions`), prints
+/// `bootstrap.servers=HOST:PORT`, and runs until standard input closes.
+pub fn broker(topics: &[String]) -> Result<()> {
+    let broker = EmbeddedBroker::start()?;
+    for t in topics {
+        let (name, parts) = t.split_once(':').unwrap_or((t.as_str(), "1"));
+        let parts: u32 = parts.parse().map_err(|_| {
+            EngineError::Other(format!(
+                "--topic {t}: partitions must be a number (name:partitions)"
+            ))
+        })?;
+        broker.create_topic(name, parts)?;
+    }
+    println!("bootstrap.servers={}", broker.bootstrap_servers());
+    let _ = std::io::stdout().flush();
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        if line.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}

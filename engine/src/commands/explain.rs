@@ -1,0 +1,33 @@
+//! `floe validate` and `floe explain`.
+
+use std::path::Path;
+
+use crate::error::Result;
+use crate::setup::load_and_compile;
+
+/// Parses and plans the job; prints a summary.
+pub async fn validate(path: &Path) -> Result<()> {
+    let job = load_and_compile(path).await?;
+    println!(
+        "{}: OK — job '{}', {} catalog(s), {} source(s), {} table(s), {} INSERT(s)",
+        path.display(),
+        job.job.name,
+        job.job.catalogs.len(),
+        job.job.sources.len(),
+        job.job.tables.len(),
+        job.inserts.len()
+    );
+    Ok(())
+}
+
+/// Prints each INSERT's logical and physical plan.
+pub async fn explain(path: &Path) -> Result<()> {
+    let job = load_and_compile(path).await?;
+    for (i, ins) in job.inserts.iter().enumerate() {
+        if i > 0 {
+            println!("\n----------------------------------------\n");
+        }
+        println!("{}", ins.explain());
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! The `floe` subcommands.
+
+pub mod broker;
+pub mod describe;
+pub mod explain;
+pub mod produce;
+pub mod query;
+pub mod run;

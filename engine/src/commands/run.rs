@@ -1,0 +1,140 @@
+//! `floe run`: the long-lived job.
+
+use std::path::Path;
+use std::time::Duration;
+
+use floe_catalog::TopicPartition;
+use floe_sinks::RetryPolicy;
+use floe_sql::job::{EmbeddedFeed, SourceDef};
+use tracing::{error, info};
+
+use crate::embedded::broker::EmbeddedBroker;
+use crate::embedded::generator::{GenerateSpec, produce};
+use crate::error::Result;
+use crate::pipeline::{self, RunOptions, TableState};
+use crate::setup::{catalog_of, ensure_tables, load_and_compile, open_catalogs};
+use crate::shutdown;
+
+/// Settings from the command line.
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    /// Exit once idle this long.
+    pub stop_when_idle: Option<Duration>,
+    /// Progress line interval.
+    pub progress_interval: Duration,
+    /// Graceful shutdown limit.
+    pub shutdown_timeout: Duration,
+}
+
+/// Runs the job at `path` until a signal (or idleness) stops it.
+pub async fn run(path: &Path, args: RunArgs) -> Result<()> {
+    let compiled = load_and_compile(path).await?;
+    let job = &compiled.job;
+    let catalogs = open_catalogs(job).await?;
+    let tables = ensure_tables(job, &catalogs).await?;
+    let mut states = vec![];
+    for (def, table) in job.tables.iter().zip(tables) {
+        let sources: Vec<usize> = compiled
+            .inserts
+            .iter()
+            .filter(|i| i.target == def.name)
+            .map(|i| i.source)
+            .collect();
+        let cat = catalog_of(&catalogs, &def.name)?;
+        let state = TableState::new(
+            def.name.clone(),
+            cat.catalog.clone(),
+            table,
+            def.options.clone(),
+            &job.name,
+            sources,
+        )?;
+        if !state.committed.is_empty() {
+            info!(table = %def.name, offsets = %state.committed.to_json(), "resuming from committed offsets");
+        }
+        states.push(state);
+    }
+
+    // Sources on the embedded broker: start it and its generators.
+    let mut broker: Option<EmbeddedBroker> = None;
+    let mut bootstraps = vec![];
+    let mut generators = vec![];
+    for (i, s) in job.sources.iter().enumerate() {
+        match &s.kafka.embedded {
+            None => bootstraps.push(s.kafka.bootstrap_servers.clone()),
+            Some(feed) => {
+                if broker.is_none() {
+                    broker = Some(EmbeddedBroker::start()?);
+                }
+                let Some(b) = broker.as_ref() else { continue };
+                b.create_topic(&s.kafka.topic, feed.partitions)?;
+                let bootstrap = b.bootstrap_servers();
+                info!(source = %s.name, %bootstrap, topic = %s.kafka.topic, "embedded broker started");
+                let spec = feed_spec(s, feed, &states, i);
+                let addr = bootstrap.clone();
+                generators.push(std::thread::spawn(move || match produce(&addr, &spec) {
+                    Ok(n) => info!(records = n, topic = %spec.topic, "generator finished"),
+                    Err(e) => error!(error = %e, "generator failed"),
+                }));
+                bootstraps.push(bootstrap);
+            }
+        }
+    }
+
+    let opts = RunOptions {
+        stop_when_idle: args.stop_when_idle,
+        progress_interval: args.progress_interval,
+        shutdown_timeout: args.shutdown_timeout,
+        retry: RetryPolicy::default(),
+    };
+    let stop = shutdown::install().map_err(|e| {
+        crate::error::EngineError::Other(format!("cannot install signal handlers: {e}"))
+    })?;
+    let counters = pipeline::run(compiled, states, bootstraps, opts, stop).await?;
+    info!(
+        records_in = counters.records_in,
+        rows_out = counters.rows_out,
+        commits = counters.commits,
+        "job stopped cleanly"
+    );
+    drop(broker);
+    Ok(())
+}
+
+/// What the generator of an embedded source produces: first the log up to what the
+/// tables have committed (rebuilt deterministically, so offsets line up with the
+/// committed ones), then the configured number of new records.
+fn feed_spec(
+    s: &SourceDef,
+    feed: &EmbeddedFeed,
+    tables: &[TableState],
+    source: usize,
+) -> GenerateSpec {
+    let parts = feed.partitions;
+    let new_per_partition = feed
+        .records
+        .map_or(u64::MAX / 4, |n| n.div_ceil(u64::from(parts)));
+    let mut ranges = vec![];
+    let mut paced_from = vec![];
+    for p in 0..parts {
+        let tp = TopicPartition::new(s.kafka.topic.clone(), p as i32);
+        let committed = tables
+            .iter()
+            .filter(|t| t.sources.contains(&source))
+            .filter_map(|t| t.committed.get(&tp))
+            .max()
+            .unwrap_or(0)
+            .max(0) as u64;
+        ranges.push((0, committed.saturating_add(new_per_partition)));
+        paced_from.push(committed);
+    }
+    GenerateSpec {
+        topic: s.kafka.topic.clone(),
+        partitions: parts,
+        ranges,
+        rate: feed.rate,
+        paced_from,
+        seed: feed.seed,
+        properties: vec![],
+    }
+}

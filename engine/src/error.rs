@@ -1,0 +1,67 @@
+//! Errors of the runtime: which source, table or record they concern, and whether the
+//! job file is at fault or the outside world.
+
+use floe_catalog::{CatalogError, TopicPartition};
+use floe_sinks::SinkError;
+use floe_sql::SqlError;
+
+/// A failure of a running job.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The job file is wrong.
+    #[error(transparent)]
+    Job(#[from] SqlError),
+    /// A record cannot be decoded; nothing at or after it is committed.
+    #[error("cannot decode record at {tp} offset {offset}: {message}")]
+    Decode {
+        /// Where the record is.
+        tp: TopicPartition,
+        /// Its offset.
+        offset: i64,
+        /// Why it cannot be decoded.
+        message: String,
+    },
+    /// Kafka failed.
+    #[error("kafka source {source_name}: {message}")]
+    Kafka {
+        /// The job's source name.
+        source_name: String,
+        /// What failed.
+        message: String,
+    },
+    /// A query failed on a batch of records.
+    #[error(
+        "INSERT INTO {table}: query failed on records of {tp} from offset {first_offset}: {message}"
+    )]
+    Query {
+        /// The target table.
+        table: String,
+        /// Where the batch came from.
+        tp: TopicPartition,
+        /// Its first offset.
+        first_offset: i64,
+        /// DataFusion's message.
+        message: String,
+    },
+    /// Writing or committing a table failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// Opening or reading a catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Reading the job file or another local file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else, described.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result type of the engine.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,13 @@
+//! Floe's runtime: Kafka sources, decoding, the checkpoint-and-commit cycle, shutdown,
+//! and the `floe` command's subcommands.
+#![warn(missing_docs)]
+
+pub mod commands;
+pub mod embedded;
+pub mod error;
+pub mod pipeline;
+pub mod setup;
+pub mod shutdown;
+pub mod source;
+
+pub use error::{EngineError, Result};

@@ -1,0 +1,186 @@
+//! The `floe` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use floe_engine::commands::{self, query::OutputFormat, run::RunArgs};
+use tracing_subscriber::EnvFilter;
+
+/// Floe moves Kafka topics into Apache Iceberg tables, exactly once, with the cleaning and
+/// validation written as SQL.
+///
+/// A job file declares catalogs (CREATE CATALOG), Kafka sources (CREATE SOURCE), Iceberg
+/// tables (CREATE TABLE … PARTITIONED BY …) and the INSERT INTO … SELECT statements that
+/// connect them. `${VAR}` and `${VAR:-default}` in option values come from the environment.
+#[derive(Debug, Parser)]
+#[command(name = "floe", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a job until SIGINT/SIGTERM: read, transform, write and commit continuously.
+    ///
+    /// The first signal stops reading, commits what was read and exits 0; a second one
+    /// exits at once (safe: uncommitted records are read again on the next start).
+    Run {
+        /// The job file.
+        job: PathBuf,
+        /// Stop (after committing) once no record has arrived for this long, e.g. '10s'.
+        #[arg(long, value_parser = duration)]
+        stop_when_idle: Option<Duration>,
+        /// How often to print the progress line.
+        #[arg(long, value_parser = duration, default_value = "5s")]
+        progress_interval: Duration,
+        /// How long a graceful stop may take before Floe gives up committing.
+        #[arg(long, value_parser = duration, default_value = "60s")]
+        shutdown_timeout: Duration,
+    },
+    /// Parse and plan a job without touching Kafka or the catalog.
+    Validate {
+        /// The job file.
+        job: PathBuf,
+    },
+    /// Print the DataFusion plan of each INSERT.
+    Explain {
+        /// The job file.
+        job: PathBuf,
+    },
+    /// Run ad-hoc SQL over the job's Iceberg tables, e.g.
+    /// `floe query --job job.sql "SELECT count(*) FROM lake.sales.orders_clean"`.
+    Query {
+        /// The job file whose catalogs to open.
+        #[arg(long)]
+        job: PathBuf,
+        /// The query; tables are catalog.namespace.table.
+        sql: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
+    /// Show a table's snapshots, row count and the Kafka offsets the job has committed.
+    Describe {
+        /// The job file whose catalogs to open.
+        #[arg(long)]
+        job: PathBuf,
+        /// The table, as named in the job (catalog.namespace.table).
+        table: String,
+    },
+    /// Produce generated order events to a topic (for trials and benchmarks).
+    Produce {
+        /// Bootstrap servers.
+        #[arg(long)]
+        bootstrap: String,
+        /// Topic.
+        #[arg(long, default_value = "orders")]
+        topic: String,
+        /// Number of records.
+        #[arg(long, default_value_t = 100_000)]
+        records: u64,
+        /// Partitions to spread them over.
+        #[arg(long, default_value_t = 4)]
+        partitions: u32,
+        /// First record index in every partition (to continue an earlier run).
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Records per second (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// librdkafka producer settings, KEY=VALUE (for example compression.type=lz4).
+        #[arg(long = "property", value_parser = key_value)]
+        properties: Vec<(String, String)>,
+    },
+    /// Run the embedded Kafka-protocol broker as a process of its own; prints
+    /// `bootstrap.servers=HOST:PORT` and runs until standard input closes.
+    Broker {
+        /// Topics to create, as name:partitions.
+        #[arg(long = "topic")]
+        topics: Vec<String>,
+    },
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    floe_sql::parse_duration(s)
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("'{s}' is not KEY=VALUE"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("FLOE_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,iceberg=warn,sqlx=warn,datafusion=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<()> = runtime.block_on(async {
+        match cli.command {
+            Command::Run {
+                job,
+                stop_when_idle,
+                progress_interval,
+                shutdown_timeout,
+            } => {
+                commands::run::run(
+                    &job,
+                    RunArgs {
+                        stop_when_idle,
+                        progress_interval,
+                        shutdown_timeout,
+                    },
+                )
+                .await?
+            }
+            Command::Validate { job } => commands::explain::validate(&job).await?,
+            Command::Explain { job } => commands::explain::explain(&job).await?,
+            Command::Query { job, sql, format } => {
+                commands::query::query(&job, &sql, format).await?
+            }
+            Command::Describe { job, table } => commands::describe::describe(&job, &table).await?,
+            Command::Produce {
+                bootstrap,
+                topic,
+                records,
+                partitions,
+                start,
+                rate,
+                seed,
+                properties,
+            } => commands::produce::produce(
+                &bootstrap, &topic, records, partitions, start, rate, seed, properties,
+            )?,
+            Command::Broker { topics } => commands::broker::broker(&topics)?,
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Per-table state of a running job: the open writer, the offsets its rows cover, and the
+//! offsets the table has committed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use floe_catalog::offsets::latest_checkpoint;
+use floe_catalog::{OffsetMap, TopicPartition};
+use floe_sinks::{CommitOutcome, CommitRequest, RetryPolicy, TableWriter, WriterConfig, commit};
+use floe_sql::job::{TableName, TableOptions};
+use iceberg::Catalog;
+use iceberg::table::Table;
+use tracing::{info, warn};
+
+use crate::error::Result;
+
+/// One target table of the job.
+pub struct TableState {
+    /// The job's name for it.
+    pub name: TableName,
+    catalog: Arc<dyn Catalog>,
+    table: Table,
+    options: TableOptions,
+    job: String,
+    /// Offsets the table has committed for this job.
+    pub committed: OffsetMap,
+    /// Offsets covered by rows written since the last commit.
+    pub pending: OffsetMap,
+    writer: Option<TableWriter>,
+    pending_since: Option<Instant>,
+    checkpoints: u64,
+    /// Sources its INSERTs read.
+    pub sources: Vec<usize>,
+    /// Commits made by this run.
+    pub commits: u64,
+    /// The newest snapshot id.
+    pub last_snapshot: Option<i64>,
+}
+
+impl std::fmt::Debug for TableState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableState")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TableState {
+    /// State for `table`, reading the job's committed offsets from its ancestry.
+    pub fn new(
+        name: TableName,
+        catalog: Arc<dyn Catalog>,
+        table: Table,
+        options: TableOptions,
+        job: &str,
+        sources: Vec<usize>,
+    ) -> Result<Self> {
+        let committed = latest_checkpoint(&name.to_string(), table.metadata(), job)?
+            .map(|c| c.offsets)
+            .unwrap_or_default();
+        let last_snapshot = table.metadata().current_snapshot_id();
+        Ok(Self {
+            name,
+            catalog,
+            table,
+            options,
+            job: job.to_string(),
+            committed,
+            pending: OffsetMap::new(),
+            writer: None,
+            pending_since: None,
+            checkpoints: 0,
+            sources,
+            commits: 0,
+            last_snapshot,
+        })
+    }
+
+    /// Records below this offset of `tp` are already in the table or in the open writer.
+    pub fn lower_bound(&self, tp: &TopicPartition) -> Option<i64> {
+        self.pending.get(tp).or_else(|| self.committed.get(tp))
+    }
+
+    /// Rows waiting in the open writer.
+    pub fn pending_rows(&self) -> u64 {
+        self.writer.as_ref().map_or(0, TableWriter::rows)
+    }
+
+    /// True when offsets or rows wait to be committed.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Writes query output rows.
+    pub async fn write(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        if self.writer.is_none() {
+            self.checkpoints += 1;
+            let config = WriterConfig {
+                target_file_size: self.options.target_file_size,
+                file_prefix: format!(
+                    "{}-{}-{}",
+                    self.job,
+                    uuid::Uuid::new_v4().simple(),
+                    self.checkpoints
+                ),
+            };
+            self.writer = Some(TableWriter::new(&self.table, &config)?);
+        }
+        if let Some(w) = self.writer.as_mut() {
+            for b in batches {
+                w.write(b).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes that records of `tp` up to `next` (exclusive) have been handled.
+    pub fn advance(&mut self, tp: &TopicPartition, next: i64) {
+        if self.lower_bound(tp).is_some_and(|lb| lb >= next) {
+            return;
+        }
+        self.pending.advance(tp, next);
+        self.pending_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Whether a commit trigger has fired.
+    pub fn due(&self, now: Instant) -> bool {
+        let Some(since) = self.pending_since else {
+            return false;
+        };
+        now.duration_since(since) >= self.options.commit_interval
+            || self
+                .options
+                .commit_max_records
+                .is_some_and(|m| self.pending_rows() >= m)
+            || self
+                .options
+                .commit_max_bytes
+                .is_some_and(|m| self.writer.as_ref().map_or(0, TableWriter::bytes) >= m)
+    }
+
+    /// Commits the open files with the offsets they cover.
+    pub async fn checkpoint(&mut self, policy: &RetryPolicy) -> Result<Option<CommitOutcome>> {
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let files = match self.writer.take() {
+            Some(w) => w.close().await?,
+            None => vec![],
+        };
+        let req = CommitRequest {
+            job: self.job.clone(),
+            files,
+            from: self.committed.clone(),
+            to: self.committed.merged(&self.pending),
+        };
+        let (table, outcome) = commit(&self.catalog, self.table.clone(), &req, policy).await?;
+        self.table = table;
+        self.committed = outcome.offsets.clone();
+        self.pending = OffsetMap::new();
+        self.pending_since = None;
+        self.commits += 1;
+        self.last_snapshot = Some(outcome.snapshot_id);
+        info!(
+            table = %self.name,
+            snapshot_id = outcome.snapshot_id,
+            files = req.files.len(),
+            attempts = outcome.attempts,
+            "committed"
+        );
+        Ok(Some(outcome))
+    }
+
+    /// Drops uncommitted work (after a rebalance): closes and deletes the open files.
+    pub async fn abort(&mut self) {
+        if let Some(w) = self.writer.take() {
+            match w.close().await {
+                Ok(files) => {
+                    for f in files {
+                        if let Err(e) = self.table.file_io().delete(f.file_path()).await {
+                            warn!(table = %self.name, file = f.file_path(), error = %e, "cannot delete an abandoned data file");
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn!(table = %self.name, error = %e, "cannot close abandoned data files")
+                }
+            }
+        }
+        self.pending = OffsetMap::new();
+        self.pending_since = None;
+    }
+
+    /// Time until the next commit is due, if anything is pending.
+    pub fn time_to_due(&self, now: Instant) -> Option<Duration> {
+        self.pending_since.map(|s| {
+            self.options
+                .commit_interval
+                .saturating_sub(now.duration_since(s))
+        })
+    }
+}

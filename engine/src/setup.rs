@@ -1,0 +1,110 @@
+//! Turning a parsed job into open catalogs and ready tables.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use floe_catalog::{CatalogConfig, CatalogKind, OpenCatalog, open_catalog};
+use floe_sinks::{TableSpec, ensure_table};
+use floe_sql::job::{CatalogDef, JobFile, TableDef, TableName, Transform};
+use floe_sql::{CompiledJob, EnvVariables, compile, parse_job};
+use iceberg::TableIdent;
+use iceberg::table::Table;
+
+use crate::error::{EngineError, Result};
+
+/// Reads and parses the job file at `path`.
+pub fn load_job(path: &Path) -> Result<JobFile> {
+    let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(parse_job(
+        &path.display().to_string(),
+        &text,
+        &EnvVariables,
+    )?)
+}
+
+/// Reads, parses and plans the job file at `path`.
+pub async fn load_and_compile(path: &Path) -> Result<CompiledJob> {
+    Ok(compile(load_job(path)?).await?)
+}
+
+fn catalog_config(def: &CatalogDef) -> CatalogConfig {
+    let floe_sql::job::CatalogKind::Sql { uri } = &def.kind;
+    CatalogConfig {
+        name: def.name.clone(),
+        kind: CatalogKind::Sql { uri: uri.clone() },
+        warehouse: def.warehouse.clone(),
+        storage: def.storage.clone(),
+    }
+}
+
+/// Opens every catalog the job declares.
+pub async fn open_catalogs(job: &JobFile) -> Result<HashMap<String, OpenCatalog>> {
+    let mut out = HashMap::new();
+    for c in &job.catalogs {
+        out.insert(c.name.clone(), open_catalog(&catalog_config(c)).await?);
+    }
+    Ok(out)
+}
+
+/// The Iceberg identifier of a job's table.
+pub fn table_ident(name: &TableName) -> Result<TableIdent> {
+    let mut parts = name.namespace.clone();
+    parts.push(name.name.clone());
+    TableIdent::from_strs(parts).map_err(|e| EngineError::Other(format!("table {name}: {e}")))
+}
+
+fn transform(t: Transform) -> iceberg::spec::Transform {
+    use iceberg::spec::Transform as T;
+    match t {
+        Transform::Identity => T::Identity,
+        Transform::Year => T::Year,
+        Transform::Month => T::Month,
+        Transform::Day => T::Day,
+        Transform::Hour => T::Hour,
+        Transform::Bucket(n) => T::Bucket(n),
+        Transform::Truncate(w) => T::Truncate(w),
+    }
+}
+
+/// What the sink needs to create or check the table.
+pub fn table_spec(def: &TableDef) -> Result<TableSpec> {
+    Ok(TableSpec {
+        ident: table_ident(&def.name)?,
+        schema: def.schema(),
+        partition_by: def
+            .partition_by
+            .iter()
+            .map(|p| (p.column.clone(), transform(p.transform)))
+            .collect(),
+        properties: def.options.properties.clone().into_iter().collect(),
+    })
+}
+
+/// The catalog a table lives in.
+pub fn catalog_of<'a>(
+    catalogs: &'a HashMap<String, OpenCatalog>,
+    name: &TableName,
+) -> Result<&'a OpenCatalog> {
+    catalogs.get(&name.catalog).ok_or_else(|| {
+        EngineError::Other(format!(
+            "table {name}: catalog {} is not open",
+            name.catalog
+        ))
+    })
+}
+
+/// Creates or checks every table of the job.
+pub async fn ensure_tables(
+    job: &JobFile,
+    catalogs: &HashMap<String, OpenCatalog>,
+) -> Result<Vec<Table>> {
+    let mut out = vec![];
+    for t in &job.tables {
+        let cat = catalog_of(catalogs, &t.name)?;
+        out.push(ensure_table(cat.catalog.as_ref(), &table_spec(t)?).await?);
+    }
+    Ok(out)
+}

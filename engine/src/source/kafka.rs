@@ -1,0 +1,308 @@
+//! The Kafka source: a dedicated thread that polls rdkafka, gathers records per partition
+//! and decodes them into Arrow batches, so that decoding runs beside SQL and Parquet
+//! encoding instead of on the async runtime.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use floe_catalog::{OffsetMap, TopicPartition};
+use floe_sql::job::SourceDef;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::context::{FloeContext, SourceShared};
+use super::decode::{DecodePlan, PendingRecords, decode};
+use crate::error::{EngineError, Result};
+
+/// Decoded records of one partition, in offset order.
+#[derive(Debug)]
+pub struct SourceBatch {
+    /// Index of the source in the job.
+    pub source: usize,
+    /// Where the records come from.
+    pub tp: TopicPartition,
+    /// The decoded rows, one per record, with the source's schema.
+    pub batch: RecordBatch,
+    /// Offset of each row.
+    pub offsets: Vec<i64>,
+    /// Payload bytes.
+    pub bytes: usize,
+}
+
+/// What a source tells the pipeline.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// Records.
+    Batch(SourceBatch),
+    /// Partitions were reassigned: uncommitted work must be dropped; reading resumes from
+    /// the committed offsets.
+    Rebalanced {
+        /// Index of the source.
+        source: usize,
+    },
+    /// The source cannot go on.
+    Failed(EngineError),
+}
+
+/// How long records of a partition may wait before they are decoded and sent on.
+const LINGER: Duration = Duration::from_millis(100);
+/// Largest payload gathered per partition before decoding.
+const MAX_BATCH_BYTES: usize = 16 << 20;
+
+/// A running source thread.
+pub struct KafkaSource {
+    stop: Arc<AtomicBool>,
+    commits: std_mpsc::Sender<OffsetMap>,
+    handle: Option<JoinHandle<()>>,
+    /// Shared with the consumer callbacks.
+    pub shared: Arc<SourceShared>,
+}
+
+impl std::fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource").finish_non_exhaustive()
+    }
+}
+
+/// The librdkafka settings of a source; `properties.*` options override Floe's defaults.
+pub fn consumer_config(def: &SourceDef, bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("group.id", &def.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", "error")
+        .set("statistics.interval.ms", "5000")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("queued.min.messages", "200000");
+    for (k, v) in &def.kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+impl KafkaSource {
+    /// Subscribes to the source's topic and starts polling on a thread of its own.
+    pub fn start(
+        index: usize,
+        def: &SourceDef,
+        bootstrap: &str,
+        resume: OffsetMap,
+        tx: mpsc::Sender<SourceEvent>,
+    ) -> Result<Self> {
+        let shared = SourceShared::new(resume, def.kafka.startup);
+        let kafka_err = |message: String| EngineError::Kafka {
+            source_name: def.name.clone(),
+            message,
+        };
+        let consumer: BaseConsumer<FloeContext> = consumer_config(def, bootstrap)
+            .create_with_context(FloeContext {
+                shared: shared.clone(),
+            })
+            .map_err(|e| kafka_err(format!("cannot create the consumer: {e}")))?;
+        consumer
+            .subscribe(&[def.kafka.topic.as_str()])
+            .map_err(|e| kafka_err(format!("cannot subscribe to {}: {e}", def.kafka.topic)))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (commits, commit_rx) = std_mpsc::channel();
+        let mut worker = Worker {
+            index,
+            name: def.name.clone(),
+            topic: def.kafka.topic.clone(),
+            plan: DecodePlan::new(def),
+            batch_records: def.kafka.batch_records,
+            consumer,
+            shared: shared.clone(),
+            stop: stop.clone(),
+            commit_rx,
+            tx,
+            pending: HashMap::new(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("source-{}", def.name))
+            .spawn(move || worker.run())
+            .map_err(|e| kafka_err(format!("cannot start the source thread: {e}")))?;
+        Ok(Self {
+            stop,
+            commits,
+            handle: Some(handle),
+            shared,
+        })
+    }
+
+    /// Commits `offsets` to the consumer group (for lag monitoring; never read back as truth).
+    pub fn commit_group_offsets(&self, offsets: OffsetMap) {
+        let _ = self.commits.send(offsets);
+    }
+
+    /// Asks the thread to stop polling; it finishes what it gathered first.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops polling and waits for the thread.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Worker {
+    index: usize,
+    name: String,
+    topic: String,
+    plan: DecodePlan,
+    batch_records: usize,
+    consumer: BaseConsumer<FloeContext>,
+    shared: Arc<SourceShared>,
+    stop: Arc<AtomicBool>,
+    commit_rx: std_mpsc::Receiver<OffsetMap>,
+    tx: mpsc::Sender<SourceEvent>,
+    pending: HashMap<i32, (PendingRecords, Instant)>,
+}
+
+impl Worker {
+    fn run(&mut self) {
+        if let Err(e) = self.poll_loop() {
+            let _ = self.tx.blocking_send(SourceEvent::Failed(e));
+        }
+        // Last group-offset commits, synchronously, so that lag monitors see them.
+        while let Ok(offsets) = self.commit_rx.try_recv() {
+            self.commit(&offsets, CommitMode::Sync);
+        }
+        self.consumer.unsubscribe();
+    }
+
+    fn poll_loop(&mut self) -> Result<()> {
+        let keep_keys = self.plan.needs_keys();
+        while !self.stop.load(Ordering::SeqCst) {
+            while let Ok(offsets) = self.commit_rx.try_recv() {
+                self.commit(&offsets, CommitMode::Async);
+            }
+            let polled = self.consumer.poll(Duration::from_millis(50));
+            if self.shared.rebalanced.swap(false, Ordering::SeqCst) {
+                self.pending.clear();
+                if self
+                    .tx
+                    .blocking_send(SourceEvent::Rebalanced { source: self.index })
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+            let idle = polled.is_none();
+            match polled {
+                Some(Ok(msg)) => {
+                    let partition = msg.partition();
+                    let (recs, _) = self
+                        .pending
+                        .entry(partition)
+                        .or_insert_with(|| (PendingRecords::default(), Instant::now()));
+                    recs.push(
+                        msg.offset(),
+                        msg.timestamp().to_millis(),
+                        msg.key(),
+                        msg.payload(),
+                        keep_keys,
+                    );
+                    if recs.len() >= self.batch_records || recs.bytes() >= MAX_BATCH_BYTES {
+                        if !self.flush(partition)? {
+                            return Ok(());
+                        }
+                    }
+                }
+                Some(Err(e)) => self.on_error(e)?,
+                None => {}
+            }
+            let due: Vec<i32> = self
+                .pending
+                .iter()
+                .filter(|(_, (r, since))| !r.is_empty() && (idle || since.elapsed() >= LINGER))
+                .map(|(p, _)| *p)
+                .collect();
+            for p in due {
+                if !self.flush(p)? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes and sends the records of `partition`; false when the pipeline is gone.
+    fn flush(&mut self, partition: i32) -> Result<bool> {
+        let Some((recs, _)) = self.pending.remove(&partition) else {
+            return Ok(true);
+        };
+        if recs.is_empty() {
+            return Ok(true);
+        }
+        let tp = TopicPartition::new(self.topic.clone(), partition);
+        let batch = decode(&self.plan, &tp, &recs)?;
+        let bytes = recs.bytes();
+        let ev = SourceEvent::Batch(SourceBatch {
+            source: self.index,
+            tp,
+            batch,
+            offsets: recs.offsets,
+            bytes,
+        });
+        Ok(self.tx.blocking_send(ev).is_ok())
+    }
+
+    fn on_error(&mut self, e: KafkaError) -> Result<()> {
+        let code = e.rdkafka_error_code();
+        match code {
+            Some(RDKafkaErrorCode::AutoOffsetReset) | Some(RDKafkaErrorCode::OffsetOutOfRange) => {
+                Err(EngineError::Kafka {
+                    source_name: self.name.clone(),
+                    message: format!(
+                        "{e}: the offset to resume from is no longer in the topic {} (the topic may have been deleted and re-created, or retention removed records before they were committed). \
+                         Floe does not skip or re-read records silently; set 'properties.auto.offset.reset' = 'earliest' or 'latest' to accept the jump",
+                        self.topic
+                    ),
+                })
+            }
+            _ => {
+                warn!(source = %self.name, error = %e, "kafka reported an error; retrying");
+                Ok(())
+            }
+        }
+    }
+
+    fn commit(&self, offsets: &OffsetMap, mode: CommitMode) {
+        let mut tpl = TopicPartitionList::new();
+        for (tp, o) in offsets.iter() {
+            if tp.topic == self.topic {
+                let _ = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(o));
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        if let Err(e) = self.consumer.commit(&tpl, mode) {
+            debug!(source = %self.name, error = %e, "consumer-group offset commit failed (lag monitoring only)");
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Sources: Kafka consumption and decoding into Arrow.
+
+mod context;
+pub mod decode;
+mod kafka;
+
+pub use context::SourceShared;
+pub use kafka::{KafkaSource, SourceBatch, SourceEvent, consumer_config};

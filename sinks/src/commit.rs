@@ -1,0 +1,232 @@
+//! Committing data files together with the Kafka offsets they cover, exactly once.
+//!
+//! ```text
+//!  plan on table state S ──▶ fence: S's job offsets == offsets we started from?
+//!        │ no: another writer took these partitions ──▶ Fenced (abandon files)
+//!        ▼ yes
+//!  append(files, summary{job, commit-id, offsets = S's offsets ⊕ ours}) requiring main == S
+//!        │
+//!        ├─ ok ───────────────────────────────────────────▶ done
+//!        └─ error (conflict, timeout, lost response) ──▶ reload table
+//!               ├─ commit-id in ancestry since S ──▶ done (it had landed)
+//!               └─ otherwise: back off, plan again on the new state
+//! ```
+//!
+//! The commit id is derived from the job, the table and the offset range, so every retry
+//! of the same work carries the same id and is recognised in the ancestry.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use floe_catalog::offsets::{commit_id, find_commit, latest_checkpoint, summary_properties};
+use floe_catalog::{OffsetMap, TopicPartition};
+use iceberg::spec::DataFile;
+use iceberg::table::Table;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::{Catalog, ErrorKind};
+use tracing::{info, warn};
+
+use crate::error::{Result, SinkError};
+use crate::fenced_catalog::FencedCatalog;
+
+/// One checkpoint's work for one table.
+#[derive(Debug, Clone)]
+pub struct CommitRequest {
+    /// The job's identity.
+    pub job: String,
+    /// Data files written since the last commit (may be empty: offsets still advance).
+    pub files: Vec<DataFile>,
+    /// The job's offsets for this table when the files' records were read.
+    pub from: OffsetMap,
+    /// The job's offsets covering the files' records (only advanced partitions matter).
+    pub to: OffsetMap,
+}
+
+/// What a successful commit did.
+#[derive(Debug, Clone)]
+pub struct CommitOutcome {
+    /// The snapshot that holds the files and offsets.
+    pub snapshot_id: i64,
+    /// The full offset map now recorded for the job.
+    pub offsets: OffsetMap,
+    /// Attempts it took.
+    pub attempts: u32,
+    /// True when a lost response was recovered by finding the commit id in the ancestry.
+    pub recovered: bool,
+}
+
+/// Retry settings of the commit loop.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// First back-off.
+    pub min_backoff: Duration,
+    /// Largest back-off.
+    pub max_backoff: Duration,
+    /// Give up after this long.
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+            deadline: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Partitions whose offsets `req` advances.
+fn advanced(req: &CommitRequest) -> Vec<(TopicPartition, i64)> {
+    req.to
+        .iter()
+        .filter(|(tp, o)| req.from.get(tp) != Some(*o))
+        .map(|(tp, o)| (tp.clone(), o))
+        .collect()
+}
+
+/// Commits `req` to `table` (whose state the caller last saw), returning the new table
+/// state and what happened. Never appends the same files twice.
+pub async fn commit(
+    catalog: &Arc<dyn Catalog>,
+    table: Table,
+    req: &CommitRequest,
+    policy: &RetryPolicy,
+) -> Result<(Table, CommitOutcome)> {
+    let name = table.identifier().to_string();
+    let id = commit_id(&req.job, &name, &req.from, &req.to);
+    let moved = advanced(req);
+    let started = Instant::now();
+    let mut backoff = policy.min_backoff;
+    let mut base = table;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        // Fence: the table must still record, for every partition we advance, the offset
+        // our records started from; otherwise someone else wrote them.
+        let current = latest_checkpoint(&name, base.metadata(), &req.job)?
+            .map(|c| c.offsets)
+            .unwrap_or_default();
+        for (tp, _) in &moved {
+            let now = current.get(tp);
+            let was = req.from.get(tp);
+            if now != was {
+                return Err(SinkError::Fenced {
+                    table: name,
+                    message: format!(
+                        "offset of {tp} is {} in the table but this writer started from {}; its files are abandoned",
+                        show(now),
+                        show(was)
+                    ),
+                });
+            }
+        }
+        let mut offsets = current.clone();
+        for (tp, o) in &moved {
+            offsets.set(tp.clone(), *o);
+        }
+        let planned_on = base.metadata().current_snapshot_id();
+        let result = try_commit(catalog.as_ref(), &base, req, &id, &offsets).await;
+        let err = match result {
+            Ok(t) => {
+                let snapshot_id = t.metadata().current_snapshot_id().unwrap_or_default();
+                return Ok((
+                    t,
+                    CommitOutcome {
+                        snapshot_id,
+                        offsets,
+                        attempts,
+                        recovered: false,
+                    },
+                ));
+            }
+            Err(e) => e,
+        };
+        // The outcome is unknown until the ancestry says otherwise.
+        let reloaded = reload(catalog.as_ref(), &base, policy, started).await?;
+        if let Some(snapshot_id) = find_commit(reloaded.metadata(), &id, planned_on) {
+            info!(table = %name, snapshot_id, "commit had landed although the catalog reported an error");
+            return Ok((
+                reloaded,
+                CommitOutcome {
+                    snapshot_id,
+                    offsets,
+                    attempts,
+                    recovered: true,
+                },
+            ));
+        }
+        let conflict = matches!(
+            err.kind(),
+            ErrorKind::CatalogCommitConflicts | ErrorKind::DataInvalid
+        ) && reloaded.metadata().current_snapshot_id() != planned_on;
+        if started.elapsed() > policy.deadline {
+            return Err(SinkError::iceberg(
+                &name,
+                format!("committing (gave up after {attempts} attempts)"),
+                err,
+            ));
+        }
+        if conflict {
+            info!(table = %name, attempts, "another writer committed first; re-planning the commit");
+        } else {
+            warn!(table = %name, attempts, error = %err, "commit failed; retrying in {backoff:?}");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(policy.max_backoff);
+        }
+        base = reloaded;
+    }
+}
+
+fn show(o: Option<i64>) -> String {
+    o.map_or_else(|| "none".into(), |o| o.to_string())
+}
+
+async fn try_commit(
+    catalog: &dyn Catalog,
+    base: &Table,
+    req: &CommitRequest,
+    id: &uuid::Uuid,
+    offsets: &OffsetMap,
+) -> iceberg::Result<Table> {
+    let tx = Transaction::new(base);
+    let action = tx
+        .fast_append()
+        .set_commit_uuid(*id)
+        .with_check_duplicate(false)
+        .add_data_files(req.files.clone())
+        .set_snapshot_properties(summary_properties(&req.job, id, offsets));
+    let tx = action.apply(tx)?;
+    let fenced = FencedCatalog {
+        inner: catalog,
+        planned: base.clone(),
+    };
+    tx.commit(&fenced).await
+}
+
+/// Loads the table again, retrying while the catalog is unavailable.
+async fn reload(
+    catalog: &dyn Catalog,
+    base: &Table,
+    policy: &RetryPolicy,
+    started: Instant,
+) -> Result<Table> {
+    let mut backoff = policy.min_backoff;
+    loop {
+        match catalog.load_table(base.identifier()).await {
+            Ok(t) => return Ok(t),
+            Err(e) if started.elapsed() < policy.deadline => {
+                warn!(table = %base.identifier(), error = %e, "cannot reload the table; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(policy.max_backoff);
+            }
+            Err(e) => {
+                return Err(SinkError::iceberg(
+                    base.identifier(),
+                    "reloading after a failed commit",
+                    e,
+                ));
+            }
+        }
+    }
+}

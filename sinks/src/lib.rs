@@ -1,0 +1,15 @@
+//! Iceberg writing for Floe: Parquet data files ([`TableWriter`]), tables created or
+//! checked from a job's declaration ([`ensure_table`]), and commits that carry Kafka
+//! offsets exactly once ([`commit()`]).
+#![warn(missing_docs)]
+
+pub mod commit;
+mod error;
+mod fenced_catalog;
+mod table_spec;
+mod writer;
+
+pub use commit::{CommitOutcome, CommitRequest, RetryPolicy, commit};
+pub use error::{Result, SinkError};
+pub use table_spec::{TableSpec, check_compatible, ensure_table};
+pub use writer::{TableWriter, WriterConfig, write_schema};

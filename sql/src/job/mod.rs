@@ -1,0 +1,51 @@
+//! The parsed form of a job file: catalogs, sources, tables and the INSERTs that connect them.
+
+mod catalog;
+mod insert;
+mod source;
+mod table;
+
+pub use catalog::{CatalogDef, CatalogKind};
+pub use insert::InsertDef;
+pub use source::{
+    EmbeddedFeed, KafkaOptions, MetadataKey, SourceColumn, SourceDef, SourceFormat, StartupMode,
+};
+pub use table::{PartitionField, TableColumn, TableDef, TableName, TableOptions, Transform};
+
+/// A whole job file.
+#[derive(Debug, Clone)]
+pub struct JobFile {
+    /// The path the file was read from (for messages).
+    pub path: String,
+    /// The job's identity, recorded in every snapshot it commits: `SET 'job.name'`, else the file stem.
+    pub name: String,
+    /// `CREATE CATALOG` statements.
+    pub catalogs: Vec<CatalogDef>,
+    /// `CREATE SOURCE` statements (and `CREATE TABLE … WITH ('connector' = …)`).
+    pub sources: Vec<SourceDef>,
+    /// `CREATE TABLE` statements for Iceberg tables.
+    pub tables: Vec<TableDef>,
+    /// `INSERT INTO … SELECT` statements.
+    pub inserts: Vec<InsertDef>,
+}
+
+impl JobFile {
+    /// The source called `name` (case-insensitive).
+    pub fn source(&self, name: &str) -> Option<&SourceDef> {
+        self.sources
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The table with this resolved name.
+    pub fn table(&self, name: &TableName) -> Option<&TableDef> {
+        self.tables.iter().find(|t| &t.name == name)
+    }
+
+    /// The catalog called `name`.
+    pub fn catalog(&self, name: &str) -> Option<&CatalogDef> {
+        self.catalogs
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+    }
+}

@@ -1,0 +1,162 @@
+use std::collections::BTreeMap;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+use crate::error::Pos;
+
+/// `CREATE SOURCE name (columns) WITH ('connector' = 'kafka', …)`.
+#[derive(Debug, Clone)]
+pub struct SourceDef {
+    /// The name queries use in `FROM`.
+    pub name: String,
+    /// Where it is declared.
+    pub pos: Pos,
+    /// Payload and metadata columns, in declared order.
+    pub columns: Vec<SourceColumn>,
+    /// Connector settings.
+    pub kafka: KafkaOptions,
+}
+
+impl SourceDef {
+    /// The Arrow schema queries see: every column, payload and metadata, in declared order.
+    pub fn schema(&self) -> SchemaRef {
+        std::sync::Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// The schema of the payload alone (what the decoder reads from record values).
+    pub fn payload_schema(&self) -> SchemaRef {
+        std::sync::Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .filter(|c| c.metadata.is_none())
+                .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+/// A column of a source.
+#[derive(Debug, Clone)]
+pub struct SourceColumn {
+    /// Column name.
+    pub name: String,
+    /// Arrow type the value is decoded into.
+    pub data_type: DataType,
+    /// False for `NOT NULL` columns: a record without the field cannot be decoded.
+    pub nullable: bool,
+    /// Set for `METADATA` columns, which come from the Kafka record rather than its value.
+    pub metadata: Option<MetadataKey>,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// Kafka record attributes a source can expose as columns (`METADATA FROM 'offset'`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataKey {
+    /// The topic name.
+    Topic,
+    /// The partition number.
+    Partition,
+    /// The record offset.
+    Offset,
+    /// The record timestamp.
+    Timestamp,
+    /// The record key.
+    Key,
+}
+
+impl MetadataKey {
+    /// All keys, as written in job files.
+    pub const NAMES: [&'static str; 5] = ["topic", "partition", "offset", "timestamp", "key"];
+
+    /// Parses a key as written in `METADATA FROM '…'`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "topic" => Self::Topic,
+            "partition" => Self::Partition,
+            "offset" => Self::Offset,
+            "timestamp" => Self::Timestamp,
+            "key" => Self::Key,
+            _ => return None,
+        })
+    }
+
+    /// Whether a column of type `ty` can hold this attribute.
+    pub fn accepts(self, ty: &DataType) -> bool {
+        match self {
+            Self::Topic => matches!(ty, DataType::Utf8),
+            Self::Partition => matches!(ty, DataType::Int32 | DataType::Int64),
+            Self::Offset => matches!(ty, DataType::Int64),
+            Self::Timestamp => matches!(ty, DataType::Timestamp(_, _) | DataType::Int64),
+            Self::Key => matches!(ty, DataType::Utf8 | DataType::Binary),
+        }
+    }
+}
+
+/// Payload formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    /// One JSON object per record value.
+    Json,
+}
+
+/// Where a source starts when no table of the job has committed offsets for a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartupMode {
+    /// The oldest retained record.
+    Earliest,
+    /// Only records produced after the job starts.
+    Latest,
+    /// The first record at or after this time (milliseconds since the epoch).
+    Timestamp(i64),
+    /// The consumer group's committed offsets, falling back to `auto.offset.reset`.
+    GroupOffsets,
+}
+
+/// A built-in data feed for the embedded broker (`'properties.bootstrap.servers' = 'embedded'`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedFeed {
+    /// Which generator fills the topic (`orders`).
+    pub generator: String,
+    /// How many records to produce in all (None: unbounded).
+    pub records: Option<u64>,
+    /// Records per second (None: as fast as possible).
+    pub rate: Option<u64>,
+    /// Partitions of the topic.
+    pub partitions: u32,
+    /// Seed, so that runs are reproducible.
+    pub seed: u64,
+}
+
+/// Settings of a Kafka source.
+#[derive(Debug, Clone)]
+pub struct KafkaOptions {
+    /// The topic to read.
+    pub topic: String,
+    /// `properties.bootstrap.servers`, or `embedded` for the built-in broker.
+    pub bootstrap_servers: String,
+    /// The consumer group (used for assignment and lag monitoring only).
+    pub group_id: String,
+    /// Every `properties.*` option, passed to librdkafka as is (SASL, SSL, …).
+    pub properties: BTreeMap<String, String>,
+    /// Payload format.
+    pub format: SourceFormat,
+    /// Where to start without committed offsets.
+    pub startup: StartupMode,
+    /// Largest number of records decoded into one Arrow batch.
+    pub batch_records: usize,
+    /// Set when the source uses the embedded broker.
+    pub embedded: Option<EmbeddedFeed>,
+}
+
+impl KafkaOptions {
+    /// True when the source runs against the broker embedded in the `floe` process.
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+}

@@ -1,0 +1,127 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+use crate::error::Pos;
+
+/// A resolved table name: catalog, namespace, table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableName {
+    /// The `CREATE CATALOG` name.
+    pub catalog: String,
+    /// Namespace levels (usually one).
+    pub namespace: Vec<String>,
+    /// Table name.
+    pub name: String,
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{}.{}",
+            self.catalog,
+            self.namespace.join("."),
+            self.name
+        )
+    }
+}
+
+/// `CREATE TABLE catalog.ns.name (…) PARTITIONED BY (…) WITH (…)`: an Iceberg table.
+#[derive(Debug, Clone)]
+pub struct TableDef {
+    /// Resolved name.
+    pub name: TableName,
+    /// Where it is declared.
+    pub pos: Pos,
+    /// Columns in declared order.
+    pub columns: Vec<TableColumn>,
+    /// The partition spec.
+    pub partition_by: Vec<PartitionField>,
+    /// Commit and file settings.
+    pub options: TableOptions,
+}
+
+impl TableDef {
+    /// The Arrow schema rows must have before they are written.
+    pub fn schema(&self) -> SchemaRef {
+        std::sync::Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+/// A table column.
+#[derive(Debug, Clone)]
+pub struct TableColumn {
+    /// Column name.
+    pub name: String,
+    /// Arrow type.
+    pub data_type: DataType,
+    /// False for `NOT NULL`.
+    pub nullable: bool,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// One field of `PARTITIONED BY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionField {
+    /// The source column.
+    pub column: String,
+    /// The Iceberg transform.
+    pub transform: Transform,
+    /// Where it is written.
+    pub pos: Pos,
+}
+
+/// Iceberg partition transforms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transform {
+    /// The value itself.
+    Identity,
+    /// Years since 1970.
+    Year,
+    /// Months since 1970.
+    Month,
+    /// Days since 1970.
+    Day,
+    /// Hours since 1970.
+    Hour,
+    /// Hash into N buckets.
+    Bucket(u32),
+    /// Truncate to width W.
+    Truncate(u32),
+}
+
+/// Table options (`WITH (…)` of `CREATE TABLE`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableOptions {
+    /// Commit at least this often while records flow.
+    pub commit_interval: Duration,
+    /// Commit early once this many bytes of data files are pending.
+    pub commit_max_bytes: Option<u64>,
+    /// Commit early once this many rows are pending.
+    pub commit_max_records: Option<u64>,
+    /// Roll data files at about this size.
+    pub target_file_size: u64,
+    /// Extra Iceberg table properties (`write.*`, `commit.*`, …) set when the table is created.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        Self {
+            commit_interval: Duration::from_secs(5),
+            commit_max_bytes: None,
+            commit_max_records: None,
+            target_file_size: 128 * 1024 * 1024,
+            properties: BTreeMap::new(),
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Floe's job-file language.
+//!
+//! A job file declares catalogs, Kafka sources and Iceberg tables, and connects them with
+//! `INSERT INTO … SELECT` statements. This crate parses job files ([`parse_job`]) and plans
+//! their INSERTs through DataFusion ([`compile`]). It performs no I/O beyond what the
+//! caller hands it.
+#![warn(missing_docs)]
+
+mod error;
+pub mod job;
+mod options;
+mod parser;
+pub mod plan;
+mod substitute;
+mod types;
+mod units;
+
+pub use error::{ErrorKind, Pos, Result, SqlError, nearest};
+pub use options::{OptionReader, RawOption};
+pub use parser::{EMBEDDED_BOOTSTRAP, parse_job};
+pub use plan::{BatchSlot, CompiledInsert, CompiledJob, compile};
+pub use substitute::{EnvVariables, Variables, substitute};
+pub use types::{UTC, arrow_type};
+pub use units::{parse_duration, parse_size};

@@ -1,0 +1,914 @@
+//! Parses a job file into a [`JobFile`].
+//!
+//! The statement structure (CREATE CATALOG / SOURCE / TABLE, INSERT, SET) is read here;
+//! types, expressions and queries are handed to sqlparser, the parser DataFusion uses,
+//! so that every query DataFusion accepts is accepted in a job file too.
+
+use datafusion::sql::sqlparser::ast::{Ident, ObjectName};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use crate::error::{ErrorKind, Pos, Result, SqlError, from_parser_error, nearest};
+use crate::job::{
+    CatalogDef, CatalogKind, EmbeddedFeed, InsertDef, JobFile, KafkaOptions, MetadataKey,
+    PartitionField, SourceColumn, SourceDef, SourceFormat, StartupMode, TableColumn, TableDef,
+    TableName, TableOptions, Transform,
+};
+use crate::options::{OptionReader, RawOption};
+use crate::substitute::{Variables, substitute};
+use crate::types::arrow_type;
+
+/// Options `SET` accepts.
+const SETTINGS: &[&str] = &["job.name"];
+const CATALOG_OPTIONS: &[&str] = &["type", "uri", "warehouse", "storage.*"];
+const SOURCE_OPTIONS: &[&str] = &[
+    "connector",
+    "topic",
+    "format",
+    "properties.bootstrap.servers",
+    "properties.group.id",
+    "properties.*",
+    "scan.startup.mode",
+    "scan.startup.timestamp-millis",
+    "scan.batch.records",
+    "embedded.generator",
+    "embedded.records",
+    "embedded.rate",
+    "embedded.partitions",
+    "embedded.seed",
+];
+const TABLE_OPTIONS: &[&str] = &[
+    "commit.interval",
+    "commit.max-bytes",
+    "commit.max-records",
+    "write.target-file-size",
+    "iceberg.*",
+];
+
+/// The bootstrap-servers value that selects the broker embedded in `floe`.
+pub const EMBEDDED_BOOTSTRAP: &str = "embedded";
+
+/// Parses the job file `path` whose text is `text`, substituting `${VAR}`s from `vars`.
+pub fn parse_job(path: &str, text: &str, vars: &dyn Variables) -> Result<JobFile> {
+    parse_inner(path, text, vars).map_err(|e| e.in_file(path))
+}
+
+fn parse_inner(path: &str, text: &str, vars: &dyn Variables) -> Result<JobFile> {
+    let dialect = GenericDialect {};
+    let parser = Parser::new(&dialect)
+        .try_with_sql(text)
+        .map_err(|e| from_parser_error(e, Pos::new(1, 1)))?;
+    let mut jp = JobParser {
+        p: parser,
+        vars,
+        raw_tables: vec![],
+        raw_inserts: vec![],
+        catalogs: vec![],
+        sources: vec![],
+        job_name: None,
+    };
+    jp.statements()?;
+    jp.finish(path)
+}
+
+struct RawTable {
+    name: Vec<(String, Pos)>,
+    pos: Pos,
+    columns: Vec<TableColumn>,
+    partition_by: Vec<PartitionField>,
+    options: TableOptions,
+}
+
+struct RawInsert {
+    name: Vec<(String, Pos)>,
+    pos: Pos,
+    columns: Vec<Ident>,
+    query: Box<datafusion::sql::sqlparser::ast::Query>,
+}
+
+struct JobParser<'a> {
+    p: Parser<'a>,
+    vars: &'a dyn Variables,
+    raw_tables: Vec<RawTable>,
+    raw_inserts: Vec<RawInsert>,
+    catalogs: Vec<CatalogDef>,
+    sources: Vec<SourceDef>,
+    job_name: Option<String>,
+}
+
+/// A column as written, before it is known whether it belongs to a source or a table.
+struct RawColumn {
+    name: String,
+    pos: Pos,
+    data_type: arrow_schema::DataType,
+    nullable: bool,
+    metadata: Option<(MetadataKey, bool)>,
+}
+
+impl<'a> JobParser<'a> {
+    fn pos(&self) -> Pos {
+        self.p.peek_token_ref().span.start.into()
+    }
+
+    fn pe(&self, e: ParserError) -> SqlError {
+        from_parser_error(e, self.pos())
+    }
+
+    fn err<T>(&self, kind: ErrorKind, msg: impl Into<String>) -> Result<T> {
+        Err(SqlError::new(kind, self.pos(), msg))
+    }
+
+    fn expected<T>(&self, what: &str) -> Result<T> {
+        let found = self.p.peek_token_ref().token.to_string();
+        let found = if found.is_empty() {
+            "end of file".into()
+        } else {
+            found
+        };
+        self.err(
+            ErrorKind::Syntax,
+            format!("Expected: {what}, found: {found}"),
+        )
+    }
+
+    /// Consumes the bare word `w` (case-insensitive) if it is next.
+    fn word(&mut self, w: &str) -> bool {
+        let hit = matches!(&self.p.peek_token_ref().token,
+            Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case(w));
+        if hit {
+            self.p.next_token();
+        }
+        hit
+    }
+
+    fn token(&mut self, t: &Token) -> Result<()> {
+        if self.p.consume_token(t) {
+            Ok(())
+        } else {
+            self.expected(&t.to_string())
+        }
+    }
+
+    fn at_end_of_statement(&self) -> bool {
+        matches!(self.p.peek_token_ref().token, Token::SemiColon | Token::EOF)
+    }
+
+    fn statements(&mut self) -> Result<()> {
+        loop {
+            while self.p.consume_token(&Token::SemiColon) {}
+            if self.p.peek_token_ref().token == Token::EOF {
+                return Ok(());
+            }
+            let pos = self.pos();
+            if self.p.parse_keyword(Keyword::CREATE) {
+                if self.word("CATALOG") {
+                    self.create_catalog(pos)?;
+                } else if self.word("SOURCE") {
+                    self.create_table_like(pos, true)?;
+                } else if self.p.parse_keyword(Keyword::TABLE) {
+                    self.create_table_like(pos, false)?;
+                } else {
+                    return self.expected("CATALOG, SOURCE or TABLE after CREATE");
+                }
+            } else if self.p.parse_keyword(Keyword::INSERT) {
+                self.insert(pos)?;
+            } else if self.p.parse_keyword(Keyword::SET) {
+                self.set()?;
+            } else {
+                return self
+                    .expected("CREATE CATALOG, CREATE SOURCE, CREATE TABLE, INSERT INTO or SET");
+            }
+            if !self.at_end_of_statement() {
+                return self.expected("; at the end of the statement");
+            }
+        }
+    }
+
+    fn string_literal(&mut self, what: &str) -> Result<(String, Pos)> {
+        let pos = self.pos();
+        match self.p.peek_token_ref().token.clone() {
+            Token::SingleQuotedString(s) => {
+                self.p.next_token();
+                Ok((s, pos))
+            }
+            _ => self.expected(what),
+        }
+    }
+
+    /// `'key' = 'value'` pairs in parentheses; the `WITH` is already consumed.
+    fn option_list(&mut self) -> Result<Vec<RawOption>> {
+        self.token(&Token::LParen)?;
+        let mut out = vec![];
+        if self.p.consume_token(&Token::RParen) {
+            return Ok(out);
+        }
+        loop {
+            let (key, key_pos) =
+                self.string_literal("an option key in single quotes, like 'topic'")?;
+            self.token(&Token::Eq)?;
+            let (raw, value_pos) = self.string_literal("an option value in single quotes")?;
+            let value = substitute(&raw, self.vars, value_pos)?;
+            out.push(RawOption {
+                key,
+                value,
+                key_pos,
+                value_pos,
+            });
+            if self.p.consume_token(&Token::Comma) {
+                continue;
+            }
+            self.token(&Token::RParen)?;
+            return Ok(out);
+        }
+    }
+
+    fn with_options(&mut self) -> Result<Vec<RawOption>> {
+        if self.p.parse_keyword(Keyword::WITH) {
+            self.option_list()
+        } else {
+            Ok(vec![])
+        }
+    }
+
+    fn name_parts(&mut self) -> Result<Vec<(String, Pos)>> {
+        let pos = self.pos();
+        let name: ObjectName = self.p.parse_object_name(false).map_err(|e| self.pe(e))?;
+        let mut parts = vec![];
+        for part in name.0 {
+            match part.as_ident() {
+                Some(id) => parts.push((id.value.clone(), Pos::from(id.span.start).or(pos))),
+                None => return Err(SqlError::new(ErrorKind::Syntax, pos, "Expected: a name")),
+            }
+        }
+        Ok(parts)
+    }
+
+    fn set(&mut self) -> Result<()> {
+        let (key, key_pos) =
+            self.string_literal("a setting key in single quotes, like 'job.name'")?;
+        self.token(&Token::Eq)?;
+        let (raw, value_pos) = self.string_literal("a setting value in single quotes")?;
+        let value = substitute(&raw, self.vars, value_pos)?;
+        match key.as_str() {
+            "job.name" => {
+                if value.trim().is_empty() || value.contains(['/', '\\']) {
+                    return Err(SqlError::new(
+                        ErrorKind::Option,
+                        value_pos,
+                        "job.name must be a non-empty name without slashes",
+                    ));
+                }
+                self.job_name = Some(value);
+                Ok(())
+            }
+            other => {
+                let hint = nearest(other, SETTINGS.iter().copied())
+                    .map(|n| format!("; did you mean '{n}'?"))
+                    .unwrap_or_else(|| format!("; valid settings are {}", SETTINGS.join(", ")));
+                Err(SqlError::new(
+                    ErrorKind::Option,
+                    key_pos,
+                    format!("unknown setting '{other}'{hint}"),
+                ))
+            }
+        }
+    }
+
+    fn create_catalog(&mut self, pos: Pos) -> Result<()> {
+        let parts = self.name_parts()?;
+        let [(name, _)] = parts.as_slice() else {
+            return Err(SqlError::new(
+                ErrorKind::Syntax,
+                pos,
+                "a catalog name has one part, like `lake`",
+            ));
+        };
+        if self
+            .catalogs
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(name))
+        {
+            return Err(SqlError::new(
+                ErrorKind::Name,
+                pos,
+                format!("catalog '{name}' is declared twice"),
+            ));
+        }
+        if !self.p.parse_keyword(Keyword::WITH) {
+            return self.expected("WITH ('type' = …) after the catalog name");
+        }
+        let options = self.option_list()?;
+        let mut r = OptionReader::new(format!("catalog {name}"), pos, options)?;
+        let kind = match r.choice("type", &["sql"])? {
+            Some("sql") => CatalogKind::Sql {
+                uri: r.required("uri")?,
+            },
+            _ => {
+                return Err(SqlError::new(
+                    ErrorKind::Option,
+                    pos,
+                    format!("catalog {name} needs the option 'type' (one of: sql)"),
+                ));
+            }
+        };
+        let warehouse = r.required("warehouse")?;
+        let storage = r.with_prefix("storage.");
+        r.finish(CATALOG_OPTIONS)?;
+        self.catalogs.push(CatalogDef {
+            name: name.clone(),
+            pos,
+            kind,
+            warehouse,
+            storage,
+        });
+        Ok(())
+    }
+
+    fn column(&mut self, allow_metadata: bool) -> Result<RawColumn> {
+        let pos = self.pos();
+        let ident = self.p.parse_identifier().map_err(|e| self.pe(e))?;
+        let type_pos = self.pos();
+        let sql_type = self.p.parse_data_type().map_err(|e| self.pe(e))?;
+        let data_type = arrow_type(&sql_type).map_err(|m| {
+            SqlError::new(
+                ErrorKind::Syntax,
+                type_pos,
+                format!("column {}: {m}", ident.value),
+            )
+        })?;
+        let mut nullable = true;
+        let mut metadata = None;
+        loop {
+            if self.p.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
+                nullable = false;
+            } else if self.p.parse_keyword(Keyword::NULL) {
+                nullable = true;
+            } else if self.p.parse_keyword(Keyword::COMMENT) {
+                self.string_literal("a comment in single quotes")?;
+            } else if self.word("METADATA") {
+                let mpos = self.pos();
+                if !allow_metadata {
+                    return Err(SqlError::new(
+                        ErrorKind::Syntax,
+                        mpos,
+                        "METADATA columns belong to sources, not to Iceberg tables",
+                    ));
+                }
+                let (key_name, kpos) = if self.p.parse_keyword(Keyword::FROM) {
+                    self.string_literal("a metadata key in single quotes, like 'offset'")?
+                } else {
+                    (ident.value.clone(), pos)
+                };
+                let key = MetadataKey::parse(&key_name).ok_or_else(|| {
+                    let hint = nearest(&key_name, MetadataKey::NAMES)
+                        .map(|n| format!("; did you mean '{n}'?"))
+                        .unwrap_or_default();
+                    SqlError::new(
+                        ErrorKind::Syntax,
+                        kpos,
+                        format!(
+                            "unknown metadata key '{key_name}' (valid: {}){hint}",
+                            MetadataKey::NAMES.join(", ")
+                        ),
+                    )
+                })?;
+                if !key.accepts(&data_type) {
+                    return Err(SqlError::new(
+                        ErrorKind::Syntax,
+                        type_pos,
+                        format!(
+                            "metadata column {} ('{key_name}') cannot have type {sql_type}",
+                            ident.value
+                        ),
+                    ));
+                }
+                let virtual_ = self.word("VIRTUAL");
+                metadata = Some((key, virtual_));
+            } else if self.p.parse_keyword(Keyword::PRIMARY)
+                || self.p.parse_keyword(Keyword::UNIQUE)
+            {
+                return Err(SqlError::new(
+                    ErrorKind::Syntax,
+                    pos,
+                    "PRIMARY KEY and UNIQUE are not supported: Floe appends rows to Iceberg tables",
+                ));
+            } else {
+                break;
+            }
+        }
+        Ok(RawColumn {
+            name: ident.value,
+            pos,
+            data_type,
+            nullable,
+            metadata,
+        })
+    }
+
+    /// `CREATE SOURCE …` or `CREATE TABLE …`; a TABLE with a 'connector' option is a source too.
+    fn create_table_like(&mut self, pos: Pos, is_source: bool) -> Result<()> {
+        let _ = self
+            .p
+            .parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+        let name = self.name_parts()?;
+        self.token(&Token::LParen)?;
+        let mut columns: Vec<RawColumn> = vec![];
+        loop {
+            if self.p.parse_keyword(Keyword::CONSTRAINT) || self.p.peek_keyword(Keyword::CHECK) {
+                return self.err(ErrorKind::Syntax,
+                    "CHECK constraints are not supported yet; filter rows in the INSERT's WHERE clause");
+            }
+            if self.word("WATERMARK") {
+                return self.err(
+                    ErrorKind::Syntax,
+                    "WATERMARK is not supported: Floe jobs are stateless ingestion",
+                );
+            }
+            if self.p.peek_keyword(Keyword::PRIMARY) {
+                return self.err(
+                    ErrorKind::Syntax,
+                    "PRIMARY KEY is not supported: Floe appends rows to Iceberg tables",
+                );
+            }
+            let col = self.column(true)?;
+            if columns
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case(&col.name))
+            {
+                return Err(SqlError::new(
+                    ErrorKind::Name,
+                    col.pos,
+                    format!("column {} is declared twice", col.name),
+                ));
+            }
+            columns.push(col);
+            if self.p.consume_token(&Token::Comma) {
+                continue;
+            }
+            self.token(&Token::RParen)?;
+            break;
+        }
+        let mut partition_by = vec![];
+        if self.p.parse_keyword(Keyword::PARTITIONED) {
+            self.p
+                .expect_keyword_is(Keyword::BY)
+                .map_err(|e| self.pe(e))?;
+            partition_by = self.partition_fields()?;
+        }
+        let options = self.with_options()?;
+        let is_source = is_source || options.iter().any(|o| o.key == "connector");
+        if is_source {
+            if !partition_by.is_empty() {
+                return Err(SqlError::new(
+                    ErrorKind::Syntax,
+                    partition_by[0].pos,
+                    "PARTITIONED BY belongs to Iceberg tables, not to sources",
+                ));
+            }
+            self.source(pos, name, columns, options)
+        } else {
+            self.table(pos, name, columns, partition_by, options)
+        }
+    }
+
+    fn partition_fields(&mut self) -> Result<Vec<PartitionField>> {
+        self.token(&Token::LParen)?;
+        let mut out = vec![];
+        loop {
+            let pos = self.pos();
+            let first = self.p.parse_identifier().map_err(|e| self.pe(e))?;
+            let field = if self.p.consume_token(&Token::LParen) {
+                let f = first.value.to_ascii_lowercase();
+                let simple = |t| -> Option<Transform> { Some(t) };
+                let transform = match f.as_str() {
+                    "identity" => simple(Transform::Identity),
+                    "year" | "years" => simple(Transform::Year),
+                    "month" | "months" => simple(Transform::Month),
+                    "day" | "days" => simple(Transform::Day),
+                    "hour" | "hours" => simple(Transform::Hour),
+                    "bucket" | "truncate" => None,
+                    _ => {
+                        return Err(SqlError::new(
+                            ErrorKind::Syntax,
+                            pos,
+                            format!(
+                                "unknown partition transform '{}' (valid: identity, year, month, day, hour, bucket(N, col), truncate(W, col))",
+                                first.value
+                            ),
+                        ));
+                    }
+                };
+                let (transform, column) = match transform {
+                    Some(t) => (t, self.p.parse_identifier().map_err(|e| self.pe(e))?.value),
+                    None => {
+                        let npos = self.pos();
+                        let n = self.p.parse_literal_uint().map_err(|e| self.pe(e))?;
+                        let n = u32::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+                            SqlError::new(
+                                ErrorKind::Syntax,
+                                npos,
+                                format!("{f} needs a positive width, not {n}"),
+                            )
+                        })?;
+                        self.token(&Token::Comma)?;
+                        let col = self.p.parse_identifier().map_err(|e| self.pe(e))?.value;
+                        let t = if f == "bucket" {
+                            Transform::Bucket(n)
+                        } else {
+                            Transform::Truncate(n)
+                        };
+                        (t, col)
+                    }
+                };
+                self.token(&Token::RParen)?;
+                PartitionField {
+                    column,
+                    transform,
+                    pos,
+                }
+            } else {
+                PartitionField {
+                    column: first.value,
+                    transform: Transform::Identity,
+                    pos,
+                }
+            };
+            out.push(field);
+            if self.p.consume_token(&Token::Comma) {
+                continue;
+            }
+            self.token(&Token::RParen)?;
+            return Ok(out);
+        }
+    }
+
+    fn source(
+        &mut self,
+        pos: Pos,
+        name: Vec<(String, Pos)>,
+        columns: Vec<RawColumn>,
+        options: Vec<RawOption>,
+    ) -> Result<()> {
+        let [(name, _)] = name.as_slice() else {
+            return Err(SqlError::new(
+                ErrorKind::Syntax,
+                pos,
+                "a source name has one part, like `orders`",
+            ));
+        };
+        if self
+            .sources
+            .iter()
+            .any(|s| s.name.eq_ignore_ascii_case(name))
+        {
+            return Err(SqlError::new(
+                ErrorKind::Name,
+                pos,
+                format!("source '{name}' is declared twice"),
+            ));
+        }
+        let what = format!("source {name}");
+        let mut r = OptionReader::new(&what, pos, options)?;
+        match r.choice("connector", &["kafka"])? {
+            Some(_) => {}
+            None => {
+                return Err(SqlError::new(
+                    ErrorKind::Option,
+                    pos,
+                    format!("{what} needs 'connector' = 'kafka'"),
+                ));
+            }
+        }
+        let topic = r.required("topic")?;
+        let format = match r.choice("format", &["json"])? {
+            Some(_) => SourceFormat::Json,
+            None => {
+                return Err(SqlError::new(
+                    ErrorKind::Option,
+                    pos,
+                    format!("{what} needs 'format' = 'json'"),
+                ));
+            }
+        };
+        let startup = match r.choice(
+            "scan.startup.mode",
+            &[
+                "earliest-offset",
+                "latest-offset",
+                "timestamp",
+                "group-offsets",
+            ],
+        )? {
+            None | Some("group-offsets") if !r.has("scan.startup.timestamp-millis") => {
+                if r.has("scan.startup.mode") {
+                    StartupMode::GroupOffsets
+                } else {
+                    StartupMode::Earliest
+                }
+            }
+            Some("earliest-offset") => StartupMode::Earliest,
+            Some("latest-offset") => StartupMode::Latest,
+            Some("timestamp") => {
+                let ms = r.count("scan.startup.timestamp-millis")?.ok_or_else(|| SqlError::new(
+                    ErrorKind::Option, pos,
+                    format!("{what}: 'scan.startup.mode' = 'timestamp' needs 'scan.startup.timestamp-millis'")))?;
+                StartupMode::Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+            }
+            _ => {
+                return Err(SqlError::new(
+                    ErrorKind::Option,
+                    pos,
+                    format!(
+                        "{what}: 'scan.startup.timestamp-millis' is only used with 'scan.startup.mode' = 'timestamp'"
+                    ),
+                ));
+            }
+        };
+        let batch_records = r
+            .count("scan.batch.records")?
+            .unwrap_or(8192)
+            .clamp(1, 1 << 20) as usize;
+        let mut properties = r.with_prefix("properties.");
+        let bootstrap_servers = properties
+            .remove("bootstrap.servers")
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                SqlError::new(
+                    ErrorKind::Option,
+                    pos,
+                    format!("{what} needs the option 'properties.bootstrap.servers'"),
+                )
+            })?;
+        let group_id = properties.remove("group.id").unwrap_or_default();
+        let embedded_opts = (
+            r.string("embedded.generator"),
+            r.count("embedded.records")?,
+            r.count("embedded.rate")?,
+            r.count("embedded.partitions")?,
+            r.count("embedded.seed")?,
+        );
+        let embedded = (bootstrap_servers == EMBEDDED_BOOTSTRAP).then(|| EmbeddedFeed {
+            generator: embedded_opts.0.clone().unwrap_or_else(|| "orders".into()),
+            records: embedded_opts.1,
+            rate: embedded_opts.2,
+            partitions: embedded_opts.3.unwrap_or(4).clamp(1, 1024) as u32,
+            seed: embedded_opts.4.unwrap_or(42),
+        });
+        r.finish(SOURCE_OPTIONS)?;
+        let columns = columns
+            .into_iter()
+            .map(|c| SourceColumn {
+                name: c.name,
+                data_type: c.data_type,
+                nullable: c.nullable,
+                metadata: c.metadata.map(|(k, _)| k),
+                pos: c.pos,
+            })
+            .collect();
+        self.sources.push(SourceDef {
+            name: name.clone(),
+            pos,
+            columns,
+            kafka: KafkaOptions {
+                topic,
+                bootstrap_servers,
+                group_id,
+                properties,
+                format,
+                startup,
+                batch_records,
+                embedded,
+            },
+        });
+        Ok(())
+    }
+
+    fn table(
+        &mut self,
+        pos: Pos,
+        name: Vec<(String, Pos)>,
+        columns: Vec<RawColumn>,
+        partition_by: Vec<PartitionField>,
+        options: Vec<RawOption>,
+    ) -> Result<()> {
+        if let Some(c) = columns.iter().find(|c| c.metadata.is_some()) {
+            return Err(SqlError::new(
+                ErrorKind::Syntax,
+                c.pos,
+                "METADATA columns belong to sources; an Iceberg table needs no 'connector'",
+            ));
+        }
+        let what = format!(
+            "table {}",
+            name.iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(".")
+        );
+        let mut r = OptionReader::new(&what, pos, options)?;
+        let defaults = TableOptions::default();
+        let commit_interval = r
+            .duration("commit.interval")?
+            .unwrap_or(defaults.commit_interval);
+        if commit_interval.is_zero() {
+            return Err(SqlError::new(
+                ErrorKind::Option,
+                pos,
+                format!("{what}: 'commit.interval' must be more than 0"),
+            ));
+        }
+        let options = TableOptions {
+            commit_interval,
+            commit_max_bytes: r.size("commit.max-bytes")?,
+            commit_max_records: r.count("commit.max-records")?,
+            target_file_size: r
+                .size("write.target-file-size")?
+                .unwrap_or(defaults.target_file_size)
+                .max(1024),
+            properties: r.with_prefix("iceberg."),
+        };
+        r.finish(TABLE_OPTIONS)?;
+        for f in &partition_by {
+            if !columns.iter().any(|c| c.name == f.column) {
+                return Err(SqlError::new(
+                    ErrorKind::Name,
+                    f.pos,
+                    format!("partition column {} is not a column of {what}", f.column),
+                ));
+            }
+        }
+        let columns = columns
+            .into_iter()
+            .map(|c| TableColumn {
+                name: c.name,
+                data_type: c.data_type,
+                nullable: c.nullable,
+                pos: c.pos,
+            })
+            .collect();
+        self.raw_tables.push(RawTable {
+            name,
+            pos,
+            columns,
+            partition_by,
+            options,
+        });
+        Ok(())
+    }
+
+    fn insert(&mut self, pos: Pos) -> Result<()> {
+        self.p
+            .expect_keyword_is(Keyword::INTO)
+            .map_err(|e| self.pe(e))?;
+        let name = self.name_parts()?;
+        let mut columns = vec![];
+        if self.p.consume_token(&Token::LParen) {
+            loop {
+                columns.push(self.p.parse_identifier().map_err(|e| self.pe(e))?);
+                if !self.p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            self.token(&Token::RParen)?;
+        }
+        let query = self.p.parse_query().map_err(|e| self.pe(e))?;
+        self.raw_inserts.push(RawInsert {
+            name,
+            pos,
+            columns,
+            query,
+        });
+        Ok(())
+    }
+
+    fn resolve(&self, parts: &[(String, Pos)], pos: Pos) -> Result<TableName> {
+        let (catalog, rest) = match parts {
+            [c, ns @ .., t]
+                if !ns.is_empty()
+                    && self
+                        .catalogs
+                        .iter()
+                        .any(|x| x.name.eq_ignore_ascii_case(&c.0)) =>
+            {
+                (c.0.clone(), (ns.to_vec(), t.clone()))
+            }
+            [ns @ .., t] if !ns.is_empty() && self.catalogs.len() == 1 => {
+                (self.catalogs[0].name.clone(), (ns.to_vec(), t.clone()))
+            }
+            _ => {
+                let written = parts
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(".");
+                let hint = match self.catalogs.len() {
+                    0 => "declare its catalog first with CREATE CATALOG".to_string(),
+                    _ => format!(
+                        "write it as catalog.namespace.table, with catalog one of: {}",
+                        self.catalogs
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                return Err(SqlError::new(
+                    ErrorKind::Name,
+                    parts.first().map(|p| p.1).unwrap_or(pos),
+                    format!("cannot resolve table name '{written}': {hint}"),
+                ));
+            }
+        };
+        let catalog = self
+            .catalogs
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(&catalog))
+            .map(|c| c.name.clone())
+            .unwrap_or(catalog);
+        Ok(TableName {
+            catalog,
+            namespace: rest.0.into_iter().map(|p| p.0).collect(),
+            name: rest.1.0,
+        })
+    }
+
+    fn finish(self, path: &str) -> Result<JobFile> {
+        let mut tables: Vec<TableDef> = vec![];
+        for t in &self.raw_tables {
+            let name = self.resolve(&t.name, t.pos)?;
+            if tables.iter().any(|x| x.name == name) {
+                return Err(SqlError::new(
+                    ErrorKind::Name,
+                    t.pos,
+                    format!("table {name} is declared twice"),
+                ));
+            }
+            tables.push(TableDef {
+                name,
+                pos: t.pos,
+                columns: t.columns.clone(),
+                partition_by: t.partition_by.clone(),
+                options: t.options.clone(),
+            });
+        }
+        let mut inserts = vec![];
+        for i in &self.raw_inserts {
+            let target = self.resolve(&i.name, i.pos)?;
+            if !tables.iter().any(|t| t.name == target) {
+                return Err(SqlError::new(
+                    ErrorKind::Name,
+                    i.pos,
+                    format!(
+                        "INSERT INTO {target}: the table is not declared; add CREATE TABLE {target} (…) to the job"
+                    ),
+                ));
+            }
+            inserts.push(InsertDef {
+                target,
+                pos: i.pos,
+                columns: i.columns.clone(),
+                query: i.query.clone(),
+            });
+        }
+        if inserts.is_empty() {
+            return Err(SqlError::new(
+                ErrorKind::Syntax,
+                Pos::default(),
+                "the job has no INSERT INTO statement, so it would do nothing",
+            ));
+        }
+        let name = self.job_name.clone().unwrap_or_else(|| {
+            std::path::Path::new(path)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "job".into())
+        });
+        let mut sources = self.sources;
+        for s in &mut sources {
+            if s.kafka.group_id.is_empty() {
+                s.kafka.group_id = format!("floe-{name}");
+            }
+        }
+        Ok(JobFile {
+            path: path.to_string(),
+            name,
+            catalogs: self.catalogs,
+            sources,
+            tables,
+            inserts,
+        })
+    }
+}
+
+trait OrPos {
+    fn or(self, other: Pos) -> Pos;
+}
+
+impl OrPos for Pos {
+    fn or(self, other: Pos) -> Pos {
+        if self.line == 0 { other } else { self }
+    }
+}
