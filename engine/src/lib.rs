@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod embedded;
 pub mod error;
+pub mod failpoint;
 pub mod pipeline;
 pub mod setup;
 pub mod shutdown;

@@ -97,6 +97,24 @@ enum Command {
         #[arg(long = "property", value_parser = key_value)]
         properties: Vec<(String, String)>,
     },
+    /// Send the given values as records to a topic, one record each.
+    Send {
+        /// Bootstrap servers.
+        #[arg(long)]
+        bootstrap: String,
+        /// Topic.
+        #[arg(long)]
+        topic: String,
+        /// Partition (default: the producer's choice).
+        #[arg(long)]
+        partition: Option<i32>,
+        /// Record key.
+        #[arg(long)]
+        key: Option<String>,
+        /// Record values.
+        #[arg(required = true)]
+        values: Vec<String>,
+    },
     /// Run the embedded Kafka-protocol broker as a process of its own; prints
     /// `bootstrap.servers=HOST:PORT` and runs until standard input closes.
     Broker {
@@ -172,6 +190,13 @@ fn main() -> ExitCode {
             } => commands::produce::produce(
                 &bootstrap, &topic, records, partitions, start, rate, seed, properties,
             )?,
+            Command::Send {
+                bootstrap,
+                topic,
+                partition,
+                key,
+                values,
+            } => commands::send::send(&bootstrap, &topic, partition, key.as_deref(), &values)?,
             Command::Broker { topics } => commands::broker::broker(&topics)?,
         }
         Ok(())

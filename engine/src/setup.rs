@@ -6,7 +6,7 @@ use std::path::Path;
 use floe_catalog::{CatalogConfig, CatalogKind, OpenCatalog, open_catalog};
 use floe_sinks::{TableSpec, ensure_table};
 use floe_sql::job::{CatalogDef, JobFile, TableDef, TableName, Transform};
-use floe_sql::{CompiledJob, EnvVariables, compile, parse_job};
+use floe_sql::{CompiledJob, EnvOrKeep, EnvVariables, compile, parse_job};
 use iceberg::TableIdent;
 use iceberg::table::Table;
 
@@ -23,6 +23,33 @@ pub fn load_job(path: &Path) -> Result<JobFile> {
         &text,
         &EnvVariables,
     )?)
+}
+
+/// Reads and parses the job file at `path` for commands that use only its catalogs:
+/// variables the catalogs do not use may be unset.
+pub fn load_job_for_catalogs(path: &Path) -> Result<JobFile> {
+    let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let job = parse_job(&path.display().to_string(), &text, &EnvOrKeep)?;
+    for c in &job.catalogs {
+        let floe_sql::job::CatalogKind::Sql { uri } = &c.kind;
+        for v in [uri, &c.warehouse].into_iter().chain(c.storage.values()) {
+            if let Some(i) = v.find("${") {
+                let name: String = v[i + 2..]
+                    .chars()
+                    .take_while(|c| *c != '}' && *c != ':')
+                    .collect();
+                return Err(EngineError::Other(format!(
+                    "{}: catalog {} uses the variable {name}, which is not set",
+                    path.display(),
+                    c.name
+                )));
+            }
+        }
+    }
+    Ok(job)
 }
 
 /// Reads, parses and plans the job file at `path`.

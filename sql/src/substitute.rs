@@ -19,6 +19,17 @@ impl Variables for EnvVariables {
     }
 }
 
+/// Reads the environment but leaves unset variables as written (`${NAME}`), for commands
+/// that only need part of a job (its catalogs) and must not demand every variable.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EnvOrKeep;
+
+impl Variables for EnvOrKeep {
+    fn get(&self, name: &str) -> Option<String> {
+        Some(std::env::var(name).unwrap_or_else(|_| format!("${{{name}}}")))
+    }
+}
+
 impl Variables for std::collections::HashMap<String, String> {
     fn get(&self, name: &str) -> Option<String> {
         std::collections::HashMap::get(self, name).cloned()

@@ -5,12 +5,12 @@ use std::path::Path;
 use floe_catalog::offsets::{COMMIT_ID_KEY, JOB_KEY, OFFSETS_KEY, ancestry, latest_checkpoint};
 
 use crate::error::{EngineError, Result};
-use crate::setup::{catalog_of, load_job, open_catalogs, table_ident};
+use crate::setup::{catalog_of, load_job_for_catalogs, open_catalogs, table_ident};
 
 /// Prints what the catalog knows about `table` (as named in the job) and, for the job,
 /// the offsets it has committed per partition.
 pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
-    let job = load_job(job_path)?;
+    let job = load_job_for_catalogs(job_path)?;
     let def = job
         .tables
         .iter()

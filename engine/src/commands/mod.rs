@@ -6,3 +6,4 @@ pub mod explain;
 pub mod produce;
 pub mod query;
 pub mod run;
+pub mod send;

@@ -8,7 +8,7 @@ use datafusion::prelude::SessionContext;
 use iceberg_datafusion::IcebergCatalogProvider;
 
 use crate::error::{EngineError, Result};
-use crate::setup::{load_job, open_catalogs};
+use crate::setup::{load_job_for_catalogs, open_catalogs};
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -22,7 +22,7 @@ pub enum OutputFormat {
 /// Runs `sql` with every catalog of the job registered under its name
 /// (`SELECT … FROM lake.sales.orders_clean`).
 pub async fn query(job_path: &Path, sql: &str, format: OutputFormat) -> Result<()> {
-    let job = load_job(job_path)?;
+    let job = load_job_for_catalogs(job_path)?;
     let catalogs = open_catalogs(&job).await?;
     let ctx =
         SessionContext::new_with_config(floe_sql::plan::session_config().with_target_partitions(2));

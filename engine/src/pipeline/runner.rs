@@ -77,6 +77,7 @@ pub async fn run(
         sources,
         retry: opts.retry.clone(),
         last_record: Instant::now(),
+        assigned: false,
     };
     let mut progress = Progress::new();
     let mut progress_tick = tokio::time::interval(opts.progress_interval);
@@ -94,7 +95,10 @@ pub async fn run(
             _ = tick.tick() => {
                 state.commit_due(&mut tables, false).await?;
                 if let Some(idle) = opts.stop_when_idle {
-                    if state.last_record.elapsed() >= idle && tables.iter().all(|t| !t.has_pending()) {
+                    // Idleness counts only once partitions were assigned (joining a group
+                    // takes seconds), or after ten idle periods without any assignment.
+                    let limit = if state.assigned { idle } else { idle * 10 };
+                    if state.last_record.elapsed() >= limit && tables.iter().all(|t| !t.has_pending()) {
                         break "no records arrived for the idle timeout";
                     }
                 }
@@ -174,6 +178,7 @@ struct Loop<'a> {
     sources: Vec<KafkaSource>,
     retry: RetryPolicy,
     last_record: Instant,
+    assigned: bool,
 }
 
 impl Loop<'_> {
@@ -225,6 +230,8 @@ impl Loop<'_> {
     }
 
     async fn on_rebalance(&mut self, tables: &mut [TableState], source: usize) {
+        self.last_record = Instant::now();
+        self.assigned = true;
         for t in tables.iter_mut().filter(|t| t.sources.contains(&source)) {
             if t.has_pending() {
                 info!(table = %t.name, "partitions were reassigned: dropping uncommitted work, it will be read again");

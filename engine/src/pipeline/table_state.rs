@@ -155,7 +155,9 @@ impl TableState {
             from: self.committed.clone(),
             to: self.committed.merged(&self.pending),
         };
+        crate::failpoint::hit("before-commit");
         let (table, outcome) = commit(&self.catalog, self.table.clone(), &req, policy).await?;
+        crate::failpoint::hit("after-commit");
         self.table = table;
         self.committed = outcome.offsets.clone();
         self.pending = OffsetMap::new();

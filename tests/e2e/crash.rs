@@ -1,0 +1,86 @@
+//! kill -9 at random moments and at the worst ones, restart, reconcile: every expected id
+//! exactly once in every table.
+
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::fixture::{
+    Broker, Lake, assert_same_ids, expected_big_ids, expected_clean_ids, produced,
+};
+
+fn assert_exactly_once(lake: &Lake, per_partition: u64) {
+    let records = produced(4, per_partition);
+    assert_same_ids(
+        "orders_clean",
+        &lake.ids("lake.sales.orders_clean"),
+        &expected_clean_ids(&records),
+    );
+    assert_same_ids(
+        "big_orders",
+        &lake.ids("lake.sales.big_orders"),
+        &expected_big_ids(&records),
+    );
+}
+
+#[test]
+fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
+    let seed: u64 = std::env::var("FLOE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    let kills: usize = std::env::var("FLOE_CRASH_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::new("700ms");
+    // Records keep arriving while the job is killed and restarted.
+    let per_partition = 6000;
+    let mut producer = broker.produce(per_partition * 4, 4, 0, Some(4000));
+    for k in 0..kills {
+        let mut child = lake.run_cmd(&broker).spawn().expect("start floe run");
+        let wait = Duration::from_millis(rng.random_range(2500..7000));
+        std::thread::sleep(wait);
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+        eprintln!("kill {} of {kills} after {wait:?}", k + 1);
+    }
+    assert!(producer.wait().expect("producer").success());
+    // The killed runs made progress, so the kills hit a job at work, not one still joining.
+    let committed_before_final_run = lake.ids("lake.sales.orders_clean").len();
+    assert!(
+        committed_before_final_run > 0,
+        "no run committed anything before it was killed"
+    );
+    eprintln!("{committed_before_final_run} rows were committed by the killed runs");
+    lake.run_until_idle(&broker, "5s");
+    assert_exactly_once(&lake, per_partition);
+}
+
+#[test]
+fn a_crash_between_writing_files_and_committing_loses_nothing() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::new("500ms");
+    broker.produce_all(8000, 4, 0);
+    for point in ["before-commit=abort@2", "after-commit=abort@1"] {
+        let out = lake
+            .run_cmd(&broker)
+            .env("FLOE_FAILPOINTS", point)
+            .args(["--stop-when-idle", "5s"])
+            .output()
+            .expect("run");
+        assert!(
+            !out.status.success(),
+            "{point}: the process must have aborted"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("failpoint"),
+            "{point}"
+        );
+    }
+    lake.run_until_idle(&broker, "5s");
+    assert_exactly_once(&lake, 2000);
+}

@@ -1,0 +1,268 @@
+//! Shared fixtures: a broker process on loopback, a temporary warehouse, the `floe` binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// The `floe` binary under test.
+pub fn floe() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_floe"));
+    c.env("FLOE_LOG", "info,iceberg=warn,sqlx=warn");
+    c
+}
+
+/// A Kafka-protocol broker in a process of its own (`floe broker`), stopped on drop.
+pub struct Broker {
+    child: Child,
+    /// `host:port`.
+    pub bootstrap: String,
+}
+
+impl Broker {
+    /// Starts a broker with `topics` (`name:partitions`).
+    pub fn start(topics: &[&str]) -> Broker {
+        let mut cmd = floe();
+        cmd.arg("broker");
+        for t in topics {
+            cmd.args(["--topic", t]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start floe broker");
+        let stdout = child.stdout.take().expect("broker stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read bootstrap line");
+        let bootstrap = line
+            .trim()
+            .strip_prefix("bootstrap.servers=")
+            .unwrap_or_else(|| panic!("unexpected broker output: {line}"))
+            .to_string();
+        Broker { child, bootstrap }
+    }
+
+    /// Produces `records` generated orders over `partitions`, starting at index `start`.
+    pub fn produce(&self, records: u64, partitions: u32, start: u64, rate: Option<u64>) -> Child {
+        let mut c = floe();
+        c.args([
+            "produce",
+            "--bootstrap",
+            &self.bootstrap,
+            "--topic",
+            "orders",
+        ])
+        .args([
+            "--records",
+            &records.to_string(),
+            "--partitions",
+            &partitions.to_string(),
+        ])
+        .args(["--start", &start.to_string()]);
+        if let Some(r) = rate {
+            c.args(["--rate", &r.to_string()]);
+        }
+        c.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start floe produce")
+    }
+
+    /// Produces and waits.
+    pub fn produce_all(&self, records: u64, partitions: u32, start: u64) {
+        let status = self
+            .produce(records, partitions, start, None)
+            .wait()
+            .expect("wait for produce");
+        assert!(status.success(), "floe produce failed");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary catalog and warehouse with a job file in it.
+pub struct Lake {
+    pub dir: tempfile::TempDir,
+    pub job: PathBuf,
+}
+
+/// The orders job used by the end-to-end tests: two tables fed by one read of the topic.
+pub fn orders_job(dir: &Path, commit_interval: &str) -> String {
+    format!(
+        r#"SET 'job.name' = 'e2e';
+CREATE CATALOG lake WITH (
+  'type' = 'sql',
+  'uri' = 'sqlite://{dir}/catalog.db',
+  'warehouse' = 'file://{dir}/warehouse'
+);
+CREATE SOURCE orders (
+  order_id BIGINT NOT NULL,
+  customer_id BIGINT,
+  amount DECIMAL(12, 2),
+  currency VARCHAR,
+  order_ts TIMESTAMP NOT NULL,
+  part INT METADATA FROM 'partition',
+  off BIGINT METADATA FROM 'offset'
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'orders',
+  'format' = 'json',
+  'properties.bootstrap.servers' = '${{KAFKA_BOOTSTRAP}}',
+  'properties.group.id' = 'floe-e2e',
+  'properties.session.timeout.ms' = '6000',
+  'properties.heartbeat.interval.ms' = '500',
+  'scan.startup.mode' = 'earliest-offset'
+);
+CREATE TABLE lake.sales.orders_clean (
+  order_id BIGINT NOT NULL,
+  customer_id BIGINT,
+  amount DECIMAL(12, 2),
+  currency VARCHAR,
+  order_ts TIMESTAMP NOT NULL,
+  order_date DATE,
+  part INT,
+  off BIGINT
+) PARTITIONED BY (day(order_ts)) WITH ('commit.interval' = '{commit_interval}');
+CREATE TABLE lake.sales.big_orders (
+  order_id BIGINT NOT NULL,
+  amount DECIMAL(12, 2)
+) PARTITIONED BY (bucket(4, order_id)) WITH ('commit.interval' = '{commit_interval}');
+INSERT INTO lake.sales.orders_clean
+SELECT order_id, customer_id, amount, upper(trim(currency)), order_ts, CAST(order_ts AS DATE), part, off
+FROM orders WHERE amount > 0;
+INSERT INTO lake.sales.big_orders
+SELECT order_id, amount FROM orders WHERE amount >= 500;
+"#,
+        dir = dir.display()
+    )
+}
+
+impl Lake {
+    /// A fresh lake with the orders job.
+    pub fn new(commit_interval: &str) -> Lake {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let job = dir.path().join("job.sql");
+        std::fs::write(&job, orders_job(dir.path(), commit_interval)).expect("write job");
+        Lake { dir, job }
+    }
+
+    /// `floe run` on this lake's job against `broker`.
+    pub fn run_cmd(&self, broker: &Broker) -> Command {
+        let mut c = floe();
+        c.arg("run")
+            .arg(&self.job)
+            .env("KAFKA_BOOTSTRAP", &broker.bootstrap);
+        c
+    }
+
+    /// Runs the job until it has been idle for `idle`, and checks that it exited cleanly.
+    pub fn run_until_idle(&self, broker: &Broker, idle: &str) -> Output {
+        let out = self
+            .run_cmd(broker)
+            .args(["--stop-when-idle", idle])
+            .output()
+            .expect("run floe");
+        assert!(
+            out.status.success(),
+            "floe run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Rows of `sql` through `floe query --format json`.
+    pub fn query(&self, sql: &str) -> Vec<serde_json::Value> {
+        let out = floe()
+            .args(["query", "--format", "json", "--job"])
+            .arg(&self.job)
+            .arg(sql)
+            .output()
+            .expect("run floe query");
+        assert!(
+            out.status.success(),
+            "floe query failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("query output is JSON"))
+            .collect()
+    }
+
+    /// Order ids in `table`, sorted.
+    pub fn ids(&self, table: &str) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .query(&format!("SELECT order_id FROM {table}"))
+            .iter()
+            .map(|r| r["order_id"].as_u64().expect("order_id"))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+/// What the generator produced for indices `0..per_partition` of every partition.
+pub fn produced(partitions: u32, per_partition: u64) -> Vec<serde_json::Value> {
+    let mut out = vec![];
+    let mut json = String::new();
+    for p in 0..partitions {
+        for i in 0..per_partition {
+            floe_engine::embedded::generator::order_json(42, partitions, p, i, &mut json);
+            out.push(serde_json::from_str(&json).expect("generated JSON"));
+        }
+    }
+    out
+}
+
+/// Ids the orders_clean table must hold: positive amounts.
+pub fn expected_clean_ids(records: &[serde_json::Value]) -> Vec<u64> {
+    let mut ids: Vec<u64> = records
+        .iter()
+        .filter(|r| r["amount"].as_f64().unwrap_or(0.0) > 0.0)
+        .map(|r| r["order_id"].as_u64().unwrap_or(0))
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// Ids the big_orders table must hold.
+pub fn expected_big_ids(records: &[serde_json::Value]) -> Vec<u64> {
+    let mut ids: Vec<u64> = records
+        .iter()
+        .filter(|r| r["amount"].as_f64().unwrap_or(0.0) >= 500.0)
+        .map(|r| r["order_id"].as_u64().unwrap_or(0))
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// Asserts that `actual` ids equal `expected`, describing the difference briefly.
+pub fn assert_same_ids(what: &str, actual: &[u64], expected: &[u64]) {
+    if actual == expected {
+        return;
+    }
+    let exp: std::collections::BTreeSet<u64> = expected.iter().copied().collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let dups: Vec<u64> = actual
+        .iter()
+        .copied()
+        .filter(|id| !seen.insert(*id))
+        .take(10)
+        .collect();
+    let missing: Vec<u64> = exp.difference(&seen).copied().take(10).collect();
+    let extra: Vec<u64> = seen.difference(&exp).copied().take(10).collect();
+    panic!(
+        "{what}: {} rows, {} expected; first duplicates {dups:?}, first missing {missing:?}, first unexpected {extra:?}",
+        actual.len(),
+        expected.len()
+    );
+}

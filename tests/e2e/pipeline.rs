@@ -1,0 +1,160 @@
+//! The table holds exactly the result of the job's SQL over the produced records.
+
+use crate::fixture::{
+    Broker, Lake, assert_same_ids, expected_big_ids, expected_clean_ids, produced,
+};
+
+#[test]
+fn tables_hold_the_sql_result_of_the_produced_records() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::new("1s");
+    broker.produce_all(4000, 4, 0);
+    lake.run_until_idle(&broker, "4s");
+
+    let records = produced(4, 1000);
+    assert_same_ids(
+        "lake.sales.orders_clean",
+        &lake.ids("lake.sales.orders_clean"),
+        &expected_clean_ids(&records),
+    );
+    assert_same_ids(
+        "lake.sales.big_orders",
+        &lake.ids("lake.sales.big_orders"),
+        &expected_big_ids(&records),
+    );
+
+    // Column values follow the SQL: trimmed, upper-cased currency; day of the timestamp.
+    let rows = lake.query(
+        "SELECT order_id, currency, CAST(amount AS VARCHAR) AS amount, CAST(order_date AS VARCHAR) AS d, \
+         CAST(order_ts AS VARCHAR) AS ts, part, off FROM lake.sales.orders_clean",
+    );
+    let by_id: std::collections::HashMap<u64, &serde_json::Value> = records
+        .iter()
+        .map(|r| (r["order_id"].as_u64().unwrap_or(0), r))
+        .collect();
+    for row in &rows {
+        let id = row["order_id"].as_u64().expect("id");
+        let src = by_id[&id];
+        let currency = src["currency"]
+            .as_str()
+            .expect("currency")
+            .trim()
+            .to_uppercase();
+        assert_eq!(row["currency"].as_str(), Some(currency.as_str()));
+        let amount: f64 = row["amount"]
+            .as_str()
+            .expect("amount")
+            .parse()
+            .expect("number");
+        assert!((amount - src["amount"].as_f64().expect("amount")).abs() < 1e-9);
+        let ts = src["order_ts"].as_str().expect("ts");
+        assert_eq!(row["d"].as_str(), Some(&ts[..10]));
+        assert!(
+            row["ts"]
+                .as_str()
+                .expect("ts")
+                .starts_with(&ts[..19].replace('T', "T"))
+        );
+        let (part, off) = (
+            row["part"].as_u64().expect("part"),
+            row["off"].as_u64().expect("off"),
+        );
+        assert_eq!((id - 1) % 4, part, "partition metadata");
+        assert_eq!((id - 1) / 4, off, "offset metadata");
+    }
+
+    // A second run with new records continues where the first stopped.
+    broker.produce_all(2000, 4, 1000);
+    lake.run_until_idle(&broker, "4s");
+    let records = produced(4, 1500);
+    assert_same_ids(
+        "lake.sales.orders_clean",
+        &lake.ids("lake.sales.orders_clean"),
+        &expected_clean_ids(&records),
+    );
+    assert_same_ids(
+        "lake.sales.big_orders",
+        &lake.ids("lake.sales.big_orders"),
+        &expected_big_ids(&records),
+    );
+
+    // The newest snapshot records the next offset of every partition.
+    let out = crate::fixture::floe()
+        .args(["describe", "--job"])
+        .arg(&lake.job)
+        .arg("lake.sales.orders_clean")
+        .output()
+        .expect("describe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for p in 0..4 {
+        assert!(
+            text.contains(&format!("orders/{p}")) && text.contains("next offset 1500"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn an_idle_source_commits_nothing() {
+    let broker = Broker::start(&["orders:2"]);
+    let lake = Lake::new("500ms");
+    broker.produce_all(200, 2, 0);
+    lake.run_until_idle(&broker, "3s");
+    let snapshots = |t: &str| {
+        lake.query(&format!(
+            "SELECT snapshot_id FROM lake.sales.\"{t}$snapshots\""
+        ))
+        .len()
+    };
+    let before = snapshots("orders_clean");
+    lake.run_until_idle(&broker, "3s");
+    assert_eq!(
+        snapshots("orders_clean"),
+        before,
+        "a run without new records must not commit"
+    );
+}
+
+#[test]
+fn an_undecodable_record_stops_the_job_naming_its_offset() {
+    let broker = Broker::start(&["orders:1"]);
+    let lake = Lake::new("500ms");
+    broker.produce_all(50, 1, 0);
+    lake.run_until_idle(&broker, "3s");
+    // A record whose order_id is not a number, at offset 50.
+    let bad = crate::fixture::floe()
+        .args([
+            "send",
+            "--bootstrap",
+            &broker.bootstrap,
+            "--topic",
+            "orders",
+            "--partition",
+            "0",
+        ])
+        .arg(r#"{"order_id":"not a number","order_ts":"2026-11-01T00:00:00Z"}"#)
+        .status()
+        .expect("produce raw");
+    assert!(bad.success());
+    broker
+        .produce(10, 1, 50, None)
+        .wait()
+        .expect("produce after");
+    let out = lake
+        .run_cmd(&broker)
+        .args(["--stop-when-idle", "3s"])
+        .output()
+        .expect("run");
+    assert!(
+        !out.status.success(),
+        "the job must stop on an undecodable record"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("orders/0 offset 50"),
+        "error must name topic/partition/offset: {err}"
+    );
+    // Nothing at or past the bad record is committed.
+    let ids = lake.ids("lake.sales.orders_clean");
+    assert!(ids.iter().all(|id| *id <= 50), "{ids:?}");
+}

@@ -1,0 +1,66 @@
+//! An independent reader: PyIceberg opens the same SQLite catalog and reads what Floe wrote.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::fixture::{Broker, Lake, assert_same_ids, expected_clean_ids, produced};
+
+/// The Python interpreter with PyIceberg: `FLOE_TEST_PYTHON`, else the repository's `.venv`.
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("FLOE_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        venv.exists(),
+        "PyIceberg is needed for this test: run the README's test command (scripts/test.sh), \
+         which creates .venv, or set FLOE_TEST_PYTHON"
+    );
+    venv
+}
+
+#[test]
+fn pyiceberg_reads_the_rows_and_the_offsets() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::new("1s");
+    broker.produce_all(2000, 4, 0);
+    lake.run_until_idle(&broker, "4s");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/read_table.py");
+    let dir = lake.dir.path();
+    let out = Command::new(python())
+        .arg(script)
+        .arg(format!("sqlite:///{}/catalog.db", dir.display()))
+        .arg(format!("file://{}/warehouse", dir.display()))
+        .arg("sales.orders_clean")
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "PyIceberg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from the reader");
+    let mut ids: Vec<u64> = v["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(|x| x.as_u64())
+        .collect();
+    ids.sort_unstable();
+    assert_same_ids(
+        "PyIceberg orders_clean",
+        &ids,
+        &expected_clean_ids(&produced(4, 500)),
+    );
+    let offsets: serde_json::Value = serde_json::from_str(
+        v["summary"]["floe.offsets"]
+            .as_str()
+            .expect("offsets in the summary"),
+    )
+    .expect("offsets JSON");
+    for p in 0..4 {
+        assert_eq!(offsets["orders"][p.to_string()], 500, "{offsets}");
+    }
+    assert_eq!(v["summary"]["floe.job"], "e2e");
+    assert_eq!(v["partition_spec"], "order_ts_day: day(order_ts)");
+}

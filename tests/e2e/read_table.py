@@ -1,0 +1,24 @@
+"""Reads a table written by Floe with PyIceberg, an independent Iceberg implementation.
+
+Usage: read_table.py CATALOG_URI WAREHOUSE NAMESPACE.TABLE
+Prints JSON: the order ids, the current snapshot's summary and the partition spec.
+"""
+import json
+import sys
+
+from pyiceberg.catalog.sql import SqlCatalog
+
+uri, warehouse, name = sys.argv[1:4]
+catalog = SqlCatalog("lake", uri=uri, warehouse=warehouse)
+table = catalog.load_table(name)
+rows = table.scan().to_arrow()
+snapshot = table.current_snapshot()
+schema = table.schema()
+spec = ", ".join(
+    f"{f.name}: {f.transform}({schema.find_field(f.source_id).name})" for f in table.spec().fields
+)
+print(json.dumps({
+    "ids": rows.column("order_id").to_pylist(),
+    "summary": dict(snapshot.summary.additional_properties) if snapshot else {},
+    "partition_spec": spec,
+}))
