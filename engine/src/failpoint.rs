@@ -1,8 +1,9 @@
 //! Crash points for recovery tests.
 //!
 //! `FLOE_FAILPOINTS="before-commit=abort@3"` makes the process abort, as `kill -9` would,
-//! the 3rd time it reaches the point named `before-commit`. The variable is read once;
-//! when it is unset a point costs one relaxed atomic load.
+//! the 3rd time it reaches the point named `before-commit`; `sleep:MS` instead of `abort`
+//! stalls there for MS milliseconds (to hold a stop in progress). The variable is read
+//! once; when it is unset a point costs one relaxed atomic load.
 //!
 //! Points: `before-commit` (data files are closed and written, the catalog commit has not
 //! started) and `after-commit` (the catalog commit succeeded, nothing else has happened).
@@ -12,22 +13,40 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static ARMED: AtomicBool = AtomicBool::new(true);
-static POINTS: OnceLock<HashMap<String, (u64, AtomicU64)>> = OnceLock::new();
+static POINTS: OnceLock<HashMap<String, Point>> = OnceLock::new();
 
-fn points() -> &'static HashMap<String, (u64, AtomicU64)> {
+#[derive(Debug)]
+enum Action {
+    Abort,
+    Sleep(u64),
+}
+
+#[derive(Debug)]
+struct Point {
+    action: Action,
+    nth: u64,
+    hits: AtomicU64,
+}
+
+fn points() -> &'static HashMap<String, Point> {
     POINTS.get_or_init(|| {
         let spec = std::env::var("FLOE_FAILPOINTS").unwrap_or_default();
-        let map: HashMap<String, (u64, AtomicU64)> = spec
+        let map: HashMap<String, Point> = spec
             .split(',')
             .filter_map(|p| {
                 let (name, action) = p.trim().split_once('=')?;
                 let (action, nth) = action.split_once('@').unwrap_or((action, "1"));
-                (action == "abort").then(|| {
-                    (
-                        name.to_string(),
-                        (nth.parse().unwrap_or(1), AtomicU64::new(0)),
-                    )
-                })
+                let action = match action.split_once(':') {
+                    Some(("sleep", ms)) => Action::Sleep(ms.parse().ok()?),
+                    None if action == "abort" => Action::Abort,
+                    _ => return None,
+                };
+                let point = Point {
+                    action,
+                    nth: nth.parse().unwrap_or(1),
+                    hits: AtomicU64::new(0),
+                };
+                Some((name.to_string(), point))
             })
             .collect();
         if map.is_empty() {
@@ -42,10 +61,18 @@ pub fn hit(name: &str) {
     if !ARMED.load(Ordering::Relaxed) {
         return;
     }
-    if let Some((nth, count)) = points().get(name) {
-        if count.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
-            eprintln!("failpoint {name}: aborting");
-            std::process::abort();
+    if let Some(p) = points().get(name) {
+        if p.hits.fetch_add(1, Ordering::SeqCst) + 1 == p.nth {
+            match p.action {
+                Action::Abort => {
+                    eprintln!("failpoint {name}: aborting");
+                    std::process::abort();
+                }
+                Action::Sleep(ms) => {
+                    eprintln!("failpoint {name}: sleeping {ms} ms");
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                }
+            }
         }
     }
 }

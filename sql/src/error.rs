@@ -122,6 +122,16 @@ pub(crate) fn from_parser_error(
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
 pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let word = word.to_ascii_lowercase();
+    let candidates: Vec<&'a str> = candidates.into_iter().collect();
+    // A word that is the start of a candidate ('earliest' for 'earliest-offset') is a near miss.
+    if word.len() >= 3 {
+        if let Some(c) = candidates
+            .iter()
+            .find(|c| c.to_ascii_lowercase().starts_with(&word))
+        {
+            return Some(c);
+        }
+    }
     candidates
         .into_iter()
         .map(|c| (edit_distance(&word, &c.to_ascii_lowercase()), c))

@@ -24,6 +24,24 @@ fn assert_exactly_once(lake: &Lake, per_partition: u64) {
     );
 }
 
+/// Reads the child's stderr until a line contains `needle`; keeps draining it afterwards.
+fn wait_for_line(child: &mut std::process::Child, needle: &str, limit: Duration) -> bool {
+    use std::io::{BufRead, BufReader};
+    let Some(stderr) = child.stderr.take() else {
+        return false;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let needle = needle.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(&needle) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(limit).is_ok()
+}
+
 #[test]
 fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
     let seed: u64 = std::env::var("FLOE_CRASH_SEED")
@@ -41,12 +59,23 @@ fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
     let per_partition = 6000;
     let mut producer = broker.produce(per_partition * 4, 4, 0, Some(4000));
     for k in 0..kills {
-        let mut child = lake.run_cmd(&broker).spawn().expect("start floe run");
-        let wait = Duration::from_millis(rng.random_range(2500..7000));
+        let mut child = lake
+            .run_cmd(&broker)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start floe run");
+        // Kill at a random moment after the run has its partitions, so the kill hits a
+        // job that is reading, writing files or committing.
+        assert!(
+            wait_for_line(&mut child, "partition assigned", Duration::from_secs(60)),
+            "run {} was never assigned partitions",
+            k + 1
+        );
+        let wait = Duration::from_millis(rng.random_range(200..3000));
         std::thread::sleep(wait);
         child.kill().expect("kill -9");
         child.wait().expect("reap");
-        eprintln!("kill {} of {kills} after {wait:?}", k + 1);
+        eprintln!("kill {} of {kills}, {wait:?} after assignment", k + 1);
     }
     assert!(producer.wait().expect("producer").success());
     // The killed runs made progress, so the kills hit a job at work, not one still joining.

@@ -116,7 +116,7 @@ CREATE SOURCE orders (
   'topic' = 'orders',
   'format' = 'json',
   'properties.bootstrap.servers' = '${{KAFKA_BOOTSTRAP}}',
-  'properties.group.id' = 'floe-e2e',
+  'properties.group.id' = '${{FLOE_E2E_GROUP:-floe-e2e}}',
   'properties.session.timeout.ms' = '6000',
   'properties.heartbeat.interval.ms' = '500',
   'scan.startup.mode' = 'earliest-offset'

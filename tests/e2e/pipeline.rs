@@ -158,3 +158,88 @@ fn an_undecodable_record_stops_the_job_naming_its_offset() {
     let ids = lake.ids("lake.sales.orders_clean");
     assert!(ids.iter().all(|id| *id <= 50), "{ids:?}");
 }
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} failed");
+}
+
+#[test]
+fn sigterm_commits_what_was_read_and_exits_zero() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::new("1h");
+    broker.produce_all(4000, 4, 0);
+    let child = lake
+        .run_cmd(&broker)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    // With a one-hour commit interval nothing is committed until the signal.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    signal(&child, "-TERM");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "graceful stop must exit 0: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = produced(4, 1000);
+    assert_same_ids(
+        "orders_clean",
+        &lake.ids("lake.sales.orders_clean"),
+        &expected_clean_ids(&records),
+    );
+}
+
+#[test]
+fn a_second_signal_exits_at_once_without_committing() {
+    let broker = Broker::start(&["orders:2"]);
+    let lake = Lake::new("1h");
+    broker.produce_all(1000, 2, 0);
+    // The graceful stop stalls just before its commit, so the second signal finds it busy.
+    let child = lake
+        .run_cmd(&broker)
+        .env("FLOE_FAILPOINTS", "before-commit=sleep:20000")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    signal(&child, "-INT");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    signal(&child, "-INT");
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("failpoint before-commit: sleeping"),
+        "the stop must have reached the commit: {err}"
+    );
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        lake.ids("lake.sales.orders_clean").is_empty(),
+        "nothing may be committed"
+    );
+    // Whatever was or was not committed, a later run completes the tables exactly once,
+    // even in another consumer group: group offsets are never the source of truth.
+    let out = lake
+        .run_cmd(&broker)
+        .env("FLOE_E2E_GROUP", "floe-e2e-other")
+        .args(["--stop-when-idle", "4s"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = produced(2, 500);
+    let mut want: Vec<u64> = records
+        .iter()
+        .filter(|r| r["amount"].as_f64().unwrap_or(0.0) > 0.0)
+        .map(|r| r["order_id"].as_u64().unwrap_or(0))
+        .collect();
+    want.sort_unstable();
+    assert_same_ids("orders_clean", &lake.ids("lake.sales.orders_clean"), &want);
+}

@@ -6,6 +6,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use crate::error::{EngineError, Result};
+use crate::source::client_log::QuietContext;
 
 /// Sends each of `values` as one record to `topic` (and `partition`, if given).
 pub fn send(
@@ -15,9 +16,9 @@ pub fn send(
     key: Option<&str>,
     values: &[String],
 ) -> Result<()> {
-    let producer: BaseProducer = ClientConfig::new()
+    let producer: BaseProducer<QuietContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .create()
+        .create_with_context(QuietContext::default())
         .map_err(|e| EngineError::Other(format!("cannot create the producer: {e}")))?;
     for v in values {
         let mut r = BaseRecord::<str, str>::to(topic).payload(v.as_str());
@@ -33,5 +34,15 @@ pub fn send(
     }
     producer
         .flush(Duration::from_secs(30))
-        .map_err(|e| EngineError::Other(format!("flushing to {topic}: {e}")))
+        .map_err(|e| EngineError::Other(format!("flushing to {topic}: {e}")))?;
+    match producer
+        .context()
+        .failed
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        0 => Ok(()),
+        n => Err(EngineError::Other(format!(
+            "{n} record(s) to {topic} were not delivered"
+        ))),
+    }
 }

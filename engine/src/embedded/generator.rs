@@ -12,6 +12,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use crate::error::{EngineError, Result};
+use crate::source::client_log::QuietContext;
 
 /// What to produce.
 #[derive(Debug, Clone)]
@@ -89,8 +90,8 @@ pub fn produce(bootstrap: &str, spec: &GenerateSpec) -> Result<u64> {
     for (k, v) in &spec.properties {
         cfg.set(k, v);
     }
-    let producer: BaseProducer = cfg
-        .create()
+    let producer: BaseProducer<QuietContext> = cfg
+        .create_with_context(QuietContext::default())
         .map_err(|e| EngineError::Other(format!("cannot create the producer: {e}")))?;
     let mut pace_start = Instant::now();
     let mut json = String::with_capacity(256);
@@ -153,6 +154,16 @@ pub fn produce(bootstrap: &str, spec: &GenerateSpec) -> Result<u64> {
     producer
         .flush(Duration::from_secs(60))
         .map_err(|e| EngineError::Other(format!("flushing records to {}: {e}", spec.topic)))?;
+    let failed = producer
+        .context()
+        .failed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if failed > 0 {
+        return Err(EngineError::Other(format!(
+            "{failed} of {sent} records to {} were not delivered",
+            spec.topic
+        )));
+    }
     Ok(sent)
 }
 

@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use floe_catalog::{OffsetMap, TopicPartition};
 use floe_sql::job::StartupMode;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
+
+use super::client_log::{Throttle, log_error, log_line};
 
 /// State shared between the consumer's callbacks and the pipeline.
 #[derive(Debug)]
@@ -57,9 +60,19 @@ impl SourceShared {
 pub struct FloeContext {
     /// Shared with the pipeline.
     pub shared: Arc<SourceShared>,
+    /// Keeps repeated client errors from flooding the log.
+    pub throttle: Throttle,
 }
 
 impl ClientContext for FloeContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        log_line(&self.throttle, level, fac, msg);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_error(&self.throttle, &error, reason);
+    }
+
     fn stats(&self, stats: Statistics) {
         let lag: i64 = stats
             .topics

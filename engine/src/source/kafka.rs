@@ -21,6 +21,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use super::client_log::Throttle;
 use super::context::{FloeContext, SourceShared};
 use super::decode::{DecodePlan, PendingRecords, decode};
 use crate::error::{EngineError, Result};
@@ -111,6 +112,7 @@ impl KafkaSource {
         let consumer: BaseConsumer<FloeContext> = consumer_config(def, bootstrap)
             .create_with_context(FloeContext {
                 shared: shared.clone(),
+                throttle: Throttle::default(),
             })
             .map_err(|e| kafka_err(format!("cannot create the consumer: {e}")))?;
         consumer
@@ -130,6 +132,7 @@ impl KafkaSource {
             commit_rx,
             tx,
             pending: HashMap::new(),
+            throttle: Throttle::default(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("source-{}", def.name))
@@ -180,6 +183,7 @@ struct Worker {
     commit_rx: std_mpsc::Receiver<OffsetMap>,
     tx: mpsc::Sender<SourceEvent>,
     pending: HashMap<i32, (PendingRecords, Instant)>,
+    throttle: Throttle,
 }
 
 impl Worker {
@@ -285,7 +289,9 @@ impl Worker {
                 })
             }
             _ => {
-                warn!(source = %self.name, error = %e, "kafka reported an error; retrying");
+                if let Some(held) = self.throttle.admit(&e.to_string()) {
+                    warn!(source = %self.name, error = %e, held_back = held, "kafka reported an error; retrying");
+                }
                 Ok(())
             }
         }

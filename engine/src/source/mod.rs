@@ -1,5 +1,6 @@
 //! Sources: Kafka consumption and decoding into Arrow.
 
+pub mod client_log;
 mod context;
 pub mod decode;
 mod kafka;
