@@ -18,7 +18,7 @@ pub enum CatalogError {
         context: String,
         /// The underlying error.
         #[source]
-        source: iceberg::Error,
+        source: Box<iceberg::Error>,
         /// Whether a retry can help.
         retryable: bool,
     },
@@ -48,7 +48,7 @@ impl CatalogError {
             );
         Self::Iceberg {
             context: context.into(),
-            source,
+            source: Box::new(source),
             retryable,
         }
     }

@@ -61,17 +61,17 @@ pub fn hit(name: &str) {
     if !ARMED.load(Ordering::Relaxed) {
         return;
     }
-    if let Some(p) = points().get(name) {
-        if p.hits.fetch_add(1, Ordering::SeqCst) + 1 == p.nth {
-            match p.action {
-                Action::Abort => {
-                    eprintln!("failpoint {name}: aborting");
-                    std::process::abort();
-                }
-                Action::Sleep(ms) => {
-                    eprintln!("failpoint {name}: sleeping {ms} ms");
-                    std::thread::sleep(std::time::Duration::from_millis(ms));
-                }
+    if let Some(p) = points().get(name)
+        && p.hits.fetch_add(1, Ordering::SeqCst) + 1 == p.nth
+    {
+        match p.action {
+            Action::Abort => {
+                eprintln!("failpoint {name}: aborting");
+                std::process::abort();
+            }
+            Action::Sleep(ms) => {
+                eprintln!("failpoint {name}: sleeping {ms} ms");
+                std::thread::sleep(std::time::Duration::from_millis(ms));
             }
         }
     }

@@ -188,7 +188,16 @@ fn main() -> ExitCode {
                 seed,
                 properties,
             } => commands::produce::produce(
-                &bootstrap, &topic, records, partitions, start, rate, seed, properties,
+                &bootstrap,
+                commands::produce::ProduceArgs {
+                    topic,
+                    records,
+                    partitions,
+                    start,
+                    rate,
+                    seed,
+                    properties,
+                },
             )?,
             Command::Send {
                 bootstrap,

@@ -39,7 +39,7 @@ pub enum SinkError {
         context: String,
         /// The underlying error.
         #[source]
-        source: iceberg::Error,
+        source: Box<iceberg::Error>,
     },
     /// Reading the table's state failed.
     #[error(transparent)]
@@ -56,7 +56,7 @@ impl SinkError {
         Self::Iceberg {
             table: table.to_string(),
             context: context.into(),
-            source,
+            source: Box::new(source),
         }
     }
 

@@ -97,12 +97,11 @@ pub async fn ensure_table(catalog: &dyn Catalog, spec: &TableSpec) -> Result<Tab
         .await
         .map_err(|e| SinkError::iceberg(&name, "checking the namespace", e))?;
     if !ns_exists {
-        if let Err(e) = catalog.create_namespace(ns, HashMap::new()).await {
-            // Another writer may have created it meanwhile.
-            let now = catalog.namespace_exists(ns).await.unwrap_or(false);
-            if !now {
-                return Err(SinkError::iceberg(&name, "creating the namespace", e));
-            }
+        // Another writer may create it meanwhile: only a namespace still missing is an error.
+        if let Err(e) = catalog.create_namespace(ns, HashMap::new()).await
+            && !catalog.namespace_exists(ns).await.unwrap_or(false)
+        {
+            return Err(SinkError::iceberg(&name, "creating the namespace", e));
         }
     }
     let schema = spec.iceberg_schema()?;

@@ -31,10 +31,12 @@ type FileWriterBuilder =
 
 enum Inner {
     Partitioned(
-        RecordBatchPartitionSplitter,
-        FanoutWriter<FileWriterBuilder>,
+        Box<(
+            RecordBatchPartitionSplitter,
+            FanoutWriter<FileWriterBuilder>,
+        )>,
     ),
-    Unpartitioned(UnpartitionedWriter<FileWriterBuilder>),
+    Unpartitioned(Box<UnpartitionedWriter<FileWriterBuilder>>),
 }
 
 /// Settings of a [`TableWriter`].
@@ -99,14 +101,14 @@ impl TableWriter {
         let builder = DataFileWriterBuilder::new(rolling);
         let spec = table.metadata().default_partition_spec();
         let inner = if spec.is_unpartitioned() {
-            Inner::Unpartitioned(UnpartitionedWriter::new(builder))
+            Inner::Unpartitioned(Box::new(UnpartitionedWriter::new(builder)))
         } else {
             let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(
                 table.metadata().current_schema().clone(),
                 spec.clone(),
             )
             .map_err(|e| err("preparing the partition splitter", e))?;
-            Inner::Partitioned(splitter, FanoutWriter::new(builder))
+            Inner::Partitioned(Box::new((splitter, FanoutWriter::new(builder))))
         };
         Ok(Self {
             table_name: name,
@@ -178,7 +180,8 @@ impl TableWriter {
                 .write(batch)
                 .await
                 .map_err(|e| SinkError::iceberg(name, "writing a data file", e)),
-            Inner::Partitioned(splitter, w) => {
+            Inner::Partitioned(parts_writer) => {
+                let (splitter, w) = parts_writer.as_mut();
                 let parts = splitter
                     .split(&batch)
                     .map_err(|e| SinkError::iceberg(name, "computing partition values", e))?;
@@ -197,7 +200,7 @@ impl TableWriter {
         let name = self.table_name;
         match self.inner {
             Inner::Unpartitioned(w) => w.close().await,
-            Inner::Partitioned(_, w) => w.close().await,
+            Inner::Partitioned(parts_writer) => parts_writer.1.close().await,
         }
         .map_err(|e| SinkError::iceberg(&name, "closing data files", e))
     }

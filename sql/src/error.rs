@@ -124,13 +124,12 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     let word = word.to_ascii_lowercase();
     let candidates: Vec<&'a str> = candidates.into_iter().collect();
     // A word that is the start of a candidate ('earliest' for 'earliest-offset') is a near miss.
-    if word.len() >= 3 {
-        if let Some(c) = candidates
+    if word.len() >= 3
+        && let Some(c) = candidates
             .iter()
             .find(|c| c.to_ascii_lowercase().starts_with(&word))
-        {
-            return Some(c);
-        }
+    {
+        return Some(c);
     }
     candidates
         .into_iter()

@@ -5,26 +5,40 @@ use std::time::Instant;
 use crate::embedded::generator::{GenerateSpec, produce as produce_records};
 use crate::error::Result;
 
-/// Produces `records` orders spread over `partitions`, starting at index `start` in each.
-pub fn produce(
-    bootstrap: &str,
-    topic: &str,
-    records: u64,
-    partitions: u32,
-    start: u64,
-    rate: Option<u64>,
-    seed: u64,
-    properties: Vec<(String, String)>,
-) -> Result<()> {
-    let partitions = partitions.max(1);
+/// What `floe produce` was asked for.
+#[derive(Debug, Clone)]
+pub struct ProduceArgs {
+    /// Target topic.
+    pub topic: String,
+    /// Records in all.
+    pub records: u64,
+    /// Partitions to spread them over.
+    pub partitions: u32,
+    /// First record index in every partition.
+    pub start: u64,
+    /// Records per second.
+    pub rate: Option<u64>,
+    /// Generator seed.
+    pub seed: u64,
+    /// librdkafka producer settings.
+    pub properties: Vec<(String, String)>,
+}
+
+/// Produces the requested orders, spread evenly over the partitions.
+pub fn produce(bootstrap: &str, args: ProduceArgs) -> Result<()> {
+    let partitions = args.partitions.max(1);
+    let (start, topic) = (args.start, args.topic.clone());
     let spec = GenerateSpec {
-        topic: topic.to_string(),
+        topic: args.topic,
         partitions,
-        ranges: vec![(start, start + records.div_ceil(u64::from(partitions))); partitions as usize],
-        rate,
+        ranges: vec![
+            (start, start + args.records.div_ceil(u64::from(partitions)));
+            partitions as usize
+        ],
+        rate: args.rate,
         paced_from: vec![0; partitions as usize],
-        seed,
-        properties,
+        seed: args.seed,
+        properties: args.properties,
     };
     let t = Instant::now();
     let n = produce_records(bootstrap, &spec)?;

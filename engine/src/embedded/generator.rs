@@ -53,7 +53,7 @@ pub fn order_json(seed: u64, partitions: u32, partition: u32, index: u64, out: &
     let h = mix(seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let customer = h % 10_000;
     // About one order in 50 has a non-positive amount, which jobs usually filter out.
-    let cents = if h % 50 == 0 {
+    let cents = if h.is_multiple_of(50) {
         -(((h >> 8) % 1000) as i64)
     } else {
         ((h >> 8) % 100_000) as i64 + 1

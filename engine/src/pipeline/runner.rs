@@ -244,11 +244,11 @@ impl Loop<'_> {
         let now = Instant::now();
         let mut committed_any = false;
         for t in tables.iter_mut() {
-            if (all && t.has_pending()) || t.due(now) {
-                if t.checkpoint(&self.retry).await?.is_some() {
-                    self.counters.commits += 1;
-                    committed_any = true;
-                }
+            if ((all && t.has_pending()) || t.due(now))
+                && t.checkpoint(&self.retry).await?.is_some()
+            {
+                self.counters.commits += 1;
+                committed_any = true;
             }
         }
         if committed_any {

@@ -230,10 +230,10 @@ impl Worker {
                         msg.payload(),
                         keep_keys,
                     );
-                    if recs.len() >= self.batch_records || recs.bytes() >= MAX_BATCH_BYTES {
-                        if !self.flush(partition)? {
-                            return Ok(());
-                        }
+                    if (recs.len() >= self.batch_records || recs.bytes() >= MAX_BATCH_BYTES)
+                        && !self.flush(partition)?
+                    {
+                        return Ok(());
                     }
                 }
                 Some(Err(e)) => self.on_error(e)?,

@@ -211,16 +211,16 @@ fn name_select_items(query: &Query) -> Box<Query> {
     let mut q = query.clone();
     if let SetExpr::Select(select) = q.body.as_mut() {
         for (i, item) in select.projection.iter_mut().enumerate() {
-            if let SelectItem::UnnamedExpr(expr) = item {
-                if !matches!(
+            if let SelectItem::UnnamedExpr(expr) = item
+                && !matches!(
                     expr,
                     SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_)
-                ) {
-                    *item = SelectItem::ExprWithAlias {
-                        expr: expr.clone(),
-                        alias: Ident::new(format!("_col{}", i + 1)),
-                    };
-                }
+                )
+            {
+                *item = SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias: Ident::new(format!("_col{}", i + 1)),
+                };
             }
         }
     }

@@ -1,0 +1,199 @@
+//! Commit protocol against a real SQL catalog (SQLite) and local storage.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow_array::{Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use floe_catalog::offsets::{ancestry, latest_checkpoint};
+use floe_catalog::{CatalogConfig, CatalogKind, OffsetMap, TopicPartition, open_catalog};
+use floe_sinks::{
+    CommitRequest, RetryPolicy, SinkError, TableSpec, TableWriter, WriterConfig, commit,
+    ensure_table,
+};
+use iceberg::spec::{DataFile, Transform};
+use iceberg::table::Table;
+use iceberg::{Catalog, TableIdent};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    catalog: Arc<dyn Catalog>,
+    table: Table,
+    spec: TableSpec,
+}
+
+fn spec(id_type: DataType) -> TableSpec {
+    TableSpec {
+        ident: TableIdent::from_strs(["ns", "t"]).expect("ident"),
+        schema: Arc::new(Schema::new(vec![Field::new("id", id_type, false)])),
+        partition_by: vec![("id".into(), Transform::Bucket(2))],
+        properties: HashMap::new(),
+    }
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = CatalogConfig {
+        name: "lake".into(),
+        kind: CatalogKind::Sql {
+            uri: format!("sqlite://{}/c.db", dir.path().display()),
+        },
+        warehouse: format!("file://{}/wh", dir.path().display()),
+        storage: BTreeMap::new(),
+    };
+    let catalog = open_catalog(&cfg).await.expect("catalog").catalog;
+    let spec = spec(DataType::Int64);
+    let table = ensure_table(catalog.as_ref(), &spec).await.expect("table");
+    Fixture {
+        _dir: dir,
+        catalog,
+        table,
+        spec,
+    }
+}
+
+async fn files(table: &Table, ids: &[i64]) -> Vec<DataFile> {
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids.to_vec()))])
+        .expect("batch");
+    let mut w = TableWriter::new(
+        table,
+        &WriterConfig {
+            target_file_size: 1 << 20,
+            file_prefix: "test".into(),
+        },
+    )
+    .expect("writer");
+    w.write(&batch).await.expect("write");
+    w.close().await.expect("close")
+}
+
+fn offsets(entries: &[(i32, i64)]) -> OffsetMap {
+    let mut m = OffsetMap::new();
+    for (p, o) in entries {
+        m.set(TopicPartition::new("orders", *p), *o);
+    }
+    m
+}
+
+fn request(files: Vec<DataFile>, from: OffsetMap, to: OffsetMap) -> CommitRequest {
+    CommitRequest {
+        job: "job".into(),
+        files,
+        from,
+        to,
+    }
+}
+
+fn snapshots(t: &Table) -> usize {
+    ancestry(t.metadata()).count()
+}
+
+#[tokio::test]
+async fn a_commit_whose_response_was_lost_is_not_appended_again() {
+    let f = fixture().await;
+    let req = request(
+        files(&f.table, &[1, 2, 3]).await,
+        OffsetMap::new(),
+        offsets(&[(0, 3)]),
+    );
+    let policy = RetryPolicy::default();
+    // The first attempt lands, but its caller never hears of it and still holds the old table.
+    commit(&f.catalog, f.table.clone(), &req, &policy)
+        .await
+        .expect("first commit");
+    let (table, outcome) = commit(&f.catalog, f.table.clone(), &req, &policy)
+        .await
+        .expect("retry");
+    assert!(
+        outcome.recovered,
+        "the retry must find its own commit in the ancestry"
+    );
+    assert_eq!(snapshots(&table), 1, "the files must be appended once");
+    let cp = latest_checkpoint("t", table.metadata(), "job")
+        .expect("read")
+        .expect("checkpoint");
+    assert_eq!(cp.offsets, offsets(&[(0, 3)]));
+}
+
+#[tokio::test]
+async fn commits_of_other_partitions_are_rebased_and_merged() {
+    let f = fixture().await;
+    let policy = RetryPolicy::default();
+    let a = request(
+        files(&f.table, &[1]).await,
+        OffsetMap::new(),
+        offsets(&[(0, 10)]),
+    );
+    let b = request(
+        files(&f.table, &[2]).await,
+        OffsetMap::new(),
+        offsets(&[(1, 7)]),
+    );
+    commit(&f.catalog, f.table.clone(), &a, &policy)
+        .await
+        .expect("a");
+    // b was planned on the table before a's commit.
+    let (table, outcome) = commit(&f.catalog, f.table.clone(), &b, &policy)
+        .await
+        .expect("b");
+    assert!(!outcome.recovered);
+    assert_eq!(snapshots(&table), 2);
+    assert_eq!(outcome.offsets, offsets(&[(0, 10), (1, 7)]));
+}
+
+#[tokio::test]
+async fn a_stale_writer_of_the_same_partition_is_fenced() {
+    let f = fixture().await;
+    let policy = RetryPolicy::default();
+    let a = request(
+        files(&f.table, &[1]).await,
+        OffsetMap::new(),
+        offsets(&[(0, 10)]),
+    );
+    let b = request(
+        files(&f.table, &[1]).await,
+        OffsetMap::new(),
+        offsets(&[(0, 12)]),
+    );
+    let (table, _) = commit(&f.catalog, f.table.clone(), &a, &policy)
+        .await
+        .expect("a");
+    let err = commit(&f.catalog, f.table.clone(), &b, &policy)
+        .await
+        .expect_err("b must be fenced");
+    assert!(matches!(err, SinkError::Fenced { .. }), "{err}");
+    assert!(err.to_string().contains("orders/0"), "{err}");
+    let now = f
+        .catalog
+        .load_table(table.identifier())
+        .await
+        .expect("load");
+    assert_eq!(snapshots(&now), 1);
+}
+
+#[tokio::test]
+async fn an_existing_table_that_differs_is_rejected_with_the_difference() {
+    let f = fixture().await;
+    assert!(
+        ensure_table(f.catalog.as_ref(), &f.spec).await.is_ok(),
+        "same declaration is fine"
+    );
+    let err = ensure_table(f.catalog.as_ref(), &spec(DataType::Utf8))
+        .await
+        .expect_err("type differs");
+    assert!(
+        err.to_string()
+            .contains("column id is long in the existing table but string in the job"),
+        "{err}"
+    );
+    let mut other = spec(DataType::Int64);
+    other.partition_by = vec![("id".into(), Transform::Identity)];
+    let err = ensure_table(f.catalog.as_ref(), &other)
+        .await
+        .expect_err("spec differs");
+    assert!(
+        err.to_string().contains("partitioned by (bucket[2](id))"),
+        "{err}"
+    );
+}
