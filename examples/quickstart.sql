@@ -26,7 +26,7 @@ CREATE SOURCE orders (
   'properties.group.id' = 'floe-quickstart',
   'format' = 'json',
   'scan.startup.mode' = 'earliest-offset',
-  -- Used only with the embedded broker:
+  -- Used only with the embedded broker, which keeps the newest 100 000 records per partition:
   'embedded.generator' = 'orders',
   'embedded.records' = '${QUICKSTART_RECORDS:-200000}',
   'embedded.rate' = '${QUICKSTART_RATE:-25000}',

@@ -7,6 +7,12 @@ use crate::error::{ErrorKind, Pos, Result, SqlError};
 pub trait Variables {
     /// The value of `name`, if set.
     fn get(&self, name: &str) -> Option<String>;
+
+    /// Whether a variable that is unset and has no default stays as written (`${NAME}`)
+    /// instead of being an error.
+    fn keep_unset(&self) -> bool {
+        false
+    }
 }
 
 /// Reads variables from the process environment.
@@ -26,7 +32,11 @@ pub struct EnvOrKeep;
 
 impl Variables for EnvOrKeep {
     fn get(&self, name: &str) -> Option<String> {
-        Some(std::env::var(name).unwrap_or_else(|_| format!("${{{name}}}")))
+        std::env::var(name).ok()
+    }
+
+    fn keep_unset(&self) -> bool {
+        true
     }
 }
 
@@ -72,6 +82,11 @@ pub fn substitute(value: &str, vars: &dyn Variables, pos: Pos) -> Result<String>
             match (vars.get(name).filter(|v| !v.is_empty()), default) {
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
+                (None, None) if vars.keep_unset() => {
+                    out.push_str("${");
+                    out.push_str(name);
+                    out.push('}');
+                }
                 (None, None) => {
                     return Err(SqlError::new(
                         ErrorKind::Variable,
@@ -116,6 +131,17 @@ mod tests {
             substitute("a$$b $c", &vars(), p).ok(),
             Some("a$b $c".into())
         );
+    }
+
+    #[test]
+    fn keeping_unset_variables_still_applies_defaults() {
+        let p = Pos::default();
+        let v = substitute(
+            "${FLOE_TEST_SURELY_UNSET:-7}/${FLOE_TEST_SURELY_UNSET}",
+            &EnvOrKeep,
+            p,
+        );
+        assert_eq!(v.ok(), Some("7/${FLOE_TEST_SURELY_UNSET}".into()));
     }
 
     #[test]

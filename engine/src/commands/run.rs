@@ -6,7 +6,7 @@ use std::time::Duration;
 use floe_catalog::TopicPartition;
 use floe_sinks::RetryPolicy;
 use floe_sql::job::{EmbeddedFeed, SourceDef};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::embedded::broker::EmbeddedBroker;
 use crate::embedded::generator::{GenerateSpec, produce};
@@ -14,6 +14,9 @@ use crate::error::Result;
 use crate::pipeline::{self, RunOptions, TableState};
 use crate::setup::{catalog_of, ensure_tables, load_and_compile, open_catalogs};
 use crate::shutdown;
+
+/// Records per partition librdkafka's mock broker keeps before it drops the oldest.
+const EMBEDDED_RETENTION_RECORDS: u64 = 100_000;
 
 /// Settings from the command line.
 #[derive(Debug, Clone)]
@@ -71,6 +74,17 @@ pub async fn run(path: &Path, args: RunArgs) -> Result<()> {
                 let bootstrap = b.bootstrap_servers();
                 info!(source = %s.name, %bootstrap, topic = %s.kafka.topic, "embedded broker started");
                 let spec = feed_spec(s, feed, &states, i);
+                let per_partition = feed
+                    .records
+                    .map_or(u64::MAX, |n| n.div_ceil(u64::from(feed.partitions)));
+                if feed.rate.is_none() && per_partition > EMBEDDED_RETENTION_RECORDS {
+                    warn!(
+                        source = %s.name,
+                        "the embedded broker keeps only the newest {EMBEDDED_RETENTION_RECORDS} records (and 5 MB) per partition; \
+                         unpaced, the generator can outrun the job and records will expire unread (the job then stops with an \
+                         out-of-range error). Set 'embedded.rate' or more 'embedded.partitions'"
+                    );
+                }
                 let addr = bootstrap.clone();
                 generators.push(std::thread::spawn(move || match produce(&addr, &spec) {
                     Ok(n) => info!(records = n, topic = %spec.topic, "generator finished"),
