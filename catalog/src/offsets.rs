@@ -38,6 +38,9 @@ pub const JOB_KEY: &str = "floe.job";
 pub const COMMIT_ID_KEY: &str = "floe.commit-id";
 /// Summary key: next offsets to read, as JSON `{"topic": {"partition": offset}}`.
 pub const OFFSETS_KEY: &str = "floe.offsets";
+/// Summary key: what became of the commit's records besides its rows (JSON: filtered,
+/// dropped and dead-lettered counts).
+pub const COUNTS_KEY: &str = "floe.counts";
 /// Summary key: the Floe version that wrote the snapshot.
 pub const WRITER_KEY: &str = "floe.writer";
 

@@ -21,6 +21,23 @@ pub enum EngineError {
         /// Why it cannot be decoded.
         message: String,
     },
+    /// A record breaks a rule whose policy is `fail`; nothing at or after it is committed.
+    #[error(
+        "table {table}: record at {tp} offset {offset} breaks rule '{rule}': {message}. \
+         The policy for '{rule}' is 'fail', so the job stops; nothing from this offset on is committed"
+    )]
+    Rejected {
+        /// The target table.
+        table: String,
+        /// Where the record is.
+        tp: TopicPartition,
+        /// Its offset.
+        offset: i64,
+        /// The rule or kind of error.
+        rule: String,
+        /// What was wrong.
+        message: String,
+    },
     /// Kafka failed.
     #[error("kafka source {source_name}: {message}")]
     Kafka {

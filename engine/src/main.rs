@@ -96,6 +96,10 @@ enum Command {
         /// librdkafka producer settings, KEY=VALUE (for example compression.type=lz4).
         #[arg(long = "property", value_parser = key_value)]
         properties: Vec<(String, String)>,
+        /// Make one record in N bad, taking turns through every kind of bad record
+        /// (not JSON, truncated, invalid UTF-8, wrong types, missing fields, too large, …).
+        #[arg(long)]
+        dirty_every: Option<u64>,
     },
     /// Send the given values as records to a topic, one record each.
     Send {
@@ -187,6 +191,7 @@ fn main() -> ExitCode {
                 rate,
                 seed,
                 properties,
+                dirty_every,
             } => commands::produce::produce(
                 &bootstrap,
                 commands::produce::ProduceArgs {
@@ -197,6 +202,7 @@ fn main() -> ExitCode {
                     rate,
                     seed,
                     properties,
+                    dirty_every,
                 },
             )?,
             Command::Send {

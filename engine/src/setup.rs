@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use floe_catalog::{CatalogConfig, CatalogKind, OpenCatalog, open_catalog};
-use floe_sinks::{TableSpec, ensure_table};
-use floe_sql::job::{CatalogDef, JobFile, TableDef, TableName, Transform};
+use floe_sinks::{TableSpec, dead_letter_spec, ensure_table};
+use floe_sql::job::{CatalogDef, JobFile, TableDef, TableName, TableOptions, Transform};
 use floe_sql::{CompiledJob, EnvOrKeep, EnvVariables, compile, parse_job};
 use iceberg::TableIdent;
 use iceberg::table::Table;
@@ -132,6 +132,43 @@ pub async fn ensure_tables(
     for t in &job.tables {
         let cat = catalog_of(catalogs, &t.name)?;
         out.push(ensure_table(cat.catalog.as_ref(), &table_spec(t)?).await?);
+    }
+    Ok(out)
+}
+
+/// The dead-letter tables the job's tables route bad records to, each with the options it
+/// is written with (committed as often as the most frequent of its targets).
+pub fn dead_letter_tables(job: &JobFile) -> Vec<(TableName, TableOptions)> {
+    let mut out: Vec<(TableName, TableOptions)> = vec![];
+    for t in &job.tables {
+        let Some(d) = &t.quality.dead_letter else {
+            continue;
+        };
+        match out.iter_mut().find(|(n, _)| n == d) {
+            Some((_, o)) => o.commit_interval = o.commit_interval.min(t.options.commit_interval),
+            None => out.push((
+                d.clone(),
+                TableOptions {
+                    commit_interval: t.options.commit_interval,
+                    ..TableOptions::default()
+                },
+            )),
+        }
+    }
+    out
+}
+
+/// Creates or checks the job's dead-letter tables.
+pub async fn ensure_dead_letter_tables(
+    job: &JobFile,
+    catalogs: &HashMap<String, OpenCatalog>,
+) -> Result<Vec<(TableName, TableOptions, Table)>> {
+    let mut out = vec![];
+    for (name, options) in dead_letter_tables(job) {
+        let cat = catalog_of(catalogs, &name)?;
+        let table =
+            ensure_table(cat.catalog.as_ref(), &dead_letter_spec(table_ident(&name)?)).await?;
+        out.push((name, options, table));
     }
     Ok(out)
 }

@@ -15,6 +15,7 @@
 //! The commit id is derived from the job, the table and the offset range, so every retry
 //! of the same work carries the same id and is recognised in the ancestry.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,11 @@ pub struct CommitRequest {
     pub from: OffsetMap,
     /// The job's offsets covering the files' records (only advanced partitions matter).
     pub to: OffsetMap,
+    /// More snapshot-summary entries (counts of what the rows cover).
+    pub properties: BTreeMap<String, String>,
+    /// The commit id, when the work is not identified by offsets (a replay); otherwise it
+    /// is derived from job, table and offsets.
+    pub id: Option<uuid::Uuid>,
 }
 
 /// What a successful commit did.
@@ -94,7 +100,9 @@ pub async fn commit(
     policy: &RetryPolicy,
 ) -> Result<(Table, CommitOutcome)> {
     let name = table.identifier().to_string();
-    let id = commit_id(&req.job, &name, &req.from, &req.to);
+    let id = req
+        .id
+        .unwrap_or_else(|| commit_id(&req.job, &name, &req.from, &req.to));
     let moved = advanced(req);
     let started = Instant::now();
     let mut backoff = policy.min_backoff;
@@ -195,7 +203,12 @@ async fn try_commit(
         .set_commit_uuid(*id)
         .with_check_duplicate(false)
         .add_data_files(req.files.clone())
-        .set_snapshot_properties(summary_properties(&req.job, id, offsets));
+        .set_snapshot_properties(
+            summary_properties(&req.job, id, offsets)
+                .into_iter()
+                .chain(req.properties.clone())
+                .collect(),
+        );
     let tx = action.apply(tx)?;
     let fenced = FencedCatalog {
         inner: catalog,

@@ -4,12 +4,14 @@
 #![warn(missing_docs)]
 
 pub mod commit;
+mod dead_letter;
 mod error;
 mod fenced_catalog;
 mod table_spec;
 mod writer;
 
 pub use commit::{CommitOutcome, CommitRequest, RetryPolicy, commit};
+pub use dead_letter::{DeadLetter, DeadLetterBatch, dead_letter_schema, dead_letter_spec};
 pub use error::{Result, SinkError};
 pub use table_spec::{TableSpec, check_compatible, ensure_table};
 pub use writer::{TableWriter, WriterConfig, write_schema};

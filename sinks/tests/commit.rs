@@ -82,6 +82,8 @@ fn request(files: Vec<DataFile>, from: OffsetMap, to: OffsetMap) -> CommitReques
         files,
         from,
         to,
+        properties: Default::default(),
+        id: None,
     }
 }
 

@@ -18,7 +18,7 @@ mod units;
 pub use error::{ErrorKind, Pos, Result, SqlError, nearest};
 pub use options::{OptionReader, RawOption};
 pub use parser::{EMBEDDED_BOOTSTRAP, parse_job};
-pub use plan::{BatchSlot, CompiledInsert, CompiledJob, compile};
+pub use plan::{BatchSlot, CompiledCheck, CompiledInsert, CompiledJob, ROW_COLUMN, compile};
 pub use substitute::{EnvOrKeep, EnvVariables, Variables, substitute};
 pub use types::{UTC, arrow_type};
 pub use units::{parse_duration, parse_size};

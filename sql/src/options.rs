@@ -139,6 +139,23 @@ impl OptionReader {
         })
     }
 
+    /// An optional string value with the position of the value.
+    pub fn string_at(&mut self, key: &str) -> Option<(String, Pos)> {
+        self.find(key).map(|o| (o.value, o.value_pos))
+    }
+
+    /// Like [`Self::with_prefix`], with the key and value positions.
+    pub fn with_prefix_at(&mut self, prefix: &str) -> Vec<(String, (String, Pos, Pos))> {
+        let mut out = vec![];
+        for o in &self.options {
+            if let Some(rest) = o.key.strip_prefix(prefix) {
+                out.push((rest.to_string(), (o.value.clone(), o.key_pos, o.value_pos)));
+                self.used.insert(o.key.clone());
+            }
+        }
+        out
+    }
+
     /// All options whose key starts with `prefix`, with the prefix removed (marks them used).
     pub fn with_prefix(&mut self, prefix: &str) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();

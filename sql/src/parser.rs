@@ -12,9 +12,9 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::{ErrorKind, Pos, Result, SqlError, from_parser_error, nearest};
 use crate::job::{
-    CatalogDef, CatalogKind, EmbeddedFeed, InsertDef, JobFile, KafkaOptions, MetadataKey,
-    PartitionField, SourceColumn, SourceDef, SourceFormat, StartupMode, TableColumn, TableDef,
-    TableName, TableOptions, Transform,
+    CatalogDef, CatalogKind, CheckDef, EmbeddedFeed, InsertDef, JobFile, KafkaOptions, MetadataKey,
+    PartitionField, Policy, QualityDef, SourceColumn, SourceDef, SourceFormat, StartupMode,
+    TableColumn, TableDef, TableName, TableOptions, Transform, ViolationKind,
 };
 use crate::options::{OptionReader, RawOption};
 use crate::substitute::{Variables, substitute};
@@ -33,17 +33,22 @@ const SOURCE_OPTIONS: &[&str] = &[
     "scan.startup.mode",
     "scan.startup.timestamp-millis",
     "scan.batch.records",
+    "source.max-record-bytes",
     "embedded.generator",
     "embedded.records",
     "embedded.rate",
     "embedded.partitions",
     "embedded.seed",
+    "embedded.dirty-every",
 ];
 const TABLE_OPTIONS: &[&str] = &[
     "commit.interval",
     "commit.max-bytes",
     "commit.max-records",
     "write.target-file-size",
+    "on-violation",
+    "on-violation.*",
+    "dead-letter.table",
     "iceberg.*",
 ];
 
@@ -79,6 +84,9 @@ struct RawTable {
     columns: Vec<TableColumn>,
     partition_by: Vec<PartitionField>,
     options: TableOptions,
+    quality: QualityDef,
+    /// `'dead-letter.table'` as written, resolved once all catalogs are known.
+    dead_letter: Option<(String, Pos)>,
 }
 
 struct RawInsert {
@@ -415,10 +423,25 @@ impl<'a> JobParser<'a> {
         let name = self.name_parts()?;
         self.token(&Token::LParen)?;
         let mut columns: Vec<RawColumn> = vec![];
+        let mut checks: Vec<CheckDef> = vec![];
         loop {
-            if self.p.parse_keyword(Keyword::CONSTRAINT) || self.p.peek_keyword(Keyword::CHECK) {
-                return self.err(ErrorKind::Syntax,
-                    "CHECK constraints are not supported yet; filter rows in the INSERT's WHERE clause");
+            if let Some(check) = self.check_constraint(checks.len())? {
+                if checks
+                    .iter()
+                    .any(|c| c.name.eq_ignore_ascii_case(&check.name))
+                {
+                    return Err(SqlError::new(
+                        ErrorKind::Name,
+                        check.pos,
+                        format!("constraint {} is declared twice", check.name),
+                    ));
+                }
+                checks.push(check);
+                if self.p.consume_token(&Token::Comma) {
+                    continue;
+                }
+                self.token(&Token::RParen)?;
+                break;
             }
             if self.word("WATERMARK") {
                 return self.err(
@@ -467,10 +490,48 @@ impl<'a> JobParser<'a> {
                     "PARTITIONED BY belongs to Iceberg tables, not to sources",
                 ));
             }
+            if let Some(c) = checks.first() {
+                return Err(SqlError::new(
+                    ErrorKind::Syntax,
+                    c.pos,
+                    "CHECK constraints belong to Iceberg tables: a source's bad records are \
+                     handled by the policies of the tables that read it",
+                ));
+            }
             self.source(pos, name, columns, options)
         } else {
-            self.table(pos, name, columns, partition_by, options)
+            self.table(pos, name, columns, partition_by, options, checks)
         }
+    }
+
+    /// `[CONSTRAINT name] CHECK (expr)`, if one starts here.
+    fn check_constraint(&mut self, declared: usize) -> Result<Option<CheckDef>> {
+        let pos = self.pos();
+        let name = if self.p.parse_keyword(Keyword::CONSTRAINT) {
+            let ident = self.p.parse_identifier().map_err(|e| self.pe(e))?;
+            if !self.p.peek_keyword(Keyword::CHECK) {
+                return self.expected("CHECK (condition) after the constraint name");
+            }
+            Some(ident.value)
+        } else if self.p.peek_keyword(Keyword::CHECK) {
+            None
+        } else {
+            return Ok(None);
+        };
+        self.p
+            .expect_keyword_is(Keyword::CHECK)
+            .map_err(|e| self.pe(e))?;
+        self.token(&Token::LParen)?;
+        let expr = self.p.parse_expr().map_err(|e| self.pe(e))?;
+        self.token(&Token::RParen)?;
+        // Flink writes `NOT ENFORCED`; Floe always enforces, so the words are accepted and ignored.
+        let _ = self.p.parse_keywords(&[Keyword::NOT, Keyword::ENFORCED]);
+        let _ = self.p.parse_keyword(Keyword::ENFORCED);
+        Ok(Some(CheckDef {
+            name: name.unwrap_or_else(|| format!("check_{}", declared + 1)),
+            expr,
+            pos,
+        }))
     }
 
     fn partition_fields(&mut self) -> Result<Vec<PartitionField>> {
@@ -630,6 +691,7 @@ impl<'a> JobParser<'a> {
             .count("scan.batch.records")?
             .unwrap_or(8192)
             .clamp(1, 1 << 20) as usize;
+        let max_record_bytes = r.size("source.max-record-bytes")?;
         let mut properties = r.with_prefix("properties.");
         let bootstrap_servers = properties
             .remove("bootstrap.servers")
@@ -648,6 +710,7 @@ impl<'a> JobParser<'a> {
             r.count("embedded.rate")?,
             r.count("embedded.partitions")?,
             r.count("embedded.seed")?,
+            r.count("embedded.dirty-every")?,
         );
         let embedded = (bootstrap_servers == EMBEDDED_BOOTSTRAP).then(|| EmbeddedFeed {
             generator: embedded_opts.0.clone().unwrap_or_else(|| "orders".into()),
@@ -655,6 +718,7 @@ impl<'a> JobParser<'a> {
             rate: embedded_opts.2,
             partitions: embedded_opts.3.unwrap_or(4).clamp(1, 1024) as u32,
             seed: embedded_opts.4.unwrap_or(42),
+            dirty_every: embedded_opts.5.filter(|n| *n > 0),
         });
         r.finish(SOURCE_OPTIONS)?;
         let columns = columns
@@ -680,6 +744,7 @@ impl<'a> JobParser<'a> {
                 startup,
                 batch_records,
                 embedded,
+                max_record_bytes,
             },
         });
         Ok(())
@@ -692,6 +757,7 @@ impl<'a> JobParser<'a> {
         columns: Vec<RawColumn>,
         partition_by: Vec<PartitionField>,
         options: Vec<RawOption>,
+        checks: Vec<CheckDef>,
     ) -> Result<()> {
         if let Some(c) = columns.iter().find(|c| c.metadata.is_some()) {
             return Err(SqlError::new(
@@ -729,6 +795,7 @@ impl<'a> JobParser<'a> {
                 .max(1024),
             properties: r.with_prefix("iceberg."),
         };
+        let (quality, dead_letter) = quality_options(&mut r, &what, pos, checks)?;
         r.finish(TABLE_OPTIONS)?;
         for f in &partition_by {
             if !columns.iter().any(|c| c.name == f.column) {
@@ -754,6 +821,8 @@ impl<'a> JobParser<'a> {
             columns,
             partition_by,
             options,
+            quality,
+            dead_letter,
         });
         Ok(())
     }
@@ -845,13 +914,37 @@ impl<'a> JobParser<'a> {
                     format!("table {name} is declared twice"),
                 ));
             }
+            let mut quality = t.quality.clone();
+            if let Some((written, at)) = &t.dead_letter {
+                let parts: Vec<(String, Pos)> = written
+                    .split('.')
+                    .map(|p| (p.trim().to_string(), *at))
+                    .collect();
+                quality.dead_letter = Some(self.resolve(&parts, *at)?);
+            }
             tables.push(TableDef {
                 name,
                 pos: t.pos,
                 columns: t.columns.clone(),
                 partition_by: t.partition_by.clone(),
                 options: t.options.clone(),
+                quality,
             });
+        }
+        for t in &tables {
+            if let Some(dlq) = &t.quality.dead_letter
+                && tables.iter().any(|x| &x.name == dlq)
+            {
+                return Err(SqlError::new(
+                    ErrorKind::Name,
+                    t.pos,
+                    format!(
+                        "table {}: the dead-letter table {dlq} is also declared with CREATE TABLE; \
+                         Floe creates dead-letter tables itself, with a fixed schema",
+                        t.name
+                    ),
+                ));
+            }
         }
         let mut inserts = vec![];
         for i in &self.raw_inserts {
@@ -901,6 +994,82 @@ impl<'a> JobParser<'a> {
             inserts,
         })
     }
+}
+
+/// Reads `'on-violation'`, `'on-violation.<rule>'` and `'dead-letter.table'`.
+fn quality_options(
+    r: &mut OptionReader,
+    what: &str,
+    pos: Pos,
+    checks: Vec<CheckDef>,
+) -> Result<(QualityDef, Option<(String, Pos)>)> {
+    let dead_letter = r.string_at("dead-letter.table");
+    let policy_of = |v: &str, at: Pos, key: &str| {
+        let l = v.trim().to_ascii_lowercase();
+        Policy::parse(&l).ok_or_else(|| {
+            let hint = nearest(&l, Policy::NAMES.iter().copied())
+                .map(|n| format!("; did you mean '{n}'?"))
+                .unwrap_or_default();
+            SqlError::new(
+                ErrorKind::Option,
+                at,
+                format!(
+                    "option '{key}' of {what}: '{v}' is not one of {}{hint}",
+                    Policy::NAMES.join(", ")
+                ),
+            )
+        })
+    };
+    let default_policy = match r.string_at("on-violation") {
+        Some((v, at)) => policy_of(&v, at, "on-violation")?,
+        None if dead_letter.is_some() => Policy::DeadLetter,
+        None => Policy::Fail,
+    };
+    let mut overrides = std::collections::BTreeMap::new();
+    let rules: Vec<String> = checks
+        .iter()
+        .map(|c| c.name.clone())
+        .chain(
+            ViolationKind::BUILT_IN
+                .iter()
+                .map(|k| k.as_str().to_string()),
+        )
+        .collect();
+    for (rule, (v, key_at, value_at)) in r.with_prefix_at("on-violation.") {
+        let Some(found) = rules.iter().find(|x| x.eq_ignore_ascii_case(&rule)) else {
+            let hint = nearest(&rule, rules.iter().map(String::as_str))
+                .map(|n| format!("; did you mean '{n}'?"))
+                .unwrap_or_default();
+            return Err(SqlError::new(
+                ErrorKind::Option,
+                key_at,
+                format!(
+                    "option 'on-violation.{rule}' of {what}: '{rule}' is neither a constraint of the table nor a kind of bad record ({}){hint}",
+                    rules.join(", ")
+                ),
+            ));
+        };
+        overrides.insert(
+            found.clone(),
+            policy_of(&v, value_at, &format!("on-violation.{rule}"))?,
+        );
+    }
+    let quality = QualityDef {
+        checks,
+        dead_letter: None,
+        default_policy,
+        overrides,
+    };
+    let wants_dlq = quality.default_policy == Policy::DeadLetter
+        || quality.overrides.values().any(|p| *p == Policy::DeadLetter);
+    if wants_dlq && dead_letter.is_none() {
+        return Err(SqlError::new(
+            ErrorKind::Option,
+            pos,
+            format!("{what}: the policy 'dead-letter' needs the option 'dead-letter.table'"),
+        ));
+    }
+    Ok((quality, dead_letter))
 }
 
 trait OrPos {

@@ -4,13 +4,15 @@
 //! - `-- expect-error: TEXT` — parsing or planning fails with a message containing TEXT;
 //! - `-- expect-error-at: LINE:COL` — … at that position;
 //! - `-- input: {json}` — a record given to the job's (only) source;
-//! - `-- expect: {json}` — a row the first INSERT must produce, in order.
+//! - `-- expect: {json}` — a row the first INSERT must produce and that passes its CHECKs;
+//! - `-- expect-violation: RULE {json}` — a row it produces that breaks CHECK RULE first.
 //!
 //! Without `expect-error` the job must parse and plan.
 
 use std::path::Path;
 
 use arrow_array::RecordBatch;
+use floe_sql::plan::with_row_numbers;
 use floe_sql::{EnvVariables, compile, parse_job};
 
 struct Case {
@@ -18,6 +20,7 @@ struct Case {
     error_at: Option<String>,
     input: Vec<String>,
     expect: Vec<String>,
+    violations: Vec<String>,
 }
 
 fn directives(text: &str) -> Case {
@@ -26,6 +29,7 @@ fn directives(text: &str) -> Case {
         error_at: None,
         input: vec![],
         expect: vec![],
+        violations: vec![],
     };
     for line in text.lines() {
         let Some(rest) = line.trim().strip_prefix("--") else {
@@ -38,6 +42,8 @@ fn directives(text: &str) -> Case {
             c.error_at = Some(v.trim().to_string());
         } else if let Some(v) = rest.strip_prefix("input:") {
             c.input.push(v.trim().to_string());
+        } else if let Some(v) = rest.strip_prefix("expect-violation:") {
+            c.violations.push(v.trim().to_string());
         } else if let Some(v) = rest.strip_prefix("expect:") {
             c.expect.push(v.trim().to_string());
         }
@@ -108,16 +114,48 @@ async fn run_case(path: &Path) -> Result<(), String> {
                 .flush()
                 .map_err(|e| e.to_string())?
                 .ok_or("no input rows")?;
+            let batch = with_row_numbers(&batch).map_err(|e| e.to_string())?;
             job.slots[insert.source].set(vec![batch]);
             let out = insert
                 .execute(job.task_ctx())
                 .await
                 .map_err(|e| e.to_string())?;
-            let got: Vec<serde_json::Value> =
-                to_json_lines(&out).iter().map(|l| canonical(l)).collect();
+            let mut got = vec![];
+            let mut violations = vec![];
+            for b in &out {
+                let broken = insert
+                    .checks
+                    .iter()
+                    .map(|c| c.broken(b).map(|m| (c.name.clone(), m)))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())?;
+                // Rows without the row column, as the table gets them.
+                let rows = b
+                    .project(&(0..b.num_columns() - 1).collect::<Vec<_>>())
+                    .map_err(|e| e.to_string())?;
+                for (i, line) in to_json_lines(&[rows]).iter().enumerate() {
+                    match broken.iter().find(|(_, m)| m.value(i)) {
+                        Some((rule, _)) => violations.push(format!("{rule} {}", canonical(line))),
+                        None => got.push(canonical(line)),
+                    }
+                }
+            }
             let want: Vec<serde_json::Value> = case.expect.iter().map(|l| canonical(l)).collect();
             if got != want {
                 return Err(format!("rows differ\n  got:  {got:?}\n  want: {want:?}"));
+            }
+            let want_violations: Vec<String> = case
+                .violations
+                .iter()
+                .map(|v| match v.split_once(' ') {
+                    Some((rule, row)) => format!("{rule} {}", canonical(row)),
+                    None => v.clone(),
+                })
+                .collect();
+            if violations != want_violations {
+                return Err(format!(
+                    "violations differ\n  got:  {violations:?}\n  want: {want_violations:?}"
+                ));
             }
             Ok(())
         }

@@ -25,7 +25,7 @@ fn assert_exactly_once(lake: &Lake, per_partition: u64) {
 }
 
 /// Reads the child's stderr until a line contains `needle`; keeps draining it afterwards.
-fn wait_for_line(child: &mut std::process::Child, needle: &str, limit: Duration) -> bool {
+pub fn wait_for_line(child: &mut std::process::Child, needle: &str, limit: Duration) -> bool {
     use std::io::{BufRead, BufReader};
     let Some(stderr) = child.stderr.take() else {
         return false;

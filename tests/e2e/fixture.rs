@@ -71,6 +71,37 @@ impl Broker {
             .expect("start floe produce")
     }
 
+    /// Produces `records` over `partitions` with one bad record in `dirty_every`, and waits.
+    pub fn produce_dirty(&self, records: u64, partitions: u32, dirty_every: u64) {
+        let status = floe()
+            .args([
+                "produce",
+                "--bootstrap",
+                &self.bootstrap,
+                "--topic",
+                "orders",
+            ])
+            .args(["--records", &records.to_string()])
+            .args(["--partitions", &partitions.to_string()])
+            .args(["--dirty-every", &dirty_every.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run floe produce");
+        assert!(status.success(), "floe produce failed");
+    }
+
+    /// Sends `values` as records to partition 0 of `orders` (`floe send`).
+    pub fn send(&self, values: &[String]) {
+        let status = floe()
+            .args(["send", "--bootstrap", &self.bootstrap, "--topic", "orders"])
+            .args(["--partition", "0", "--"])
+            .args(values)
+            .status()
+            .expect("run floe send");
+        assert!(status.success(), "floe send failed");
+    }
+
     /// Produces and waits.
     pub fn produce_all(&self, records: u64, partitions: u32, start: u64) {
         let status = self
@@ -148,10 +179,31 @@ SELECT order_id, amount FROM orders WHERE amount >= 500;
 impl Lake {
     /// A fresh lake with the orders job.
     pub fn new(commit_interval: &str) -> Lake {
+        Lake::with_job(|dir| orders_job(dir, commit_interval))
+    }
+
+    /// A fresh lake with the job `text(dir)` gives.
+    pub fn with_job(text: impl FnOnce(&Path) -> String) -> Lake {
         let dir = tempfile::tempdir().expect("temp dir");
         let job = dir.path().join("job.sql");
-        std::fs::write(&job, orders_job(dir.path(), commit_interval)).expect("write job");
+        std::fs::write(&job, text(dir.path())).expect("write job");
         Lake { dir, job }
+    }
+
+    /// `floe describe` output for `table`.
+    pub fn describe(&self, table: &str) -> String {
+        let out = floe()
+            .args(["describe", "--job"])
+            .arg(&self.job)
+            .arg(table)
+            .output()
+            .expect("run floe describe");
+        assert!(
+            out.status.success(),
+            "floe describe failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// `floe run` on this lake's job against `broker`.
@@ -165,8 +217,16 @@ impl Lake {
 
     /// Runs the job until it has been idle for `idle`, and checks that it exited cleanly.
     pub fn run_until_idle(&self, broker: &Broker, idle: &str) -> Output {
-        let out = self
-            .run_cmd(broker)
+        self.run_in_group(broker, None, idle)
+    }
+
+    /// Like [`Self::run_until_idle`], in consumer group `group` when given.
+    pub fn run_in_group(&self, broker: &Broker, group: Option<&str>, idle: &str) -> Output {
+        let mut cmd = self.run_cmd(broker);
+        if let Some(g) = group {
+            cmd.env("FLOE_E2E_GROUP", g);
+        }
+        let out = cmd
             .args(["--stop-when-idle", idle])
             .output()
             .expect("run floe");

@@ -5,3 +5,4 @@ mod crash;
 mod fixture;
 mod pipeline;
 mod pyiceberg;
+mod quality;

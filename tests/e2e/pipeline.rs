@@ -117,20 +117,7 @@ fn an_undecodable_record_stops_the_job_naming_its_offset() {
     broker.produce_all(50, 1, 0);
     lake.run_until_idle(&broker, "3s");
     // A record whose order_id is not a number, at offset 50.
-    let bad = crate::fixture::floe()
-        .args([
-            "send",
-            "--bootstrap",
-            &broker.bootstrap,
-            "--topic",
-            "orders",
-            "--partition",
-            "0",
-        ])
-        .arg(r#"{"order_id":"not a number","order_ts":"2026-11-01T00:00:00Z"}"#)
-        .status()
-        .expect("produce raw");
-    assert!(bad.success());
+    broker.send(&[r#"{"order_id":"not a number","order_ts":"2026-11-01T00:00:00Z"}"#.into()]);
     broker
         .produce(10, 1, 50, None)
         .wait()
@@ -218,17 +205,7 @@ fn a_second_signal_exits_at_once_without_committing() {
     );
     // Whatever was or was not committed, a later run completes the tables exactly once,
     // even in another consumer group: group offsets are never the source of truth.
-    let out = lake
-        .run_cmd(&broker)
-        .env("FLOE_E2E_GROUP", "floe-e2e-other")
-        .args(["--stop-when-idle", "4s"])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    lake.run_in_group(&broker, Some("floe-e2e-other"), "4s");
     let records = produced(2, 500);
     let mut want: Vec<u64> = records
         .iter()

@@ -19,19 +19,15 @@ fn python() -> PathBuf {
     venv
 }
 
-#[test]
-fn pyiceberg_reads_the_rows_and_the_offsets() {
-    let broker = Broker::start(&["orders:4"]);
-    let lake = Lake::new("1s");
-    broker.produce_all(2000, 4, 0);
-    lake.run_until_idle(&broker, "4s");
+/// What `read_table.py` reports about `table` (namespace.table) of the lake.
+pub fn read_with_pyiceberg(lake: &Lake, table: &str) -> serde_json::Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/read_table.py");
     let dir = lake.dir.path();
     let out = Command::new(python())
         .arg(script)
         .arg(format!("sqlite:///{}/catalog.db", dir.display()))
         .arg(format!("file://{}/warehouse", dir.display()))
-        .arg("sales.orders_clean")
+        .arg(table)
         .output()
         .expect("run python");
     assert!(
@@ -39,7 +35,16 @@ fn pyiceberg_reads_the_rows_and_the_offsets() {
         "PyIceberg failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from the reader");
+    serde_json::from_slice(&out.stdout).expect("JSON from the reader")
+}
+
+#[test]
+fn pyiceberg_reads_the_rows_and_the_offsets() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::new("1s");
+    broker.produce_all(2000, 4, 0);
+    lake.run_until_idle(&broker, "4s");
+    let v = read_with_pyiceberg(&lake, "sales.orders_clean");
     let mut ids: Vec<u64> = v["ids"]
         .as_array()
         .expect("ids")

@@ -1,7 +1,8 @@
 """Reads a table written by Floe with PyIceberg, an independent Iceberg implementation.
 
 Usage: read_table.py CATALOG_URI WAREHOUSE NAMESPACE.TABLE
-Prints JSON: the order ids, the current snapshot's summary and the partition spec.
+Prints JSON: the order ids (or, for a dead-letter table, the record keys and error
+kinds), the current snapshot's summary and the partition spec.
 """
 import json
 import sys
@@ -17,8 +18,11 @@ schema = table.schema()
 spec = ", ".join(
     f"{f.name}: {f.transform}({schema.find_field(f.source_id).name})" for f in table.spec().fields
 )
+names = rows.schema.names
 print(json.dumps({
-    "ids": rows.column("order_id").to_pylist(),
+    "ids": rows.column("order_id").to_pylist() if "order_id" in names else [],
+    "keys": [k.decode() if k else None for k in rows.column("key").to_pylist()] if "key" in names else [],
+    "kinds": rows.column("error_kind").to_pylist() if "error_kind" in names else [],
     "summary": dict(snapshot.summary.additional_properties) if snapshot else {},
     "partition_spec": spec,
 }))

@@ -2,42 +2,58 @@
 
 use std::path::Path;
 
-use floe_catalog::offsets::{COMMIT_ID_KEY, JOB_KEY, OFFSETS_KEY, ancestry, latest_checkpoint};
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use floe_catalog::offsets::{
+    COMMIT_ID_KEY, COUNTS_KEY, JOB_KEY, OFFSETS_KEY, ancestry, latest_checkpoint,
+};
+use floe_sql::job::TableName;
 
+use super::query::{run_sql, session_over};
 use crate::error::{EngineError, Result};
-use crate::setup::{catalog_of, load_job_for_catalogs, open_catalogs, table_ident};
+use crate::pipeline::RecordCounts;
+use crate::setup::{
+    catalog_of, dead_letter_tables, load_job_for_catalogs, open_catalogs, table_ident,
+};
 
 /// Prints what the catalog knows about `table` (as named in the job) and, for the job,
 /// the offsets it has committed per partition.
 pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
     let job = load_job_for_catalogs(job_path)?;
-    let def = job
+    let dead_letters: Vec<TableName> = dead_letter_tables(&job)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let names: Vec<&TableName> = job
         .tables
         .iter()
-        .find(|t| {
-            t.name.to_string() == table
-                || format!("{}.{}", t.name.namespace.join("."), t.name.name) == table
+        .map(|t| &t.name)
+        .chain(&dead_letters)
+        .collect();
+    let name = *names
+        .iter()
+        .find(|n| {
+            n.to_string() == table || format!("{}.{}", n.namespace.join("."), n.name) == table
         })
         .ok_or_else(|| {
             EngineError::Other(format!(
                 "{table} is not a table of {}; its tables are: {}",
                 job_path.display(),
-                job.tables
+                names
                     .iter()
-                    .map(|t| t.name.to_string())
+                    .map(|t| t.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             ))
         })?;
     let catalogs = open_catalogs(&job).await?;
-    let cat = catalog_of(&catalogs, &def.name)?;
+    let cat = catalog_of(&catalogs, name)?;
     let t = cat
         .catalog
-        .load_table(&table_ident(&def.name)?)
+        .load_table(&table_ident(name)?)
         .await
-        .map_err(|e| EngineError::Other(format!("table {}: {e}", def.name)))?;
+        .map_err(|e| EngineError::Other(format!("table {name}: {e}")))?;
     let md = t.metadata();
-    println!("table      {}", def.name);
+    println!("table      {name}");
     println!("location   {}", md.location());
     println!(
         "schema     {}",
@@ -95,7 +111,7 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
         println!("… {} older snapshots", snaps.len() - 20);
     }
     println!();
-    match latest_checkpoint(&def.name.to_string(), md, &job.name)? {
+    match latest_checkpoint(&name.to_string(), md, &job.name)? {
         None => println!("job '{}' has committed no offsets to this table", job.name),
         Some(c) => {
             println!(
@@ -107,5 +123,51 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
             }
         }
     }
+    let counts = job_counts(md, &job.name);
+    if !counts.is_empty() {
+        println!();
+        println!(
+            "records of job '{}' that are not rows of this table ({COUNTS_KEY}):",
+            job.name
+        );
+        println!("  filtered by the SELECT  {}", counts.filtered);
+        for (what, map) in [
+            ("dead-lettered", &counts.dead_lettered),
+            ("dropped", &counts.dropped),
+        ] {
+            for (rule, n) in map {
+                println!("  {what:<13} {rule:<24} {n}");
+            }
+        }
+    }
+    if dead_letters.contains(name) {
+        println!();
+        println!("dead letters by target and rule:");
+        let ctx = session_over(&catalogs).await?;
+        let sql = format!(
+            "SELECT target_table, error_kind, coalesce(rule, '') AS rule, count(*) AS records, \
+             min(caught_at) AS first_caught, max(caught_at) AS last_caught \
+             FROM {name} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        );
+        let batches = run_sql(&ctx, &sql).await?;
+        let text =
+            pretty_format_batches(&batches).map_err(|e| EngineError::Other(e.to_string()))?;
+        println!("{text}");
+    }
     Ok(())
+}
+
+/// The counts of every snapshot the job committed to the table, added up.
+fn job_counts(md: &iceberg::spec::TableMetadata, job: &str) -> RecordCounts {
+    let mut total = RecordCounts::default();
+    for s in ancestry(md) {
+        let p = &s.summary().additional_properties;
+        if p.get(JOB_KEY).map(String::as_str) != Some(job) {
+            continue;
+        }
+        if let Some(c) = p.get(COUNTS_KEY).and_then(|t| RecordCounts::from_json(t)) {
+            total.add(&c);
+        }
+    }
+    total
 }

@@ -22,6 +22,8 @@ pub struct ProduceArgs {
     pub seed: u64,
     /// librdkafka producer settings.
     pub properties: Vec<(String, String)>,
+    /// One record in this many is bad.
+    pub dirty_every: Option<u64>,
 }
 
 /// Produces the requested orders, spread evenly over the partitions.
@@ -39,6 +41,7 @@ pub fn produce(bootstrap: &str, args: ProduceArgs) -> Result<()> {
         paced_from: vec![0; partitions as usize],
         seed: args.seed,
         properties: args.properties,
+        dirty_every: args.dirty_every,
     };
     let t = Instant::now();
     let n = produce_records(bootstrap, &spec)?;

@@ -1,10 +1,13 @@
 //! `floe query`: ad-hoc SQL over a job's Iceberg tables through DataFusion.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use arrow_array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
+use floe_catalog::OpenCatalog;
 use iceberg_datafusion::IcebergCatalogProvider;
 
 use crate::error::{EngineError, Result};
@@ -24,22 +27,8 @@ pub enum OutputFormat {
 pub async fn query(job_path: &Path, sql: &str, format: OutputFormat) -> Result<()> {
     let job = load_job_for_catalogs(job_path)?;
     let catalogs = open_catalogs(&job).await?;
-    let ctx =
-        SessionContext::new_with_config(floe_sql::plan::session_config().with_target_partitions(2));
-    for (name, c) in &catalogs {
-        let provider = IcebergCatalogProvider::try_new(c.catalog.clone())
-            .await
-            .map_err(|e| EngineError::Other(format!("catalog {name}: {e}")))?;
-        ctx.register_catalog(name.as_str(), Arc::new(provider));
-    }
-    let df = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| EngineError::Other(format!("query: {}", e.strip_backtrace())))?;
-    let batches = df
-        .collect()
-        .await
-        .map_err(|e| EngineError::Other(format!("query: {}", e.strip_backtrace())))?;
+    let ctx = session_over(&catalogs).await?;
+    let batches = run_sql(&ctx, sql).await?;
     match format {
         OutputFormat::Table => {
             let text =
@@ -57,4 +46,28 @@ pub async fn query(job_path: &Path, sql: &str, format: OutputFormat) -> Result<(
         }
     }
     Ok(())
+}
+
+/// A DataFusion session with every catalog registered under its job name.
+pub async fn session_over(catalogs: &HashMap<String, OpenCatalog>) -> Result<SessionContext> {
+    let ctx =
+        SessionContext::new_with_config(floe_sql::plan::session_config().with_target_partitions(2));
+    for (name, c) in catalogs {
+        let provider = IcebergCatalogProvider::try_new(c.catalog.clone())
+            .await
+            .map_err(|e| EngineError::Other(format!("catalog {name}: {e}")))?;
+        ctx.register_catalog(name.as_str(), Arc::new(provider));
+    }
+    Ok(ctx)
+}
+
+/// Runs `sql` and collects the result.
+pub async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| EngineError::Other(format!("query: {}", e.strip_backtrace())))?;
+    df.collect()
+        .await
+        .map_err(|e| EngineError::Other(format!("query: {}", e.strip_backtrace())))
 }

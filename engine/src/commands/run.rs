@@ -12,7 +12,9 @@ use crate::embedded::broker::EmbeddedBroker;
 use crate::embedded::generator::{GenerateSpec, produce};
 use crate::error::Result;
 use crate::pipeline::{self, RunOptions, TableState};
-use crate::setup::{catalog_of, ensure_tables, load_and_compile, open_catalogs};
+use crate::setup::{
+    catalog_of, ensure_dead_letter_tables, ensure_tables, load_and_compile, open_catalogs,
+};
 use crate::shutdown;
 
 /// Records per partition librdkafka's mock broker keeps before it drops the oldest.
@@ -56,6 +58,28 @@ pub async fn run(path: &Path, args: RunArgs) -> Result<()> {
             info!(table = %def.name, offsets = %state.committed.to_json(), "resuming from committed offsets");
         }
         states.push(state);
+    }
+    for (name, options, table) in ensure_dead_letter_tables(job, &catalogs).await? {
+        // It reads what the tables that route to it read.
+        let sources: Vec<usize> = compiled
+            .inserts
+            .iter()
+            .filter(|i| {
+                job.table(&i.target)
+                    .and_then(|t| t.quality.dead_letter.as_ref())
+                    == Some(&name)
+            })
+            .map(|i| i.source)
+            .collect();
+        let cat = catalog_of(&catalogs, &name)?;
+        states.push(TableState::new(
+            name,
+            cat.catalog.clone(),
+            table,
+            options,
+            &job.name,
+            sources,
+        )?);
     }
 
     // Sources on the embedded broker: start it and its generators.
@@ -150,5 +174,6 @@ fn feed_spec(
         paced_from,
         seed: feed.seed,
         properties: vec![],
+        dirty_every: feed.dirty_every,
     }
 }

@@ -32,6 +32,77 @@ pub struct GenerateSpec {
     pub seed: u64,
     /// Extra producer settings (compression, batching).
     pub properties: Vec<(String, String)>,
+    /// Every this many records of a partition, one is bad (see [`DIRT`]).
+    pub dirty_every: Option<u64>,
+}
+
+/// The bad records a dirty feed mixes in, in the order they take turns.
+pub const DIRT: [&str; 11] = [
+    "not-json",
+    "truncated",
+    "invalid-utf8",
+    "string-in-bigint",
+    "bad-timestamp",
+    "decimal-overflow",
+    "missing-order-ts",
+    "missing-order-id",
+    "too-large",
+    "unknown-currency",
+    "customer-overflow",
+];
+
+/// Which entry of [`DIRT`] record `index` of a partition is, in a feed with one bad
+/// record every `dirty_every`.
+pub fn dirt_of(index: u64, dirty_every: Option<u64>) -> Option<&'static str> {
+    let every = dirty_every.filter(|e| *e > 0)?;
+    (index % every == every - 1).then(|| DIRT[((index / every) % DIRT.len() as u64) as usize])
+}
+
+/// Writes record `index` of `partition` into `out`: the order's JSON, or the bad record
+/// [`dirt_of`] names. Returns the order id (also the record key).
+pub fn record_bytes(
+    seed: u64,
+    partitions: u32,
+    partition: u32,
+    index: u64,
+    dirty_every: Option<u64>,
+    out: &mut Vec<u8>,
+) -> u64 {
+    let mut json = String::with_capacity(160);
+    let id = order_json(seed, partitions, partition, index, &mut json);
+    out.clear();
+    let ts = "2026-11-01T00:00:00.000Z";
+    let text = match dirt_of(index, dirty_every) {
+        None => json,
+        Some("not-json") => format!("order {id} is not JSON"),
+        Some("truncated") => json[..json.len() / 2].to_string(),
+        Some("invalid-utf8") => {
+            out.extend_from_slice(format!(r#"{{"order_id":{id},"currency":""#).as_bytes());
+            out.extend_from_slice(&[0xff, 0xfe, b'"', b'}']);
+            return id;
+        }
+        Some("string-in-bigint") => {
+            format!(r#"{{"order_id":{id},"customer_id":"c-{id}","order_ts":"{ts}"}}"#)
+        }
+        Some("bad-timestamp") => format!(r#"{{"order_id":{id},"order_ts":"yesterday"}}"#),
+        Some("decimal-overflow") => {
+            format!(r#"{{"order_id":{id},"amount":123456789012345.5,"order_ts":"{ts}"}}"#)
+        }
+        Some("missing-order-ts") => format!(r#"{{"order_id":{id},"amount":5.00}}"#),
+        Some("missing-order-id") => format!(r#"{{"customer_id":{id},"order_ts":"{ts}"}}"#),
+        Some("too-large") => format!(
+            r#"{{"order_id":{id},"amount":1.00,"order_ts":"{ts}","note":"{}"}}"#,
+            "x".repeat(4096)
+        ),
+        Some("unknown-currency") => {
+            format!(r#"{{"order_id":{id},"amount":1.00,"currency":"XXX","order_ts":"{ts}"}}"#)
+        }
+        Some(_) => format!(
+            r#"{{"order_id":{id},"customer_id":99999999,"amount":1.00,"currency":"EUR","order_ts":"{ts}"}}"#
+        ),
+    };
+    out.extend_from_slice(text.as_bytes());
+    id
 }
 
 const CURRENCIES: [&str; 6] = ["EUR", "usd", " GBP", "eur ", "USD", "gbp"];
@@ -94,7 +165,7 @@ pub fn produce(bootstrap: &str, spec: &GenerateSpec) -> Result<u64> {
         .create_with_context(QuietContext::default())
         .map_err(|e| EngineError::Other(format!("cannot create the producer: {e}")))?;
     let mut pace_start = Instant::now();
-    let mut json = String::with_capacity(256);
+    let mut json = Vec::with_capacity(256);
     let mut key = String::with_capacity(24);
     let mut sent = 0u64;
     let mut paced = 0u64;
@@ -113,13 +184,20 @@ pub fn produce(bootstrap: &str, spec: &GenerateSpec) -> Result<u64> {
             if index >= end {
                 continue;
             }
-            let id = order_json(spec.seed, spec.partitions, p, index, &mut json);
+            let id = record_bytes(
+                spec.seed,
+                spec.partitions,
+                p,
+                index,
+                spec.dirty_every,
+                &mut json,
+            );
             key.clear();
             let _ = write!(key, "{id}");
             let mut record = BaseRecord::to(&spec.topic)
                 .partition(p as i32)
                 .key(key.as_bytes())
-                .payload(json.as_bytes());
+                .payload(json.as_slice());
             loop {
                 match producer.send(record) {
                     Ok(()) => break,

@@ -15,6 +15,8 @@ pub struct Counters {
     pub skipped: u64,
     /// Commits made.
     pub commits: u64,
+    /// Filtered, dropped and dead-lettered records, over all tables.
+    pub records: super::RecordCounts,
 }
 
 /// Prints rates since the previous line.
@@ -37,8 +39,27 @@ impl Progress {
     pub fn line(&mut self, c: &Counters, last_snapshot: Option<i64>, lag: i64) -> String {
         let secs = self.at.elapsed().as_secs_f64().max(1e-3);
         let rate = |a: u64, b: u64| (a.saturating_sub(b)) as f64 / secs;
+        let r = &c.records;
+        let mut quality = String::new();
+        if !r.is_empty() {
+            quality = format!(" | filtered {}", r.filtered);
+            if !r.dead_lettered.is_empty() {
+                quality += &format!(
+                    " | dead-lettered {} ({})",
+                    r.total_dead_lettered(),
+                    super::RecordCounts::show(&r.dead_lettered)
+                );
+            }
+            if !r.dropped.is_empty() {
+                quality += &format!(
+                    " | dropped {} ({})",
+                    r.total_dropped(),
+                    super::RecordCounts::show(&r.dropped)
+                );
+            }
+        }
         let line = format!(
-            "in {} rec/s ({:.1} MB/s) | out {} rows/s | total in {} out {} | commits {} | last snapshot {} | lag {}",
+            "in {} rec/s ({:.1} MB/s) | out {} rows/s | total in {} out {}{quality} | commits {} | last snapshot {} | lag {}",
             human(rate(c.records_in, self.last.records_in)),
             rate(c.bytes_in, self.last.bytes_in) / 1e6,
             human(rate(c.rows_out, self.last.rows_out)),

@@ -13,13 +13,18 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use arrow_array::BooleanArray;
+use arrow_select::filter::filter_record_batch;
 use floe_catalog::OffsetMap;
-use floe_sinks::RetryPolicy;
+use floe_sinks::{DeadLetter, DeadLetterBatch, RetryPolicy};
 use floe_sql::CompiledJob;
+use floe_sql::job::Policy;
 use tokio::sync::mpsc;
 use tracing::info;
 
+use super::RecordCounts;
 use super::progress::{Counters, Progress};
+use super::rules::{Violation, row_numbers, run_insert, without_row_column};
 use super::table_state::TableState;
 use crate::error::{EngineError, Result};
 use crate::source::{KafkaSource, SourceBatch, SourceEvent};
@@ -64,10 +69,21 @@ pub async fn run(
         .enumerate()
         .map(|(i, t)| (t.name.clone(), i))
         .collect();
-    let mut readers: Vec<Vec<(usize, usize)>> = vec![vec![]; sources.len()];
+    let mut readers: Vec<Vec<Reader>> = vec![vec![]; sources.len()];
     for (ii, ins) in job.inserts.iter().enumerate() {
-        if let Some(ti) = table_index.get(&ins.target) {
-            readers[ins.source].push((ii, *ti));
+        let def = job.job.tables.iter().position(|t| t.name == ins.target);
+        if let (Some(ti), Some(def)) = (table_index.get(&ins.target), def) {
+            let dead_letter = job.job.tables[def]
+                .quality
+                .dead_letter
+                .as_ref()
+                .and_then(|d| table_index.get(d).copied());
+            readers[ins.source].push(Reader {
+                insert: ii,
+                table: *ti,
+                def,
+                dead_letter,
+            });
         }
     }
     let mut state = Loop {
@@ -171,9 +187,22 @@ fn resume_points(tables: &[TableState], source: usize, topic: &str) -> OffsetMap
     out
 }
 
+/// An INSERT reading a source: which tables its records go to.
+#[derive(Debug, Clone, Copy)]
+struct Reader {
+    /// Index into the job's INSERTs.
+    insert: usize,
+    /// Index of the target's state.
+    table: usize,
+    /// Index of the target's declaration in the job.
+    def: usize,
+    /// Index of the dead-letter table's state, if the target has one.
+    dead_letter: Option<usize>,
+}
+
 struct Loop<'a> {
     job: &'a CompiledJob,
-    readers: Vec<Vec<(usize, usize)>>,
+    readers: Vec<Vec<Reader>>,
     counters: Counters,
     sources: Vec<KafkaSource>,
     retry: RetryPolicy,
@@ -184,44 +213,140 @@ struct Loop<'a> {
 impl Loop<'_> {
     async fn on_batch(&mut self, tables: &mut [TableState], b: SourceBatch) -> Result<()> {
         self.last_record = Instant::now();
-        let n = b.offsets.len();
+        let offsets = &b.records.offsets;
+        let n = offsets.len();
         self.counters.records_in += n as u64;
-        self.counters.bytes_in += b.bytes as u64;
-        let Some(last) = b.offsets.last().copied() else {
+        self.counters.bytes_in += b.records.bytes() as u64;
+        let Some(last) = offsets.last().copied() else {
             return Ok(());
         };
-        let slot = &self.job.slots[b.source];
-        // Lower bounds first: several INSERTs into one table see the same cut.
-        let bounds: HashMap<usize, usize> = self.readers[b.source]
-            .iter()
-            .map(|(_, ti)| {
-                let start = tables[*ti]
-                    .lower_bound(&b.tp)
-                    .map_or(0, |lb| b.offsets.partition_point(|o| *o < lb));
-                (*ti, start)
-            })
-            .collect();
-        for (ii, ti) in &self.readers[b.source] {
-            let start = bounds.get(ti).copied().unwrap_or(0);
-            if start >= n {
+        // Lower bounds first: several INSERTs into one table (or one dead-letter table)
+        // see the same cut. Each is the index of the first record the table lacks.
+        let mut bounds: HashMap<usize, usize> = HashMap::new();
+        for r in &self.readers[b.source] {
+            for ti in std::iter::once(r.table).chain(r.dead_letter) {
+                bounds.entry(ti).or_insert_with(|| {
+                    tables[ti]
+                        .lower_bound(&b.tp)
+                        .map_or(0, |lb| offsets.partition_point(|o| *o < lb))
+                });
+            }
+        }
+        let caught_at = chrono::Utc::now().timestamp_micros();
+        let mut dead: HashMap<usize, DeadLetterBatch> = HashMap::new();
+        let rows = row_numbers(&b.batch)?;
+        let ctx = self.job.task_ctx();
+        for r in &self.readers[b.source] {
+            let table_from = bounds.get(&r.table).copied().unwrap_or(0);
+            let dead_from = r
+                .dead_letter
+                .and_then(|d| bounds.get(&d).copied())
+                .unwrap_or(n);
+            let from = table_from.min(dead_from);
+            if from >= n {
                 continue;
             }
-            let insert = &self.job.inserts[*ii];
-            slot.set(vec![b.batch.slice(start, n - start)]);
-            let out =
-                insert
-                    .execute(self.job.task_ctx())
-                    .await
-                    .map_err(|e| EngineError::Query {
-                        table: insert.target.to_string(),
-                        tp: b.tp.clone(),
-                        first_offset: b.offsets[start],
-                        message: e.strip_backtrace(),
-                    })?;
-            self.counters.rows_out += out.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-            tables[*ti].write(&out).await?;
+            let insert = &self.job.inserts[r.insert];
+            let quality = &self.job.job.tables[r.def].quality;
+            let first_row = rows.values().partition_point(|x| (*x as usize) < from);
+            let input = b.batch.slice(first_row, b.batch.num_rows() - first_row);
+            let sorted = run_insert(
+                insert,
+                &self.job.slots[b.source],
+                &ctx,
+                input,
+                n,
+                table_from,
+            )
+            .await?;
+            let mut violations: Vec<Violation> = b
+                .bad
+                .iter()
+                .filter(|x| x.index >= from)
+                .map(|x| Violation {
+                    index: x.index,
+                    kind: x.kind,
+                    rule: None,
+                    message: x.message.clone(),
+                })
+                .chain(sorted.violations)
+                .collect();
+            violations.sort_by_key(|v| v.index);
+            let mut counts = RecordCounts {
+                filtered: sorted.filtered,
+                ..RecordCounts::default()
+            };
+            for v in &violations {
+                let rule = v.rule_name();
+                let for_table = v.index >= table_from;
+                match quality.policy(rule) {
+                    Policy::Fail if for_table => {
+                        return Err(EngineError::Rejected {
+                            table: insert.target.to_string(),
+                            tp: b.tp.clone(),
+                            offset: offsets[v.index],
+                            rule: rule.to_string(),
+                            message: v.message.clone(),
+                        });
+                    }
+                    Policy::Fail => {}
+                    Policy::Drop => {
+                        if for_table {
+                            *counts.dropped.entry(rule.to_string()).or_default() += 1;
+                        }
+                    }
+                    Policy::DeadLetter => {
+                        if for_table {
+                            *counts.dead_lettered.entry(rule.to_string()).or_default() += 1;
+                        }
+                        if let Some(d) = r.dead_letter
+                            && v.index >= dead_from
+                        {
+                            let job = &self.job.job.name;
+                            dead.entry(d)
+                                .or_insert_with(|| DeadLetterBatch::new(job, caught_at))
+                                .push(&DeadLetter {
+                                    target: &insert.target.to_string(),
+                                    kind: v.kind.as_str(),
+                                    rule: v.rule.as_deref(),
+                                    message: &v.message,
+                                    tp: &b.tp,
+                                    offset: offsets[v.index],
+                                    timestamp_ms: b.records.timestamp(v.index),
+                                    key: b.records.key(v.index),
+                                    value: b.records.value(v.index),
+                                });
+                        }
+                    }
+                }
+            }
+            let mut good = Vec::with_capacity(sorted.good.len());
+            for batch in sorted.good {
+                let batch = if table_from > from {
+                    let rows = row_numbers(&batch)?;
+                    let keep: BooleanArray = rows
+                        .values()
+                        .iter()
+                        .map(|r| Some(*r as usize >= table_from))
+                        .collect();
+                    filter_record_batch(&batch, &keep)
+                        .map_err(|e| EngineError::Other(format!("internal: {e}")))?
+                } else {
+                    batch
+                };
+                if batch.num_rows() > 0 {
+                    good.push(without_row_column(&batch)?);
+                }
+            }
+            self.counters.rows_out += good.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+            tables[r.table].write(&good).await?;
+            tables[r.table].add_counts(&counts);
+            self.counters.records.add(&counts);
         }
-        slot.set(vec![]);
+        for (d, batch) in dead {
+            let batch = batch.finish()?;
+            tables[d].write(&[batch]).await?;
+        }
         for (ti, start) in bounds {
             self.counters.skipped += start as u64;
             tables[ti].advance(&b.tp, last + 1);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use floe_catalog::offsets::latest_checkpoint;
+use floe_catalog::offsets::{COUNTS_KEY, latest_checkpoint};
 use floe_catalog::{OffsetMap, TopicPartition};
 use floe_sinks::{CommitOutcome, CommitRequest, RetryPolicy, TableWriter, WriterConfig, commit};
 use floe_sql::job::{TableName, TableOptions};
@@ -13,6 +13,7 @@ use iceberg::Catalog;
 use iceberg::table::Table;
 use tracing::{info, warn};
 
+use super::RecordCounts;
 use crate::error::Result;
 
 /// One target table of the job.
@@ -27,6 +28,8 @@ pub struct TableState {
     pub committed: OffsetMap,
     /// Offsets covered by rows written since the last commit.
     pub pending: OffsetMap,
+    /// What became of the pending records besides the rows.
+    pending_counts: RecordCounts,
     writer: Option<TableWriter>,
     pending_since: Option<Instant>,
     checkpoints: u64,
@@ -68,6 +71,7 @@ impl TableState {
             job: job.to_string(),
             committed,
             pending: OffsetMap::new(),
+            pending_counts: RecordCounts::default(),
             writer: None,
             pending_since: None,
             checkpoints: 0,
@@ -115,6 +119,11 @@ impl TableState {
         Ok(())
     }
 
+    /// Counts filtered, dropped and dead-lettered records of the pending work.
+    pub fn add_counts(&mut self, counts: &RecordCounts) {
+        self.pending_counts.add(counts);
+    }
+
     /// Notes that records of `tp` up to `next` (exclusive) have been handled.
     pub fn advance(&mut self, tp: &TopicPartition, next: i64) {
         if self.lower_bound(tp).is_some_and(|lb| lb >= next) {
@@ -154,6 +163,12 @@ impl TableState {
             files,
             from: self.committed.clone(),
             to: self.committed.merged(&self.pending),
+            properties: if self.pending_counts.is_empty() {
+                Default::default()
+            } else {
+                [(COUNTS_KEY.to_string(), self.pending_counts.to_json())].into()
+            },
+            id: None,
         };
         crate::failpoint::hit("before-commit");
         let (table, outcome) = commit(&self.catalog, self.table.clone(), &req, policy).await?;
@@ -161,6 +176,7 @@ impl TableState {
         self.table = table;
         self.committed = outcome.offsets.clone();
         self.pending = OffsetMap::new();
+        self.pending_counts = RecordCounts::default();
         self.pending_since = None;
         self.commits += 1;
         self.last_snapshot = Some(outcome.snapshot_id);
@@ -191,6 +207,7 @@ impl TableState {
             }
         }
         self.pending = OffsetMap::new();
+        self.pending_counts = RecordCounts::default();
         self.pending_since = None;
     }
 

@@ -23,22 +23,23 @@ use tracing::{debug, warn};
 
 use super::client_log::Throttle;
 use super::context::{FloeContext, SourceShared};
-use super::decode::{DecodePlan, PendingRecords, decode};
+use super::decode::{BadRecord, DecodePlan, PendingRecords, decode};
 use crate::error::{EngineError, Result};
 
-/// Decoded records of one partition, in offset order.
+/// Records of one partition, in offset order: decoded where they could be, raw always.
 #[derive(Debug)]
 pub struct SourceBatch {
     /// Index of the source in the job.
     pub source: usize,
     /// Where the records come from.
     pub tp: TopicPartition,
-    /// The decoded rows, one per record, with the source's schema.
+    /// The good records' rows with the slot schema (the source's columns, then the
+    /// record index of each row).
     pub batch: RecordBatch,
-    /// Offset of each row.
-    pub offsets: Vec<i64>,
-    /// Payload bytes.
-    pub bytes: usize,
+    /// Records that could not be decoded.
+    pub bad: Vec<BadRecord>,
+    /// The raw records: offsets, timestamps, keys and values.
+    pub records: PendingRecords,
 }
 
 /// What a source tells the pipeline.
@@ -199,7 +200,6 @@ impl Worker {
     }
 
     fn poll_loop(&mut self) -> Result<()> {
-        let keep_keys = self.plan.needs_keys();
         while !self.stop.load(Ordering::SeqCst) {
             while let Ok(offsets) = self.commit_rx.try_recv() {
                 self.commit(&offsets, CommitMode::Async);
@@ -228,7 +228,6 @@ impl Worker {
                         msg.timestamp().to_millis(),
                         msg.key(),
                         msg.payload(),
-                        keep_keys,
                     );
                     if (recs.len() >= self.batch_records || recs.bytes() >= MAX_BATCH_BYTES)
                         && !self.flush(partition)?
@@ -263,14 +262,13 @@ impl Worker {
             return Ok(true);
         }
         let tp = TopicPartition::new(self.topic.clone(), partition);
-        let batch = decode(&self.plan, &tp, &recs)?;
-        let bytes = recs.bytes();
+        let decoded = decode(&self.plan, &tp, &recs)?;
         let ev = SourceEvent::Batch(SourceBatch {
             source: self.index,
             tp,
-            batch,
-            offsets: recs.offsets,
-            bytes,
+            batch: decoded.batch,
+            bad: decoded.bad,
+            records: recs,
         });
         Ok(self.tx.blocking_send(ev).is_ok())
     }

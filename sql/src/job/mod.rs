@@ -2,11 +2,13 @@
 
 mod catalog;
 mod insert;
+mod quality;
 mod source;
 mod table;
 
 pub use catalog::{CatalogDef, CatalogKind};
 pub use insert::InsertDef;
+pub use quality::{CheckDef, Policy, QualityDef, ViolationKind};
 pub use source::{
     EmbeddedFeed, KafkaOptions, MetadataKey, SourceColumn, SourceDef, SourceFormat, StartupMode,
 };

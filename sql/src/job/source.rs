@@ -131,6 +131,8 @@ pub struct EmbeddedFeed {
     pub partitions: u32,
     /// Seed, so that runs are reproducible.
     pub seed: u64,
+    /// One record in this many is bad (every kind in turn), to see the dead-letter path.
+    pub dirty_every: Option<u64>,
 }
 
 /// Settings of a Kafka source.
@@ -152,6 +154,8 @@ pub struct KafkaOptions {
     pub batch_records: usize,
     /// Set when the source uses the embedded broker.
     pub embedded: Option<EmbeddedFeed>,
+    /// Records larger than this are bad records of kind `too-large`.
+    pub max_record_bytes: Option<u64>,
 }
 
 impl KafkaOptions {

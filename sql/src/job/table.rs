@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
+use super::QualityDef;
 use crate::error::Pos;
 
 /// A resolved table name: catalog, namespace, table.
@@ -42,6 +43,8 @@ pub struct TableDef {
     pub partition_by: Vec<PartitionField>,
     /// Commit and file settings.
     pub options: TableOptions,
+    /// CHECK constraints and what happens to records that break a rule.
+    pub quality: QualityDef,
 }
 
 impl TableDef {

@@ -3,22 +3,27 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_array::{Array, BooleanArray, RecordBatch, UInt32Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::compute::can_cast_types;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast, lit};
+use datafusion::logical_expr::{
+    Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Projection, cast, lit,
+};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::{
     ExecutionPlan, collect, displayable, execution_plan::reset_plan_states,
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, Ident, Query, SelectItem, SetExpr, Statement,
+    Expr as SqlExpr, ExprWithAlias as SqlExprWithAlias, Ident, Query, SelectItem, SetExpr,
+    Statement,
 };
 
+use super::ROW_COLUMN;
 use super::slot::{BatchSlot, SlotTable};
 use crate::error::{ErrorKind, Pos, Result, SqlError};
 use crate::job::{InsertDef, JobFile, TableDef, TableName};
@@ -45,8 +50,22 @@ pub struct CompiledInsert {
     pub logical: LogicalPlan,
     /// The physical plan executed for every batch.
     pub physical: Arc<dyn ExecutionPlan>,
-    /// The schema of the rows it produces: the target's columns and types.
+    /// The target's columns and types. The plan's output has these columns and then
+    /// [`ROW_COLUMN`], the index of the source record each row came from.
     pub schema: SchemaRef,
+    /// The table's CHECK constraints, ready to evaluate over the plan's output.
+    pub checks: Vec<CompiledCheck>,
+}
+
+/// A CHECK constraint planned over the INSERT's output.
+#[derive(Debug, Clone)]
+pub struct CompiledCheck {
+    /// The constraint name.
+    pub name: String,
+    /// The condition as written.
+    pub sql: String,
+    /// The condition, evaluated over a whole output batch at once.
+    pub expr: Arc<dyn PhysicalExpr>,
 }
 
 impl std::fmt::Debug for CompiledJob {
@@ -68,6 +87,31 @@ impl CompiledJob {
     pub fn session(&self) -> &SessionContext {
         &self.ctx
     }
+}
+
+impl CompiledCheck {
+    /// Which rows of an output batch break the constraint. As in SQL, a condition that
+    /// is NULL does not break it.
+    pub fn broken(&self, batch: &RecordBatch) -> Result<BooleanArray, DataFusionError> {
+        let value = self.expr.evaluate(batch)?.into_array(batch.num_rows())?;
+        let value = value
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!("CHECK {} is not boolean", self.name))
+            })?;
+        Ok(value.iter().map(|v| Some(v == Some(false))).collect())
+    }
+}
+
+/// Appends [`ROW_COLUMN`] (0, 1, 2, …) to a batch with a source's schema, as the slot
+/// expects it.
+pub fn with_row_numbers(batch: &RecordBatch) -> Result<RecordBatch, DataFusionError> {
+    let n = u32::try_from(batch.num_rows())
+        .map_err(|_| DataFusionError::Execution("batch too large".into()))?;
+    let mut cols = batch.columns().to_vec();
+    cols.push(Arc::new(UInt32Array::from_iter_values(0..n)));
+    Ok(RecordBatch::try_new(slot_schema(&batch.schema()), cols)?)
 }
 
 impl CompiledInsert {
@@ -115,7 +159,7 @@ async fn compile_inner(job: JobFile) -> Result<CompiledJob> {
         let slot = BatchSlot::default();
         ctx.register_table(
             s.name.as_str(),
-            Arc::new(SlotTable::new(s.schema(), slot.clone())),
+            Arc::new(SlotTable::new(slot_schema(&s.schema()), slot.clone())),
         )
         .map_err(|e| df_error(s.pos, e))?;
         slots.push(slot);
@@ -185,7 +229,9 @@ async fn compile_insert(
         )
     })?;
 
-    let projection = target_projection(&plan, insert, table)?;
+    let plan = thread_row_column(plan, insert)?;
+    let mut projection = target_projection(&plan, insert, table)?;
+    projection.push(row_column_of(&plan, pos)?);
     let logical = LogicalPlanBuilder::from(plan)
         .project(projection)
         .and_then(|b| b.build())
@@ -195,13 +241,129 @@ async fn compile_insert(
         .create_physical_plan(&logical)
         .await
         .map_err(|e| df_error(pos, e))?;
+    let checks = compile_checks(ctx, &logical, table)?;
     Ok(CompiledInsert {
         target: insert.target.clone(),
         source,
         logical,
         schema: table.schema(),
         physical,
+        checks,
     })
+}
+
+/// The schema a source's slot table has: the source's columns, then [`ROW_COLUMN`].
+pub fn slot_schema(source: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<_> = source.fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(ROW_COLUMN, DataType::UInt32, false)));
+    Arc::new(Schema::new(fields))
+}
+
+/// Carries [`ROW_COLUMN`] through every projection of the query, so that each output row
+/// names the source record it came from (for dead letters and for isolating a failing
+/// row). The same walk rejects operators whose result depends on how records happen to
+/// be cut into micro-batches.
+fn thread_row_column(plan: LogicalPlan, insert: &InsertDef) -> Result<LogicalPlan> {
+    let pos = insert.pos;
+    plan.transform_up(|node| {
+        let refused = match &node {
+            LogicalPlan::Aggregate(_) => Some("aggregates and GROUP BY"),
+            LogicalPlan::Distinct(_) => Some("DISTINCT"),
+            LogicalPlan::Window(_) => Some("window functions"),
+            LogicalPlan::Limit(_) => Some("LIMIT"),
+            LogicalPlan::Join(_) => Some("joins"),
+            LogicalPlan::Union(_) => Some("UNION"),
+            LogicalPlan::RecursiveQuery(_) => Some("recursive queries"),
+            _ => None,
+        };
+        if let Some(what) = refused {
+            return Err(DataFusionError::Plan(format!(
+                "INSERT INTO {}: the SELECT runs over each micro-batch, so it must work row by row; \
+                 {what} would give results that depend on where batches happen to be cut",
+                insert.target
+            )));
+        }
+        match node {
+            LogicalPlan::Projection(p) => {
+                let mut exprs: Vec<Expr> = p
+                    .expr
+                    .into_iter()
+                    .filter(|e| !matches!(e, Expr::Column(c) if c.name == ROW_COLUMN))
+                    .collect();
+                let (q, f) = p
+                    .input
+                    .schema()
+                    .qualified_field_with_unqualified_name(ROW_COLUMN)?;
+                exprs.push(Expr::Column(datafusion::common::Column::new(
+                    q.cloned(),
+                    f.name(),
+                )));
+                Ok(Transformed::yes(LogicalPlan::Projection(
+                    Projection::try_new(exprs, p.input)?,
+                )))
+            }
+            other => Ok(Transformed::yes(other.recompute_schema()?)),
+        }
+    })
+    .map(|t| t.data)
+    .map_err(|e| df_error(pos, e))
+}
+
+/// The row column of `plan`'s output, to append after the target columns.
+fn row_column_of(plan: &LogicalPlan, pos: Pos) -> Result<Expr> {
+    let (q, f) = plan
+        .schema()
+        .qualified_field_with_unqualified_name(ROW_COLUMN)
+        .map_err(|e| df_error(pos, e))?;
+    Ok(Expr::Column(datafusion::common::Column::new(
+        q.cloned(),
+        f.name(),
+    )))
+}
+
+/// Plans the table's CHECK constraints over the INSERT's output schema.
+fn compile_checks(
+    ctx: &SessionContext,
+    output: &LogicalPlan,
+    table: &TableDef,
+) -> Result<Vec<CompiledCheck>> {
+    let state = ctx.state();
+    let schema = output.schema().as_ref().clone();
+    let mut out = vec![];
+    for check in &table.quality.checks {
+        let at = |e: DataFusionError| {
+            let mut err = df_error(check.pos, e);
+            err.message = format!("CHECK {} of {}: {}", check.name, table.name, err.message);
+            err
+        };
+        let logical = state
+            .create_logical_expr_from_sql_expr(
+                SqlExprWithAlias {
+                    expr: check.expr.clone(),
+                    alias: None,
+                },
+                &schema,
+            )
+            .map_err(at)?;
+        let ty = logical.get_type(&schema).map_err(at)?;
+        if ty != DataType::Boolean {
+            return Err(SqlError::new(
+                ErrorKind::Plan,
+                check.pos,
+                format!(
+                    "CHECK {} of {}: the condition is {ty}, not BOOLEAN",
+                    check.name, table.name
+                ),
+            ));
+        }
+        let expr = state.create_physical_expr(logical, &schema).map_err(at)?;
+        out.push(CompiledCheck {
+            name: check.name.clone(),
+            sql: check.expr.to_string(),
+            expr,
+        });
+    }
+    Ok(out)
 }
 
 /// Gives every unnamed expression of a plain SELECT a positional alias: an INSERT maps
@@ -235,7 +397,9 @@ fn target_projection(
     table: &TableDef,
 ) -> Result<Vec<Expr>> {
     let pos = insert.pos;
-    let fields = plan.schema().fields();
+    // The row column comes last and is not the query's own.
+    let all = plan.schema().fields();
+    let fields = &all[..all.len().saturating_sub(1)];
     let mapping: Vec<Option<usize>> = if insert.columns.is_empty() {
         if fields.len() != table.columns.len() {
             return Err(SqlError::new(

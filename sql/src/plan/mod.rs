@@ -3,5 +3,12 @@
 mod compile;
 mod slot;
 
-pub use compile::{CompiledInsert, CompiledJob, compile, session_config};
+pub use compile::{
+    CompiledCheck, CompiledInsert, CompiledJob, compile, session_config, slot_schema,
+    with_row_numbers,
+};
+
+/// The hidden column that numbers a micro-batch's source records. Plans carry it through
+/// to their output, so each output row can be traced to the record it came from.
+pub const ROW_COLUMN: &str = "__floe_row";
 pub use slot::{BatchSlot, SlotTable};

@@ -1,0 +1,321 @@
+//! Shift-left quality end to end: a topic seeded with good records and every kind of bad
+//! one; every record must end up in exactly one place (the table, the dead-letter table,
+//! dropped or filtered, as counted in the snapshot summaries), also across kill -9.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use floe_engine::embedded::generator::{dirt_of, record_bytes};
+
+use crate::crash::wait_for_line;
+use crate::fixture::{Broker, Lake, assert_same_ids, floe};
+use crate::pyiceberg::read_with_pyiceberg;
+
+const PARTITIONS: u32 = 4;
+const DIRTY_EVERY: u64 = 7;
+
+fn quality_job(dir: &Path, on_violation: &str) -> String {
+    format!(
+        r#"SET 'job.name' = 'quality-e2e';
+CREATE CATALOG lake WITH ('type' = 'sql', 'uri' = 'sqlite://{dir}/catalog.db', 'warehouse' = 'file://{dir}/warehouse');
+CREATE SOURCE orders (
+  order_id BIGINT NOT NULL, customer_id BIGINT, amount DECIMAL(12, 2), currency VARCHAR, order_ts TIMESTAMP
+) WITH (
+  'connector' = 'kafka', 'topic' = 'orders', 'format' = 'json',
+  'properties.bootstrap.servers' = '${{KAFKA_BOOTSTRAP}}',
+  'properties.group.id' = '${{FLOE_E2E_GROUP:-floe-quality}}',
+  'properties.session.timeout.ms' = '6000',
+  'properties.heartbeat.interval.ms' = '500',
+  'source.max-record-bytes' = '1KB'
+);
+CREATE TABLE lake.sales.orders_checked (
+  order_id BIGINT NOT NULL, customer_id SMALLINT, amount DECIMAL(12, 2), currency VARCHAR,
+  order_ts TIMESTAMP NOT NULL,
+  CONSTRAINT positive_amount CHECK (amount > 0),
+  CONSTRAINT known_currency CHECK (currency IN ('EUR', 'USD', 'GBP'))
+) PARTITIONED BY (day(order_ts)) WITH (
+  'commit.interval' = '700ms',
+  {on_violation}
+);
+INSERT INTO lake.sales.orders_checked
+SELECT order_id, CAST(customer_id AS SMALLINT), amount, upper(trim(currency)), order_ts
+FROM orders WHERE customer_id IS NULL OR customer_id % 13 <> 0;
+"#,
+        dir = dir.display()
+    )
+}
+
+const DEAD_LETTER: &str = "'on-violation' = 'dead-letter',
+  'on-violation.known_currency' = 'drop',
+  'dead-letter.table' = 'lake.quality.orders_dlq'";
+
+/// Where each produced record must end up.
+#[derive(Debug, Default)]
+struct Expected {
+    table: Vec<u64>,
+    /// id → (error_kind, rule)
+    dead: BTreeMap<u64, (String, String)>,
+    dropped: u64,
+    filtered: u64,
+}
+
+fn expected(per_partition: u64) -> Expected {
+    let mut e = Expected::default();
+    let mut buf = vec![];
+    for p in 0..PARTITIONS {
+        for i in 0..per_partition {
+            let id = record_bytes(42, PARTITIONS, p, i, Some(DIRTY_EVERY), &mut buf);
+            let dead = |kind: &str, rule: &str| Some((kind.to_string(), rule.to_string()));
+            let outcome = match dirt_of(i, Some(DIRTY_EVERY)) {
+                Some("not-json" | "truncated" | "invalid-utf8") => dead("malformed", ""),
+                Some("string-in-bigint" | "bad-timestamp" | "decimal-overflow") => dead("type", ""),
+                Some("missing-order-ts" | "missing-order-id") => dead("not-null", ""),
+                Some("too-large") => dead("too-large", ""),
+                Some("customer-overflow") => dead("expression", ""),
+                Some("unknown-currency") => {
+                    e.dropped += 1;
+                    continue;
+                }
+                Some(other) => panic!("a new kind of bad record: {other}; say where it goes"),
+                None => {
+                    let v: serde_json::Value = serde_json::from_slice(&buf).expect("clean JSON");
+                    let customer = v["customer_id"].as_i64().unwrap_or(1);
+                    if customer % 13 == 0 {
+                        e.filtered += 1;
+                        continue;
+                    }
+                    if v["amount"].as_f64().unwrap_or(0.0) <= 0.0 {
+                        dead("check", "positive_amount")
+                    } else {
+                        e.table.push(id);
+                        continue;
+                    }
+                }
+            };
+            if let Some(o) = outcome {
+                e.dead.insert(id, o);
+            }
+        }
+    }
+    e.table.sort_unstable();
+    e
+}
+
+/// Dead letters as (id from the key, kind, rule), checking none is there twice.
+fn dead_letters(lake: &Lake) -> BTreeMap<u64, (String, String)> {
+    let rows = lake.query(
+        "SELECT CAST(key AS VARCHAR) AS k, error_kind, coalesce(rule, '') AS rule, \
+         target_table, topic, \"offset\" FROM lake.quality.orders_dlq",
+    );
+    let mut out = BTreeMap::new();
+    for r in rows {
+        let id: u64 = r["k"].as_str().and_then(|k| k.parse().ok()).expect("key");
+        assert_eq!(r["target_table"], "lake.sales.orders_checked");
+        assert_eq!(r["topic"], "orders");
+        let kind = r["error_kind"].as_str().unwrap_or_default().to_string();
+        let rule = r["rule"].as_str().unwrap_or_default().to_string();
+        assert!(
+            out.insert(id, (kind, rule)).is_none(),
+            "record {id} is in the dead-letter table twice"
+        );
+    }
+    out
+}
+
+/// The count after `label` in `floe describe` output (0 when absent).
+fn described(text: &str, label: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            let l = l.trim();
+            l.strip_prefix(label)
+                .and_then(|rest| rest.split_whitespace().last()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn assert_every_record_in_one_place(lake: &Lake, per_partition: u64) {
+    let e = expected(per_partition);
+    assert_same_ids(
+        "orders_checked",
+        &lake.ids("lake.sales.orders_checked"),
+        &e.table,
+    );
+    let dead = dead_letters(lake);
+    let wrong: Vec<_> = e
+        .dead
+        .iter()
+        .filter(|(id, o)| dead.get(id) != Some(o))
+        .take(5)
+        .map(|(id, o)| (id, o, dead.get(id)))
+        .collect();
+    assert!(
+        wrong.is_empty() && dead.len() == e.dead.len(),
+        "dead letters differ ({} found, {} expected); first differences (id, expected, found): {wrong:?}",
+        dead.len(),
+        e.dead.len()
+    );
+    let text = lake.describe("lake.sales.orders_checked");
+    assert_eq!(
+        described(&text, "filtered by the SELECT"),
+        e.filtered,
+        "{text}"
+    );
+    assert_eq!(
+        described(&text, "dropped       known_currency"),
+        e.dropped,
+        "{text}"
+    );
+    let total = e.table.len() as u64 + e.dead.len() as u64 + e.dropped + e.filtered;
+    assert_eq!(total, per_partition * u64::from(PARTITIONS));
+}
+
+#[test]
+fn every_record_lands_in_exactly_one_place() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::with_job(|d| quality_job(d, DEAD_LETTER));
+    let per_partition = 700;
+    broker.produce_dirty(
+        per_partition * u64::from(PARTITIONS),
+        PARTITIONS,
+        DIRTY_EVERY,
+    );
+    let out = lake.run_until_idle(&broker, "4s");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("dead-lettered"), "progress line: {log}");
+    assert_every_record_in_one_place(&lake, per_partition);
+
+    // PyIceberg reads the dead-letter table too.
+    let v = read_with_pyiceberg(&lake, "quality.orders_dlq");
+    assert_eq!(
+        v["keys"].as_array().map(Vec::len),
+        Some(expected(per_partition).dead.len())
+    );
+    assert_eq!(v["summary"]["floe.job"], "quality-e2e");
+    assert_eq!(v["partition_spec"], "caught_at_day: day(caught_at)");
+}
+
+#[test]
+fn dead_letters_are_exactly_once_across_kill_minus_nine() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::with_job(|d| quality_job(d, DEAD_LETTER));
+    let per_partition = 1500;
+    broker.produce_dirty(
+        per_partition * u64::from(PARTITIONS),
+        PARTITIONS,
+        DIRTY_EVERY,
+    );
+    for (i, after) in [900u64, 1600, 600].into_iter().enumerate() {
+        let mut child = lake
+            .run_cmd(&broker)
+            .env("FLOE_E2E_GROUP", format!("quality-kill-{i}"))
+            .env("FLOE_FAILPOINTS", "before-commit=sleep:300")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start floe");
+        assert!(
+            wait_for_line(&mut child, "partition assigned", Duration::from_secs(60)),
+            "the job never got its partitions"
+        );
+        std::thread::sleep(Duration::from_millis(after));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    lake.run_in_group(&broker, Some("quality-final"), "4s");
+    assert_every_record_in_one_place(&lake, per_partition);
+}
+
+#[test]
+fn the_fail_policy_stops_at_the_record_and_commits_nothing_past_it() {
+    let broker = Broker::start(&["orders:1"]);
+    let lake = Lake::with_job(|d| quality_job(d, "'on-violation' = 'fail'"));
+    let ts = "2026-11-01T00:00:00Z";
+    let values = [
+        format!(r#"{{"order_id":1,"amount":5,"currency":"EUR","order_ts":"{ts}"}}"#),
+        format!(r#"{{"order_id":2,"amount":6,"currency":"USD","order_ts":"{ts}"}}"#),
+        format!(r#"{{"order_id":3,"amount":-1,"currency":"EUR","order_ts":"{ts}"}}"#),
+        format!(r#"{{"order_id":4,"amount":7,"currency":"EUR","order_ts":"{ts}"}}"#),
+    ];
+    let status = floe()
+        .args([
+            "send",
+            "--bootstrap",
+            &broker.bootstrap,
+            "--topic",
+            "orders",
+        ])
+        .args(["--partition", "0", "--"])
+        .args(&values)
+        .status()
+        .expect("floe send");
+    assert!(status.success());
+    let out = lake
+        .run_cmd(&broker)
+        .args(["--stop-when-idle", "4s"])
+        .output()
+        .expect("run floe");
+    assert!(!out.status.success(), "the job must stop");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("orders/0 offset 2") && err.contains("positive_amount"),
+        "the error names the record and the rule: {err}"
+    );
+    let ids = lake.ids("lake.sales.orders_checked");
+    assert!(
+        ids.iter().all(|id| *id < 3),
+        "nothing past the record: {ids:?}"
+    );
+}
+
+#[test]
+fn fuzzed_payloads_never_crash_the_job() {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    let broker = Broker::start(&["orders:1"]);
+    let lake = Lake::with_job(|d| quality_job(d, DEAD_LETTER));
+    let mut rng = SmallRng::seed_from_u64(11);
+    let mut values: Vec<String> = vec![
+        "[".repeat(5000) + &"]".repeat(5000),
+        format!(r#"{{"order_id":{}}}"#, "9".repeat(400)),
+        r#"{"order_id":NaN,"amount":Infinity}"#.into(),
+        r#"{"order_id":1,"order_id":2,"order_ts":"2026-11-01T00:00:00Z"}"#.into(),
+        format!(r#"{{"order_id":5,"currency":"{}"}}"#, "€".repeat(300)),
+        r#"{"order_id":6,"amount":"1e400","order_ts":"2026-11-01T00:00:00Z"}"#.into(),
+        r#"{"order_id":{"nested":{"deeper":[1,2,3]}}}"#.into(),
+        "null".into(),
+        "\u{1}\u{2}\u{7f}".into(),
+        format!(r#"{{"order_id":7,"currency":"{}"}}"#, "x".repeat(100_000)),
+    ];
+    for _ in 0..40 {
+        let len = rng.random_range(1..200);
+        let s: String = (0..len)
+            .map(|_| char::from(rng.random_range(0x20u8..0x7f)))
+            .collect();
+        values.push(s);
+    }
+    let status = floe()
+        .args([
+            "send",
+            "--bootstrap",
+            &broker.bootstrap,
+            "--topic",
+            "orders",
+        ])
+        .args(["--partition", "0", "--"])
+        .args(&values)
+        .status()
+        .expect("floe send");
+    assert!(status.success());
+    let out = lake.run_until_idle(&broker, "4s");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("panicked"), "{log}");
+    let dead = lake.query("SELECT count(*) AS n FROM lake.quality.orders_dlq");
+    let rows = lake.ids("lake.sales.orders_checked").len() as u64;
+    let text = lake.describe("lake.sales.orders_checked");
+    let accounted = dead[0]["n"].as_u64().unwrap_or(0)
+        + rows
+        + described(&text, "filtered by the SELECT")
+        + described(&text, "dropped       known_currency");
+    assert_eq!(accounted, values.len() as u64, "{text}");
+}
