@@ -5,6 +5,7 @@
 mod connect;
 mod error;
 pub mod offsets;
+pub mod replayed;
 pub mod storage;
 
 pub use connect::{CatalogConfig, CatalogKind, OpenCatalog, open_catalog};

@@ -119,6 +119,29 @@ enum Command {
         #[arg(required = true)]
         values: Vec<String>,
     },
+    /// Push a table's dead letters through the job's current rules again: recovered
+    /// records land in the table exactly once and are marked in the dead-letter table;
+    /// records that still break a rule stay where they are.
+    Replay {
+        /// The job file.
+        #[arg(long)]
+        job: PathBuf,
+        /// The target table whose dead letters to replay (catalog.namespace.table).
+        table: String,
+        /// Only dead letters of this rule (a CHECK constraint's name) or kind (malformed,
+        /// type, not-null, too-large, expression, check).
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only dead letters caught at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
+        #[arg(long, value_parser = timestamp)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only dead letters caught before this time (RFC 3339).
+        #[arg(long, value_parser = timestamp)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// Report what would be recovered without committing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the embedded Kafka-protocol broker as a process of its own; prints
     /// `bootstrap.servers=HOST:PORT` and runs until standard input closes.
     Broker {
@@ -130,6 +153,12 @@ enum Command {
 
 fn duration(s: &str) -> Result<Duration, String> {
     floe_sql::parse_duration(s)
+}
+
+fn timestamp(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("'{s}' is not an RFC 3339 time like 2026-11-22T10:00:00Z: {e}"))
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -212,6 +241,42 @@ fn main() -> ExitCode {
                 key,
                 values,
             } => commands::send::send(&bootstrap, &topic, partition, key.as_deref(), &values)?,
+            Command::Replay {
+                job,
+                table,
+                rule,
+                since,
+                until,
+                dry_run,
+            } => {
+                let args = commands::replay::ReplayArgs {
+                    table,
+                    rule,
+                    since,
+                    until,
+                    dry_run,
+                };
+                let r = commands::replay::replay(&job, &args).await?;
+                let still: u64 = r.still_bad.values().sum();
+                println!(
+                    "{}{} dead letters considered: {} recovered into {}{}, {} filtered by the SELECT, {} still break a rule{}",
+                    if dry_run { "dry run: " } else { "" },
+                    r.considered,
+                    r.recovered,
+                    args.table,
+                    r.snapshot_id.map(|s| format!(" (snapshot {s})")).unwrap_or_default(),
+                    r.filtered,
+                    still,
+                    if still == 0 {
+                        String::new()
+                    } else {
+                        format!(" ({})", floe_engine::pipeline::RecordCounts::show(&r.still_bad))
+                    },
+                );
+                if r.markers > 0 {
+                    println!("{} dead letters marked as resolved", r.markers);
+                }
+            }
             Command::Broker { topics } => commands::broker::broker(&topics)?,
         }
         Ok(())

@@ -194,6 +194,65 @@ fn every_record_lands_in_exactly_one_place() {
     );
     assert_eq!(v["summary"]["floe.job"], "quality-e2e");
     assert_eq!(v["partition_spec"], "caught_at_day: day(caught_at)");
+
+    // After a fix (negative amounts are refunds after all), a replay recovers exactly the
+    // records that broke that rule, once, even when it crashes right after its commit.
+    let fixed = std::fs::read_to_string(&lake.job)
+        .expect("job")
+        .replace("CHECK (amount > 0)", "CHECK (amount > -100)");
+    std::fs::write(&lake.job, fixed).expect("write fixed job");
+    let e = expected(per_partition);
+    let refunds: Vec<u64> = e
+        .dead
+        .iter()
+        .filter(|(_, (_, rule))| rule == "positive_amount")
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(!refunds.is_empty());
+    let replay = |failpoints: &str| {
+        floe()
+            .args(["replay", "--job"])
+            .arg(&lake.job)
+            .args(["lake.sales.orders_checked", "--rule", "positive_amount"])
+            .env("FLOE_FAILPOINTS", failpoints)
+            .output()
+            .expect("run floe replay")
+    };
+    let crashed = replay("replay-after-commit=abort@1");
+    assert!(
+        !crashed.status.success(),
+        "the fail-point aborts the replay"
+    );
+    let again = replay("");
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        again.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(
+        text.contains("0 dead letters considered")
+            && text.contains(&format!("{} dead letters marked", refunds.len())),
+        "the second replay only writes the missing markers: {text}"
+    );
+    let mut want = e.table.clone();
+    want.extend(&refunds);
+    want.sort_unstable();
+    assert_same_ids(
+        "orders_checked after replay",
+        &lake.ids("lake.sales.orders_checked"),
+        &want,
+    );
+    let live = lake.query(
+        "SELECT count(*) AS n FROM lake.quality.orders_dlq d WHERE error_kind <> 'replayed' \
+         AND NOT EXISTS (SELECT 1 FROM lake.quality.orders_dlq r WHERE r.error_kind = 'replayed' \
+         AND r.topic = d.topic AND r.partition = d.partition AND r.\"offset\" = d.\"offset\")",
+    );
+    assert_eq!(
+        live[0]["n"].as_u64(),
+        Some((e.dead.len() - refunds.len()) as u64),
+        "the live view leaves out the recovered dead letters"
+    );
 }
 
 #[test]

@@ -142,12 +142,16 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
     }
     if dead_letters.contains(name) {
         println!();
-        println!("dead letters by target and rule:");
+        println!("dead letters by target and rule (resolved: recovered or filtered by a replay):");
         let ctx = session_over(&catalogs).await?;
         let sql = format!(
-            "SELECT target_table, error_kind, coalesce(rule, '') AS rule, count(*) AS records, \
-             min(caught_at) AS first_caught, max(caught_at) AS last_caught \
-             FROM {name} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            "SELECT d.target_table, d.error_kind, coalesce(d.rule, '') AS rule, count(*) AS records, \
+             count(r.\"offset\") AS resolved, min(d.caught_at) AS first_caught, max(d.caught_at) AS last_caught \
+             FROM {name} d LEFT JOIN (SELECT DISTINCT target_table, topic, partition, \"offset\" \
+               FROM {name} WHERE error_kind = 'replayed') r \
+             ON d.target_table = r.target_table AND d.topic = r.topic AND d.partition = r.partition \
+               AND d.\"offset\" = r.\"offset\" \
+             WHERE d.error_kind <> 'replayed' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         );
         let batches = run_sql(&ctx, &sql).await?;
         let text =

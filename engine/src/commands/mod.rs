@@ -5,5 +5,6 @@ pub mod describe;
 pub mod explain;
 pub mod produce;
 pub mod query;
+pub mod replay;
 pub mod run;
 pub mod send;
