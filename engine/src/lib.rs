@@ -7,6 +7,7 @@ pub mod embedded;
 pub mod error;
 pub mod failpoint;
 pub mod pipeline;
+pub mod resources;
 pub mod setup;
 pub mod shutdown;
 pub mod source;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use floe_engine::commands::{self, query::OutputFormat, run::RunArgs};
+use floe_engine::embedded::generator::Feed;
 use tracing_subscriber::EnvFilter;
 
 /// Floe moves Kafka topics into Apache Iceberg tables, exactly once, with the cleaning and
@@ -70,7 +71,8 @@ enum Command {
         /// The table, as named in the job (catalog.namespace.table).
         table: String,
     },
-    /// Produce generated order events to a topic (for trials and benchmarks).
+    /// Produce generated events (orders, or Nexmark bids, auctions, persons) to a topic,
+    /// with a fixed seed (for trials and benchmarks).
     Produce {
         /// Bootstrap servers.
         #[arg(long)]
@@ -100,6 +102,9 @@ enum Command {
         /// (not JSON, truncated, invalid UTF-8, wrong types, missing fields, too large, …).
         #[arg(long)]
         dirty_every: Option<u64>,
+        /// Which events: orders, or the Nexmark streams bids, auctions, persons.
+        #[arg(long, value_enum, default_value_t = Feed::Orders)]
+        generator: Feed,
     },
     /// Send the given values as records to a topic, one record each.
     Send {
@@ -175,6 +180,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("info,iceberg=warn,sqlx=warn,datafusion=warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -221,6 +227,7 @@ fn main() -> ExitCode {
                 seed,
                 properties,
                 dirty_every,
+                generator,
             } => commands::produce::produce(
                 &bootstrap,
                 commands::produce::ProduceArgs {
@@ -232,6 +239,7 @@ fn main() -> ExitCode {
                     seed,
                     properties,
                     dirty_every,
+                    feed: generator,
                 },
             )?,
             Command::Send {

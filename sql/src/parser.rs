@@ -705,7 +705,10 @@ impl<'a> JobParser<'a> {
             })?;
         let group_id = properties.remove("group.id").unwrap_or_default();
         let embedded_opts = (
-            r.string("embedded.generator"),
+            r.choice(
+                "embedded.generator",
+                &["orders", "bids", "auctions", "persons"],
+            )?,
             r.count("embedded.records")?,
             r.count("embedded.rate")?,
             r.count("embedded.partitions")?,
@@ -713,7 +716,7 @@ impl<'a> JobParser<'a> {
             r.count("embedded.dirty-every")?,
         );
         let embedded = (bootstrap_servers == EMBEDDED_BOOTSTRAP).then(|| EmbeddedFeed {
-            generator: embedded_opts.0.clone().unwrap_or_else(|| "orders".into()),
+            generator: embedded_opts.0.unwrap_or("orders").to_string(),
             records: embedded_opts.1,
             rate: embedded_opts.2,
             partitions: embedded_opts.3.unwrap_or(4).clamp(1, 1024) as u32,

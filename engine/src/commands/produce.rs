@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::embedded::generator::{GenerateSpec, produce as produce_records};
+use crate::embedded::generator::{Feed, GenerateSpec, produce as produce_records};
 use crate::error::Result;
 
 /// What `floe produce` was asked for.
@@ -24,9 +24,11 @@ pub struct ProduceArgs {
     pub properties: Vec<(String, String)>,
     /// One record in this many is bad.
     pub dirty_every: Option<u64>,
+    /// Which events.
+    pub feed: Feed,
 }
 
-/// Produces the requested orders, spread evenly over the partitions.
+/// Produces the requested events, spread evenly over the partitions.
 pub fn produce(bootstrap: &str, args: ProduceArgs) -> Result<()> {
     let partitions = args.partitions.max(1);
     let (start, topic) = (args.start, args.topic.clone());
@@ -42,6 +44,7 @@ pub fn produce(bootstrap: &str, args: ProduceArgs) -> Result<()> {
         seed: args.seed,
         properties: args.properties,
         dirty_every: args.dirty_every,
+        feed: args.feed,
     };
     let t = Instant::now();
     let n = produce_records(bootstrap, &spec)?;

@@ -9,7 +9,7 @@ use floe_sql::job::{EmbeddedFeed, SourceDef};
 use tracing::{error, info, warn};
 
 use crate::embedded::broker::EmbeddedBroker;
-use crate::embedded::generator::{GenerateSpec, produce};
+use crate::embedded::generator::{Feed, GenerateSpec, produce};
 use crate::error::Result;
 use crate::pipeline::{self, RunOptions, TableState};
 use crate::setup::{
@@ -129,10 +129,13 @@ pub async fn run(path: &Path, args: RunArgs) -> Result<()> {
         crate::error::EngineError::Other(format!("cannot install signal handlers: {e}"))
     })?;
     let counters = pipeline::run(compiled, states, bootstraps, opts, stop).await?;
+    let usage = crate::resources::usage();
     info!(
         records_in = counters.records_in,
         rows_out = counters.rows_out,
         commits = counters.commits,
+        peak_rss_mib = usage.map_or(0, |u| u.peak_rss_bytes / (1024 * 1024)),
+        cpu_seconds = usage.map_or(0.0, |u| (u.cpu_seconds * 100.0).round() / 100.0),
         "job stopped cleanly"
     );
     drop(broker);
@@ -175,5 +178,6 @@ fn feed_spec(
         seed: feed.seed,
         properties: vec![],
         dirty_every: feed.dirty_every,
+        feed: Feed::parse(&feed.generator).unwrap_or_default(),
     }
 }

@@ -32,8 +32,67 @@ pub struct GenerateSpec {
     pub seed: u64,
     /// Extra producer settings (compression, batching).
     pub properties: Vec<(String, String)>,
-    /// Every this many records of a partition, one is bad (see [`DIRT`]).
+    /// Every this many records of a partition, one is bad (see [`DIRT`]; orders only).
     pub dirty_every: Option<u64>,
+    /// Which events.
+    pub feed: Feed,
+}
+
+/// The event streams the generator knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Feed {
+    /// Order events (`order_id`, `customer_id`, `amount`, `currency`, `order_ts`).
+    #[default]
+    Orders,
+    /// Nexmark bids (~150 bytes each).
+    Bids,
+    /// Nexmark auctions.
+    Auctions,
+    /// Nexmark persons.
+    Persons,
+}
+
+impl Feed {
+    /// Parses a feed name as job files write it.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "orders" => Some(Self::Orders),
+            "bids" | "nexmark-bids" => Some(Self::Bids),
+            "auctions" | "nexmark-auctions" => Some(Self::Auctions),
+            "persons" | "nexmark-persons" => Some(Self::Persons),
+            _ => None,
+        }
+    }
+}
+
+/// Writes record `index` of `partition` of `spec` into `out`; returns its id (the key).
+fn write_record(
+    spec: &GenerateSpec,
+    partition: u32,
+    index: u64,
+    out: &mut Vec<u8>,
+    text: &mut String,
+) -> u64 {
+    let id = index * u64::from(spec.partitions) + u64::from(partition);
+    let write = match spec.feed {
+        Feed::Orders => {
+            return record_bytes(
+                spec.seed,
+                spec.partitions,
+                partition,
+                index,
+                spec.dirty_every,
+                out,
+            );
+        }
+        Feed::Bids => super::nexmark::bid_json,
+        Feed::Auctions => super::nexmark::auction_json,
+        Feed::Persons => super::nexmark::person_json,
+    };
+    write(spec.seed, id, text);
+    out.clear();
+    out.extend_from_slice(text.as_bytes());
+    id
 }
 
 /// The bad records a dirty feed mixes in, in the order they take turns.
@@ -166,6 +225,7 @@ pub fn produce(bootstrap: &str, spec: &GenerateSpec) -> Result<u64> {
         .map_err(|e| EngineError::Other(format!("cannot create the producer: {e}")))?;
     let mut pace_start = Instant::now();
     let mut json = Vec::with_capacity(256);
+    let mut text = String::with_capacity(256);
     let mut key = String::with_capacity(24);
     let mut sent = 0u64;
     let mut paced = 0u64;
@@ -184,14 +244,7 @@ pub fn produce(bootstrap: &str, spec: &GenerateSpec) -> Result<u64> {
             if index >= end {
                 continue;
             }
-            let id = record_bytes(
-                spec.seed,
-                spec.partitions,
-                p,
-                index,
-                spec.dirty_every,
-                &mut json,
-            );
+            let id = write_record(spec, p, index, &mut json, &mut text);
             key.clear();
             let _ = write!(key, "{id}");
             let mut record = BaseRecord::to(&spec.topic)

@@ -171,7 +171,9 @@ impl TableState {
             id: None,
         };
         crate::failpoint::hit("before-commit");
+        let started = Instant::now();
         let (table, outcome) = commit(&self.catalog, self.table.clone(), &req, policy).await?;
+        let commit_ms = started.elapsed().as_secs_f64() * 1000.0;
         crate::failpoint::hit("after-commit");
         self.table = table;
         self.committed = outcome.offsets.clone();
@@ -185,6 +187,7 @@ impl TableState {
             snapshot_id = outcome.snapshot_id,
             files = req.files.len(),
             attempts = outcome.attempts,
+            commit_ms = (commit_ms * 10.0).round() / 10.0,
             "committed"
         );
         Ok(Some(outcome))

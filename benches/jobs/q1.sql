@@ -1,0 +1,35 @@
+-- Nexmark q1, currency conversion: prices from dollars to euros.
+SET 'job.name' = 'bench-q1';
+CREATE CATALOG lake WITH (
+  'type' = 'sql',
+  'uri' = 'sqlite://${BENCH_HOME}/catalog.db',
+  'warehouse' = 'file://${BENCH_HOME}/warehouse'
+);
+
+CREATE SOURCE bids (
+  auction  BIGINT NOT NULL,
+  bidder   BIGINT NOT NULL,
+  price    BIGINT NOT NULL,
+  channel  VARCHAR,
+  url      VARCHAR,
+  dateTime TIMESTAMP NOT NULL,
+  extra    VARCHAR,
+  kafka_partition INT    METADATA FROM 'partition',
+  kafka_offset    BIGINT METADATA FROM 'offset',
+  kafka_ts        TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '${BENCH_TOPIC:-bids}',
+  'format' = 'json',
+  'properties.bootstrap.servers' = '${KAFKA_BOOTSTRAP}',
+  'properties.group.id' = '${BENCH_GROUP:-floe-bench}',
+  'scan.startup.mode' = 'earliest-offset'
+);
+
+CREATE TABLE lake.bench.q1 (
+  auction BIGINT NOT NULL, bidder BIGINT NOT NULL, price BIGINT NOT NULL,
+  date_time TIMESTAMP NOT NULL, extra VARCHAR
+) WITH ('commit.interval' = '${COMMIT_INTERVAL:-5s}');
+
+INSERT INTO lake.bench.q1
+SELECT auction, bidder, CAST(0.908 * price AS BIGINT), dateTime, extra FROM bids;

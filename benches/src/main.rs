@@ -1,0 +1,405 @@
+//! `floe-bench`: the end-to-end ingest benchmark.
+//!
+//! In one run, on one pre-produced topic of Nexmark bids, it measures the ceilings
+//! (consume-only, decode-only, encode-only), Floe end to end for each job in
+//! `benches/jobs`, and the Python baseline (confluent-kafka + pyarrow + pyiceberg); then,
+//! in a separate run at a fixed rate below saturation, freshness. It prints a table and
+//! writes JSON to `benches/results/`.
+
+mod broker;
+mod ceilings;
+mod floe_job;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use floe_sql::{EnvVariables, parse_job};
+use serde_json::json;
+
+use crate::broker::{Broker, floe_binary};
+use crate::report::{Row, percentile};
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(about = "Floe's end-to-end ingest benchmark (see the README's performance section)")]
+struct Args {
+    /// Bids to pre-produce.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Partitions of the topic.
+    #[arg(long, default_value_t = 16)]
+    partitions: u32,
+    /// Jobs of benches/jobs to run.
+    #[arg(long, value_delimiter = ',', default_value = "q0,q1,q2,validate")]
+    jobs: Vec<String>,
+    /// Producer settings, KEY=VALUE (for example compression.type=lz4).
+    #[arg(long = "producer-property")]
+    producer_properties: Vec<String>,
+    /// Commit interval of the throughput runs.
+    #[arg(long, default_value = "5s")]
+    commit_interval: String,
+    /// Skip the Python baseline.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Records per second of the freshness run (0 skips it).
+    #[arg(long, default_value_t = 20_000)]
+    freshness_rate: u64,
+    /// Seconds of the freshness run.
+    #[arg(long, default_value_t = 20)]
+    freshness_seconds: u64,
+    /// A tiny run that checks the benchmark still works (CI).
+    #[arg(long)]
+    smoke: bool,
+    /// Where JSON results go.
+    #[arg(long, default_value = "benches/results")]
+    out: PathBuf,
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("FLOE_BENCH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"))
+}
+
+fn machine() -> serde_json::Value {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    json!({"cpus": cpus, "memory_gib": (mem_kb as f64 / 1048576.0 * 10.0).round() / 10.0, "cpu": model,
+           "profile": if cfg!(debug_assertions) { "debug" } else { "release" }})
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<()> {
+    let mut args = Args::parse();
+    if args.smoke {
+        args.events = 4000;
+        args.partitions = 4;
+        args.freshness_rate = 2000;
+        args.freshness_seconds = 3;
+        args.commit_interval = "1s".into();
+    }
+    let floe = floe_binary()?;
+    let jobs_dir = repo().join("benches/jobs");
+    let work = tempfile::tempdir()?;
+    let topic = "bids";
+    let broker = Broker::start(&floe, topic, args.partitions)?;
+    eprintln!(
+        "producing {} bids over {} partitions to {} …",
+        args.events, args.partitions, broker.bootstrap
+    );
+    let produce = broker.produce(
+        &floe,
+        topic,
+        args.events,
+        args.partitions,
+        None,
+        &args.producer_properties,
+    )?;
+
+    // The source as the jobs declare it, for the ceilings.
+    let q0 = std::fs::read_to_string(jobs_dir.join("q0.sql"))?;
+    let vars = BenchVars(work.path().join("ceiling"), broker.bootstrap.clone());
+    let job = parse_job("q0.sql", &q0, &vars)?;
+    let source = job.sources.first().context("q0 has a source")?.clone();
+
+    eprintln!("ceilings …");
+    let drained = ceilings::consume(&source, &broker.bootstrap, args.partitions, args.events)?;
+    let (batches, decode_t) = ceilings::decode_all(&source, &drained)?;
+    let payload_columns = source
+        .columns
+        .iter()
+        .filter(|c| c.metadata.is_none())
+        .count();
+    let (encode_t, parquet_bytes) = ceilings::encode_all(&batches, payload_columns)?;
+    drop(batches);
+    let n = args.events as f64;
+    let mb = drained.bytes as f64 / 1e6;
+    let mut rows = vec![
+        Row::ceiling("consume-only", n, mb, drained.elapsed.as_secs_f64()),
+        Row::ceiling("decode-only", n, mb, decode_t.as_secs_f64()),
+        Row::ceiling("encode-only (zstd)", n, mb, encode_t.as_secs_f64()),
+    ];
+    drop(drained);
+    let consume_rate = n / rows[0].seconds.max(1e-9);
+
+    let mut results = serde_json::Map::new();
+    for name in &args.jobs {
+        let path = jobs_dir.join(format!("{name}.sql"));
+        if !path.exists() {
+            bail!("no job {} (have: q0, q1, q2, validate)", path.display());
+        }
+        let home = work.path().join(name);
+        std::fs::create_dir_all(&home)?;
+        eprintln!("floe {name} …");
+        let table = if name == "validate" {
+            "validated"
+        } else {
+            name.as_str()
+        };
+        let run = floe_job::run(
+            &floe,
+            &path,
+            &home,
+            &broker.bootstrap,
+            &[
+                ("BENCH_GROUP", format!("floe-bench-{name}")),
+                ("COMMIT_INTERVAL", args.commit_interval.clone()),
+            ],
+            table,
+            args.events,
+        )
+        .await?;
+        let row = Row::floe(name, n, mb, &run, consume_rate);
+        results.insert(name.clone(), row.to_json(&run));
+        rows.push(row);
+
+        if !args.no_baseline && ["q0", "q1", "q2"].contains(&name.as_str()) {
+            eprintln!("python baseline {name} …");
+            let b = baseline(&broker, topic, &args, name, &home)?;
+            rows.push(b);
+        }
+    }
+
+    let mut freshness = json!(null);
+    if args.freshness_rate > 0 {
+        eprintln!(
+            "freshness: {} bids/s for {} s with commit.interval = 1s …",
+            args.freshness_rate, args.freshness_seconds
+        );
+        freshness = measure_freshness(&floe, &jobs_dir, work.path(), &args).await?;
+    }
+
+    // Ratios to Floe's q0..q2 from the baseline rows.
+    for q in ["q0", "q1", "q2"] {
+        let f = rows
+            .iter()
+            .find(|r| r.name == format!("floe {q}"))
+            .map(|r| r.events_per_s);
+        let b = rows
+            .iter()
+            .find(|r| r.name == format!("python {q}"))
+            .map(|r| r.events_per_s);
+        if let (Some(f), Some(b)) = (f, b)
+            && let Some(r) = rows.iter_mut().find(|r| r.name == format!("python {q}"))
+        {
+            r.note = format!("Floe is {:.1}× faster", f / b.max(1e-9));
+        }
+    }
+    let table = report::table(&rows);
+    println!("{table}");
+    if !freshness.is_null() {
+        println!(
+            "freshness at {} bids/s, commit.interval 1s: p50 {} ms, p99 {} ms (produce time → snapshot visible, {} records)",
+            args.freshness_rate, freshness["p50_ms"], freshness["p99_ms"], freshness["records"]
+        );
+    }
+    let doc = json!({
+        "when": chrono::Utc::now().to_rfc3339(),
+        "machine": machine(),
+        "events": args.events,
+        "partitions": args.partitions,
+        "payload_mb": mb,
+        "produce_seconds": produce.as_secs_f64(),
+        "parquet_bytes_encode_only": parquet_bytes,
+        "rows": rows.iter().map(Row::summary).collect::<Vec<_>>(),
+        "floe": results,
+        "freshness": freshness,
+    });
+    if !args.smoke {
+        std::fs::create_dir_all(&args.out)?;
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        let text = serde_json::to_string_pretty(&doc)?;
+        std::fs::write(args.out.join(format!("{stamp}.json")), &text)?;
+        std::fs::write(args.out.join("latest.json"), &text)?;
+        std::fs::write(args.out.join("latest.txt"), &table)?;
+        eprintln!("results in {}", args.out.join("latest.json").display());
+    }
+    Ok(())
+}
+
+/// Variables of the benchmark jobs when parsed in-process.
+struct BenchVars(PathBuf, String);
+
+impl floe_sql::Variables for BenchVars {
+    fn get(&self, name: &str) -> Option<String> {
+        match name {
+            "BENCH_HOME" => Some(self.0.display().to_string()),
+            "KAFKA_BOOTSTRAP" => Some(self.1.clone()),
+            _ => floe_sql::Variables::get(&EnvVariables, name),
+        }
+    }
+}
+
+fn baseline(broker: &Broker, topic: &str, args: &Args, query: &str, home: &Path) -> Result<Row> {
+    let py = python();
+    if !py.exists() {
+        bail!(
+            "{} is missing: benches/run.sh creates the venv (or pass --no-baseline)",
+            py.display()
+        );
+    }
+    let interval = floe_sql::parse_duration(&args.commit_interval)
+        .map_err(anyhow::Error::msg)?
+        .as_secs_f64();
+    let out = Command::new(&py)
+        .arg(repo().join("benches/baseline/pipeline.py"))
+        .arg(&broker.bootstrap)
+        .arg(topic)
+        .arg(args.partitions.to_string())
+        .arg(args.events.to_string())
+        .arg(format!("sqlite:///{}/catalog.db", home.display()))
+        .arg(format!("file://{}/warehouse", home.display()))
+        .arg(query)
+        .arg(interval.to_string())
+        .output()
+        .context("running the Python baseline")?;
+    if !out.status.success() {
+        bail!(
+            "the Python baseline failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let secs = v["seconds"].as_f64().unwrap_or(f64::NAN);
+    Ok(Row {
+        name: format!("python {query}"),
+        events_per_s: args.events as f64 / secs,
+        mb_per_s: f64::NAN,
+        seconds: secs,
+        per_cpu_s: args.events as f64 / v["cpu_seconds"].as_f64().unwrap_or(f64::NAN),
+        peak_rss_mib: v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+        note: String::new(),
+    })
+}
+
+async fn measure_freshness(
+    floe: &Path,
+    jobs_dir: &Path,
+    work: &Path,
+    args: &Args,
+) -> Result<serde_json::Value> {
+    let topic = "fresh";
+    let broker = Broker::start(floe, topic, args.partitions)?;
+    let home = work.join("freshness");
+    std::fs::create_dir_all(&home)?;
+    let events = args.freshness_rate * args.freshness_seconds;
+    let producer = {
+        let floe = floe.to_path_buf();
+        let bootstrap = broker.bootstrap.clone();
+        let (rate, parts, props) = (
+            args.freshness_rate,
+            args.partitions,
+            args.producer_properties.clone(),
+        );
+        std::thread::spawn(move || {
+            // Give the job time to join its group, so that waiting for the join is not
+            // counted as staleness.
+            std::thread::sleep(std::time::Duration::from_secs(4));
+            broker::produce(
+                &floe,
+                &bootstrap,
+                "fresh",
+                events,
+                parts,
+                Some(rate),
+                &props,
+            )
+        })
+    };
+    let run = floe_job::run(
+        floe,
+        &jobs_dir.join("freshness.sql"),
+        &home,
+        &broker.bootstrap,
+        &[
+            ("BENCH_GROUP", "floe-bench-freshness".into()),
+            ("BENCH_TOPIC", topic.into()),
+            ("COMMIT_INTERVAL", "1s".into()),
+        ],
+        "fresh",
+        events,
+    )
+    .await?;
+    producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;
+    let cat = floe_job::catalog(&home).await?;
+    let ctx = floe_engine::commands::query::session_over(
+        &[("lake".to_string(), cat)].into_iter().collect(),
+    )
+    .await?;
+    let batches = floe_engine::commands::query::run_sql(
+        &ctx,
+        "SELECT kafka_partition AS p, kafka_offset AS o, CAST(kafka_ts AS BIGINT) / 1000 AS ts FROM lake.bench.fresh",
+    )
+    .await?;
+    let mut samples = vec![];
+    for b in &batches {
+        let col = |i: usize| {
+            arrow_array::cast::AsArray::as_primitive_opt::<arrow_array::types::Int64Type>(
+                b.column(i).as_ref(),
+            )
+            .cloned()
+        };
+        let p = arrow_array::cast::AsArray::as_primitive_opt::<arrow_array::types::Int32Type>(
+            b.column(0).as_ref(),
+        )
+        .cloned()
+        .context("partition column")?;
+        let (o, ts) = (
+            col(1).context("offset column")?,
+            col(2).context("ts column")?,
+        );
+        for i in 0..b.num_rows() {
+            let tp = floe_catalog::TopicPartition::new(topic, p.value(i));
+            if let Some(s) = run
+                .snapshots
+                .iter()
+                .find(|s| s.offsets.get(&tp).is_some_and(|next| next > o.value(i)))
+            {
+                samples.push((s.at_ms - ts.value(i)) as f64);
+            }
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(json!({
+        "rate": args.freshness_rate,
+        "seconds": args.freshness_seconds,
+        "records": samples.len(),
+        "p50_ms": percentile(&samples, 0.50),
+        "p99_ms": percentile(&samples, 0.99),
+        "max_ms": samples.last().copied().unwrap_or(f64::NAN),
+        "commit_p50_ms": percentile_sorted(run.commit_ms.clone(), 0.50),
+        "commit_p99_ms": percentile_sorted(run.commit_ms, 0.99),
+    }))
+}
+
+fn percentile_sorted(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    percentile(&v, q)
+}
