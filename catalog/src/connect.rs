@@ -11,7 +11,7 @@ use crate::error::{CatalogError, Result};
 use crate::storage::{ObjectStorageFactory, StoreConfig};
 
 /// Which catalog implementation and where it lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum CatalogKind {
     /// A SQL (JDBC-schema) catalog; `uri` is `sqlite://PATH`.
     Sql {
@@ -20,8 +20,23 @@ pub enum CatalogKind {
     },
 }
 
+impl std::fmt::Debug for CatalogKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // A URI may carry a password: show only where it points.
+            Self::Sql { uri } => {
+                let shown = match uri.rfind('@') {
+                    Some(at) => format!("<credentials>@{}", &uri[at + 1..]),
+                    None => uri.clone(),
+                };
+                f.debug_struct("Sql").field("uri", &shown).finish()
+            }
+        }
+    }
+}
+
 /// Everything needed to open one catalog.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CatalogConfig {
     /// The catalog's name; other engines must open it under the same name.
     pub name: String,
@@ -31,6 +46,18 @@ pub struct CatalogConfig {
     pub warehouse: String,
     /// Storage settings.
     pub storage: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for CatalogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Storage values hold keys and secrets; their names are enough to debug with.
+        f.debug_struct("CatalogConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("warehouse", &self.warehouse)
+            .field("storage_keys", &self.storage.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// An open catalog with its resolved locations.

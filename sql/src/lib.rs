@@ -11,6 +11,7 @@ pub mod job;
 mod options;
 mod parser;
 pub mod plan;
+pub mod redact;
 mod substitute;
 mod types;
 mod units;

@@ -190,3 +190,24 @@ async fn job_file_cases() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let text = "CREATE CATALOG lake WITH ('type' = 'sql', 'uri' = 'sqlite:///tmp/x.db', 'warehouse' = 'file:///tmp/wh');
+CREATE SOURCE s (a BIGINT) WITH ('connector' = 'kafka', 'topic' = 't', 'format' = 'json',
+  'properties.bootstrap.servers' = 'k:9092', 'properties.security.protocol' = 'SASL_SSL',
+  'properties.sasl.username' = 'floe', 'properties.sasl.password' = 'hunter2-secret',
+  'properties.ssl.key.password' = 'hunter3-secret');
+CREATE TABLE lake.n.t (a BIGINT);
+INSERT INTO lake.n.t SELECT a FROM s;";
+    let job = parse_job("secret.sql", text, &EnvVariables).expect("parses");
+    let shown = format!("{job:?} {job:#?}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("hunter3"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("sasl.username"),
+        "non-secret options stay visible"
+    );
+}

@@ -1,9 +1,10 @@
 use std::collections::BTreeMap;
 
 use crate::error::Pos;
+use crate::redact::{Redacted, redact_uri};
 
 /// `CREATE CATALOG name WITH (…)`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CatalogDef {
     /// The catalog's name, the first part of table names.
     pub name: String,
@@ -17,12 +18,34 @@ pub struct CatalogDef {
     pub storage: BTreeMap<String, String>,
 }
 
+impl std::fmt::Debug for CatalogDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogDef")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("warehouse", &self.warehouse)
+            .field("storage", &Redacted(&self.storage))
+            .finish()
+    }
+}
+
 /// The catalog implementations Floe can use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum CatalogKind {
     /// A JDBC-style SQL catalog (`'type' = 'sql'`) on SQLite or PostgreSQL.
     Sql {
         /// `sqlite://PATH` or `postgres://…`.
         uri: String,
     },
+}
+
+impl std::fmt::Debug for CatalogKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sql { uri } => f
+                .debug_struct("Sql")
+                .field("uri", &redact_uri(uri))
+                .finish(),
+        }
+    }
 }

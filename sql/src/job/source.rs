@@ -136,7 +136,7 @@ pub struct EmbeddedFeed {
 }
 
 /// Settings of a Kafka source.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaOptions {
     /// The topic to read.
     pub topic: String,
@@ -156,6 +156,22 @@ pub struct KafkaOptions {
     pub embedded: Option<EmbeddedFeed>,
     /// Records larger than this are bad records of kind `too-large`.
     pub max_record_bytes: Option<u64>,
+}
+
+impl std::fmt::Debug for KafkaOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaOptions")
+            .field("topic", &self.topic)
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("group_id", &self.group_id)
+            .field("properties", &crate::redact::Redacted(&self.properties))
+            .field("format", &self.format)
+            .field("startup", &self.startup)
+            .field("batch_records", &self.batch_records)
+            .field("embedded", &self.embedded)
+            .field("max_record_bytes", &self.max_record_bytes)
+            .finish()
+    }
 }
 
 impl KafkaOptions {
