@@ -22,6 +22,14 @@ pub enum CatalogError {
         /// Whether a retry can help.
         retryable: bool,
     },
+    /// Reading a table's files for maintenance (orphan files) failed.
+    #[error("table {table}: {message}")]
+    Maintenance {
+        /// The table.
+        table: String,
+        /// What failed.
+        message: String,
+    },
     /// A snapshot summary written by Floe cannot be read back.
     #[error(
         "table {table}: snapshot {snapshot_id} has an unreadable '{key}' summary property: {message}"

@@ -5,6 +5,7 @@
 mod connect;
 mod error;
 pub mod offsets;
+pub mod orphans;
 pub mod replayed;
 pub mod storage;
 

@@ -147,6 +147,22 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// List data files of a table that no snapshot references (written by a writer that
+    /// crashed or was fenced before committing), and optionally remove the old ones.
+    Orphans {
+        /// The job file.
+        #[arg(long)]
+        job: PathBuf,
+        /// The table (catalog.namespace.table).
+        table: String,
+        /// Remove orphans older than --older-than.
+        #[arg(long)]
+        remove: bool,
+        /// Only orphans at least this old are removed, so that a running writer's files
+        /// are left alone until it commits.
+        #[arg(long, value_parser = duration, default_value = "1h")]
+        older_than: Duration,
+    },
     /// Run the embedded Kafka-protocol broker as a process of its own; prints
     /// `bootstrap.servers=HOST:PORT` and runs until standard input closes.
     Broker {
@@ -285,6 +301,12 @@ fn main() -> ExitCode {
                     println!("{} dead letters marked as resolved", r.markers);
                 }
             }
+            Command::Orphans {
+                job,
+                table,
+                remove,
+                older_than,
+            } => commands::orphans::orphans(&job, &table, remove, older_than).await?,
             Command::Broker { topics } => commands::broker::broker(&topics)?,
         }
         Ok(())

@@ -172,3 +172,31 @@ pub async fn ensure_dead_letter_tables(
     }
     Ok(out)
 }
+
+/// The job's table (a declared table or a dead-letter table) that `written` names, as
+/// `catalog.namespace.table` or `namespace.table`.
+pub fn resolve_table(job: &JobFile, written: &str) -> Result<TableName> {
+    let names: Vec<TableName> = job
+        .tables
+        .iter()
+        .map(|t| t.name.clone())
+        .chain(dead_letter_tables(job).into_iter().map(|(n, _)| n))
+        .collect();
+    names
+        .iter()
+        .find(|n| {
+            n.to_string() == written || format!("{}.{}", n.namespace.join("."), n.name) == written
+        })
+        .cloned()
+        .ok_or_else(|| {
+            EngineError::Other(format!(
+                "{written} is not a table of {}; its tables are: {}",
+                job.path,
+                names
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}

@@ -112,4 +112,45 @@ fn a_crash_between_writing_files_and_committing_loses_nothing() {
     }
     lake.run_until_idle(&broker, "5s");
     assert_exactly_once(&lake, 2000);
+
+    // The aborted commit left its files behind: orphans, listed and safely removed.
+    let orphans = |table: &str, args: &[&str]| {
+        let out = crate::fixture::floe()
+            .args(["orphans", "--job"])
+            .arg(&lake.job)
+            .arg(table)
+            .args(args)
+            .output()
+            .expect("floe orphans");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tables = ["lake.sales.orders_clean", "lake.sales.big_orders"];
+    let with_orphans: Vec<&str> = tables
+        .into_iter()
+        .filter(|t| orphans(t, &[]).contains(".parquet"))
+        .collect();
+    assert!(
+        !with_orphans.is_empty(),
+        "the aborted commit's files are orphans"
+    );
+    for t in with_orphans {
+        assert!(
+            lake.describe(t).contains("referenced by no snapshot"),
+            "describe mentions them"
+        );
+        let kept = orphans(t, &["--remove"]);
+        assert!(
+            kept.contains("removed 0 of"),
+            "young orphans are kept: {kept}"
+        );
+        let removed = orphans(t, &["--remove", "--older-than", "0s"]);
+        assert!(removed.contains("removed"), "{removed}");
+        assert!(orphans(t, &[]).contains("no orphan data files"));
+    }
+    assert_exactly_once(&lake, 2000);
 }

@@ -12,8 +12,10 @@ use super::query::{run_sql, session_over};
 use crate::error::{EngineError, Result};
 use crate::pipeline::RecordCounts;
 use crate::setup::{
-    catalog_of, dead_letter_tables, load_job_for_catalogs, open_catalogs, table_ident,
+    catalog_of, dead_letter_tables, load_job_for_catalogs, open_catalogs, resolve_table,
+    table_ident,
 };
+use floe_catalog::orphans::find_orphans;
 
 /// Prints what the catalog knows about `table` (as named in the job) and, for the job,
 /// the offsets it has committed per partition.
@@ -23,28 +25,7 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    let names: Vec<&TableName> = job
-        .tables
-        .iter()
-        .map(|t| &t.name)
-        .chain(&dead_letters)
-        .collect();
-    let name = *names
-        .iter()
-        .find(|n| {
-            n.to_string() == table || format!("{}.{}", n.namespace.join("."), n.name) == table
-        })
-        .ok_or_else(|| {
-            EngineError::Other(format!(
-                "{table} is not a table of {}; its tables are: {}",
-                job_path.display(),
-                names
-                    .iter()
-                    .map(|t| t.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
+    let name = &resolve_table(&job, table)?;
     let catalogs = open_catalogs(&job).await?;
     let cat = catalog_of(&catalogs, name)?;
     let t = cat
@@ -139,6 +120,16 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
                 println!("  {what:<13} {rule:<24} {n}");
             }
         }
+    }
+    let orphans = find_orphans(&t, &cat.store).await?;
+    if !orphans.is_empty() {
+        println!();
+        println!(
+            "{} data files ({:.1} MB) are referenced by no snapshot (written, never committed); \
+             `floe orphans --job … {name}` lists them and removes old ones",
+            orphans.len(),
+            orphans.iter().map(|o| o.size).sum::<u64>() as f64 / 1e6
+        );
     }
     if dead_letters.contains(name) {
         println!();

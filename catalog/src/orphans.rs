@@ -1,0 +1,122 @@
+//! Orphan data files: written under a table's `data/` directory but referenced by no
+//! snapshot, because the writer crashed or was fenced before its commit.
+//!
+//! They are invisible to readers (only snapshots make files part of a table) and safe to
+//! remove once no writer can still commit them: only files older than a grace period
+//! are removed, since a live writer's files are orphans until its commit lands.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use iceberg::spec::ManifestList;
+use iceberg::table::Table;
+use object_store::ObjectStoreExt;
+
+use crate::error::{CatalogError, Result};
+use crate::storage::{ObjectStorage, StoreConfig};
+
+/// A data file no snapshot references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrphanFile {
+    /// Its location.
+    pub location: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// How long ago it was last written.
+    pub age: Duration,
+}
+
+fn error(table: &Table, what: &str, e: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Maintenance {
+        table: table.identifier().to_string(),
+        message: format!("{what}: {e}"),
+    }
+}
+
+/// Every data file referenced by any snapshot of the table (all branches and tags).
+pub async fn referenced_files(table: &Table) -> Result<HashSet<String>> {
+    let md = table.metadata();
+    let io = table.file_io();
+    let mut out = HashSet::new();
+    for s in md.snapshots() {
+        let bytes = io
+            .new_input(s.manifest_list())
+            .map_err(|e| error(table, "opening a manifest list", e))?
+            .read()
+            .await
+            .map_err(|e| error(table, "reading a manifest list", e))?;
+        let list = ManifestList::parse_with_version(&bytes, md.format_version())
+            .map_err(|e| error(table, "parsing a manifest list", e))?;
+        for m in list.entries() {
+            let manifest = m
+                .load_manifest(io)
+                .await
+                .map_err(|e| error(table, "reading a manifest", e))?;
+            for entry in manifest.entries() {
+                out.insert(entry.file_path().to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The table's orphan data files, oldest first.
+pub async fn find_orphans(table: &Table, store: &StoreConfig) -> Result<Vec<OrphanFile>> {
+    let referenced = referenced_files(table).await?;
+    let storage = ObjectStorage::new(store.clone());
+    let data_dir = format!("{}/data", table.metadata().location().trim_end_matches('/'));
+    let prefix = storage
+        .path(&data_dir)
+        .map_err(|e| error(table, "resolving the data directory", e))?;
+    let now = std::time::SystemTime::now();
+    let listed: Vec<_> = storage
+        .store()
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| error(table, "listing data files", e))?;
+    let mut out: Vec<OrphanFile> = listed
+        .into_iter()
+        .filter_map(|meta| {
+            let location = format!("file:///{}", meta.location);
+            if referenced.contains(&location) || !location.ends_with(".parquet") {
+                return None;
+            }
+            let modified = std::time::SystemTime::from(meta.last_modified);
+            Some(OrphanFile {
+                location,
+                size: meta.size,
+                age: now.duration_since(modified).unwrap_or_default(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|f| std::cmp::Reverse(f.age));
+    Ok(out)
+}
+
+/// Removes the orphans older than `grace` (pass a freshly loaded `table`); returns the
+/// removed ones.
+pub async fn remove_orphans(
+    table: &Table,
+    store: &StoreConfig,
+    grace: Duration,
+) -> Result<Vec<OrphanFile>> {
+    let storage = ObjectStorage::new(store.clone());
+    let mut removed = vec![];
+    for f in find_orphans(table, store).await? {
+        if f.age < grace {
+            continue;
+        }
+        let path = storage
+            .path(&f.location)
+            .map_err(|e| error(table, "resolving an orphan", e))?;
+        storage
+            .store()
+            .delete(&path)
+            .await
+            .map_err(|e| error(table, &format!("removing {}", f.location), e))?;
+        removed.push(f);
+    }
+    Ok(removed)
+}
