@@ -2,11 +2,19 @@
 //!
 //! `FLOE_FAILPOINTS="before-commit=abort@3"` makes the process abort, as `kill -9` would,
 //! the 3rd time it reaches the point named `before-commit`; `sleep:MS` instead of `abort`
-//! stalls there for MS milliseconds (to hold a stop in progress). The variable is read
-//! once; when it is unset a point costs one relaxed atomic load.
+//! stalls there for MS milliseconds (to hold a stop in progress); `error` makes the point
+//! fail the way it can fail in production. Several points are separated by commas. The
+//! variable is read once; when it is unset a point costs one relaxed atomic load.
 //!
-//! Points: `before-commit` (data files are closed and written, the catalog commit has not
-//! started) and `after-commit` (the catalog commit succeeded, nothing else has happened).
+//! Points:
+//! - `before-write`: rows are about to be written to a table's data files;
+//! - `before-commit`: data files are closed and written, the catalog commit has not started;
+//! - `commit-error` (`error`): the catalog commit fails, retryably;
+//! - `commit-fatal` (`error`): the catalog commit fails for good; the job stops;
+//! - `commit-lost-response` (`error`): the commit lands, but Floe sees an error;
+//! - `after-commit`: the catalog commit succeeded, group offsets are not committed yet;
+//! - `shutdown`: a stop is draining, before the final commits;
+//! - `replay-after-commit`: a replay committed its rows, its markers are not written yet.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -19,6 +27,7 @@ static POINTS: OnceLock<HashMap<String, Point>> = OnceLock::new();
 enum Action {
     Abort,
     Sleep(u64),
+    Error,
 }
 
 #[derive(Debug)]
@@ -39,6 +48,7 @@ fn points() -> &'static HashMap<String, Point> {
                 let action = match action.split_once(':') {
                     Some(("sleep", ms)) => Action::Sleep(ms.parse().ok()?),
                     None if action == "abort" => Action::Abort,
+                    None if action == "error" => Action::Error,
                     _ => return None,
                 };
                 let point = Point {
@@ -56,10 +66,11 @@ fn points() -> &'static HashMap<String, Point> {
     })
 }
 
-/// Aborts the process if the point `name` is armed and this is its chosen hit.
-pub fn hit(name: &str) {
+/// Aborts the process (or stalls) if the point `name` is armed and this is its chosen
+/// hit; returns true when the point's action is `error`, for the caller to fail.
+pub fn hit(name: &str) -> bool {
     if !ARMED.load(Ordering::Relaxed) {
-        return;
+        return false;
     }
     if let Some(p) = points().get(name)
         && p.hits.fetch_add(1, Ordering::SeqCst) + 1 == p.nth
@@ -73,6 +84,19 @@ pub fn hit(name: &str) {
                 eprintln!("failpoint {name}: sleeping {ms} ms");
                 std::thread::sleep(std::time::Duration::from_millis(ms));
             }
+            Action::Error => {
+                eprintln!("failpoint {name}: failing");
+                return true;
+            }
         }
     }
+    false
+}
+
+/// The commit loop's fault hook, driven by the `commit-*` points.
+pub fn commit_faults() -> Option<floe_sinks::commit::FaultHook> {
+    if !ARMED.load(Ordering::Relaxed) || points().is_empty() {
+        return None;
+    }
+    Some(std::sync::Arc::new(hit))
 }

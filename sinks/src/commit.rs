@@ -61,8 +61,13 @@ pub struct CommitOutcome {
     pub recovered: bool,
 }
 
+/// Decides whether to inject the fault it is named (for recovery tests): `commit-error`
+/// (the catalog commit fails, retryably), `commit-fatal` (it fails for good) and
+/// `commit-lost-response` (it succeeds, but the caller sees an error).
+pub type FaultHook = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// Retry settings of the commit loop.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RetryPolicy {
     /// First back-off.
     pub min_backoff: Duration,
@@ -70,6 +75,19 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Give up after this long.
     pub deadline: Duration,
+    /// Fault injection, for tests; None in normal runs.
+    pub faults: Option<FaultHook>,
+}
+
+impl std::fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("min_backoff", &self.min_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("deadline", &self.deadline)
+            .field("faults", &self.faults.is_some())
+            .finish()
+    }
 }
 
 impl Default for RetryPolicy {
@@ -78,7 +96,14 @@ impl Default for RetryPolicy {
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             deadline: Duration::from_secs(120),
+            faults: None,
         }
+    }
+}
+
+impl RetryPolicy {
+    fn inject(&self, fault: &str) -> bool {
+        self.faults.as_ref().is_some_and(|f| f(fault))
     }
 }
 
@@ -134,7 +159,7 @@ pub async fn commit(
             offsets.set(tp.clone(), *o);
         }
         let planned_on = base.metadata().current_snapshot_id();
-        let result = try_commit(catalog.as_ref(), &base, req, &id, &offsets).await;
+        let result = try_commit(catalog.as_ref(), &base, req, &id, &offsets, policy).await;
         let err = match result {
             Ok(t) => {
                 let snapshot_id = t.metadata().current_snapshot_id().unwrap_or_default();
@@ -168,7 +193,12 @@ pub async fn commit(
             err.kind(),
             ErrorKind::CatalogCommitConflicts | ErrorKind::DataInvalid
         ) && reloaded.metadata().current_snapshot_id() != planned_on;
-        if started.elapsed() > policy.deadline {
+        let retryable = err.retryable()
+            || matches!(
+                err.kind(),
+                ErrorKind::CatalogCommitConflicts | ErrorKind::Unexpected
+            );
+        if started.elapsed() > policy.deadline || (!retryable && !conflict) {
             return Err(SinkError::iceberg(
                 &name,
                 format!("committing (gave up after {attempts} attempts)"),
@@ -196,7 +226,21 @@ async fn try_commit(
     req: &CommitRequest,
     id: &uuid::Uuid,
     offsets: &OffsetMap,
+    policy: &RetryPolicy,
 ) -> iceberg::Result<Table> {
+    if policy.inject("commit-error") {
+        return Err(iceberg::Error::new(
+            ErrorKind::Unexpected,
+            "injected: the catalog is unavailable",
+        )
+        .with_retryable(true));
+    }
+    if policy.inject("commit-fatal") {
+        return Err(iceberg::Error::new(
+            ErrorKind::DataInvalid,
+            "injected: the catalog rejected the commit",
+        ));
+    }
     let tx = Transaction::new(base);
     let action = tx
         .fast_append()
@@ -214,7 +258,14 @@ async fn try_commit(
         inner: catalog,
         planned: base.clone(),
     };
-    tx.commit(&fenced).await
+    let table = tx.commit(&fenced).await?;
+    if policy.inject("commit-lost-response") {
+        return Err(iceberg::Error::new(
+            ErrorKind::Unexpected,
+            "injected: the commit landed but its response was lost",
+        ));
+    }
+    Ok(table)
 }
 
 /// Loads the table again, retrying while the catalog is unavailable.

@@ -51,13 +51,14 @@ fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
     let kills: usize = std::env::var("FLOE_CRASH_KILLS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(20);
     let mut rng = SmallRng::seed_from_u64(seed);
     let broker = Broker::start(&["orders:4"]);
     let lake = Lake::new("700ms");
-    // Records keep arriving while the job is killed and restarted.
-    let per_partition = 6000;
-    let mut producer = broker.produce(per_partition * 4, 4, 0, Some(4000));
+    // Records keep arriving while the job is killed and restarted: about three seconds'
+    // worth per kill.
+    let per_partition = 1500 * kills as u64;
+    let mut producer = broker.produce(per_partition * 4, 4, 0, Some(2000));
     for k in 0..kills {
         let mut child = lake
             .run_cmd(&broker)
@@ -87,31 +88,56 @@ fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
     eprintln!("{committed_before_final_run} rows were committed by the killed runs");
     lake.run_until_idle(&broker, "5s");
     assert_exactly_once(&lake, per_partition);
+    // An independent reader agrees.
+    let v = crate::pyiceberg::read_with_pyiceberg(&lake, "sales.orders_clean");
+    let mut ids: Vec<u64> = v["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(serde_json::Value::as_u64)
+        .collect();
+    ids.sort_unstable();
+    assert_same_ids(
+        "PyIceberg orders_clean",
+        &ids,
+        &expected_clean_ids(&produced(4, per_partition)),
+    );
 }
 
 #[test]
 fn a_crash_between_writing_files_and_committing_loses_nothing() {
     let broker = Broker::start(&["orders:4"]);
     let lake = Lake::new("500ms");
-    broker.produce_all(8000, 4, 0);
-    for point in ["before-commit=abort@2", "after-commit=abort@1"] {
+    // Each point gets fresh records, so that it is reached: (fail-point, whether the run
+    // must fail, what its log must say).
+    let points = [
+        ("before-write=abort@3", true, "failpoint before-write"),
+        ("before-commit=abort@2", true, "failpoint before-commit"),
+        ("commit-error=error@1", false, "commit failed; retrying"),
+        (
+            "commit-lost-response=error@1",
+            false,
+            "commit had landed although the catalog reported an error",
+        ),
+        ("commit-fatal=error@1", true, "gave up after 1 attempts"),
+        ("after-commit=abort@1", true, "failpoint after-commit"),
+        ("shutdown=abort@1", true, "failpoint shutdown"),
+    ];
+    for (i, (point, fails, says)) in points.iter().enumerate() {
+        broker.produce_all(2000, 4, 500 * i as u64);
         let out = lake
             .run_cmd(&broker)
             .env("FLOE_FAILPOINTS", point)
-            .args(["--stop-when-idle", "5s"])
+            .args(["--stop-when-idle", "4s"])
             .output()
             .expect("run");
-        assert!(
-            !out.status.success(),
-            "{point}: the process must have aborted"
-        );
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("failpoint"),
-            "{point}"
-        );
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(!out.status.success(), *fails, "{point}: {log}");
+        assert!(log.contains(says), "{point}: expected '{says}' in: {log}");
     }
+    let total = 500 * points.len() as u64;
     lake.run_until_idle(&broker, "5s");
-    assert_exactly_once(&lake, 2000);
+    assert_exactly_once(&lake, total);
 
     // The aborted commit left its files behind: orphans, listed and safely removed.
     let orphans = |table: &str, args: &[&str]| {
@@ -152,5 +178,5 @@ fn a_crash_between_writing_files_and_committing_loses_nothing() {
         assert!(removed.contains("removed"), "{removed}");
         assert!(orphans(t, &[]).contains("no orphan data files"));
     }
-    assert_exactly_once(&lake, 2000);
+    assert_exactly_once(&lake, total);
 }

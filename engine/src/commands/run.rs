@@ -123,7 +123,10 @@ pub async fn run(path: &Path, args: RunArgs) -> Result<()> {
         stop_when_idle: args.stop_when_idle,
         progress_interval: args.progress_interval,
         shutdown_timeout: args.shutdown_timeout,
-        retry: RetryPolicy::default(),
+        retry: RetryPolicy {
+            faults: crate::failpoint::commit_faults(),
+            ..RetryPolicy::default()
+        },
     };
     let stop = shutdown::install().map_err(|e| {
         crate::error::EngineError::Other(format!("cannot install signal handlers: {e}"))

@@ -140,6 +140,7 @@ pub async fn run(
                 SourceEvent::Failed(e) => return Err(e),
             }
         }
+        crate::failpoint::hit("shutdown");
         state.commit_due(&mut tables, true).await?;
         for s in &mut state.sources {
             s.stop();

@@ -98,6 +98,9 @@ impl TableState {
 
     /// Writes query output rows.
     pub async fn write(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        if !batches.is_empty() {
+            crate::failpoint::hit("before-write");
+        }
         if self.writer.is_none() {
             self.checkpoints += 1;
             let config = WriterConfig {
