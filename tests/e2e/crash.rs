@@ -180,3 +180,44 @@ fn a_crash_between_writing_files_and_committing_loses_nothing() {
     }
     assert_exactly_once(&lake, total);
 }
+
+#[test]
+fn replicas_in_one_group_share_the_partitions_exactly_once() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::new("700ms");
+    let per_partition = 5000;
+    let mut producer = broker.produce(per_partition * 4, 4, 0, Some(2500));
+    let spawn = || {
+        lake.run_cmd(&broker)
+            .env("FLOE_E2E_GROUP", "floe-replicas")
+            .args(["--stop-when-idle", "5s"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start a replica")
+    };
+    let mut a = spawn();
+    assert!(wait_for_line(
+        &mut a,
+        "partition assigned",
+        Duration::from_secs(60)
+    ));
+    std::thread::sleep(Duration::from_secs(2));
+    // A second replica joins: the group rebalances the partitions between them, and each
+    // commit merges its partitions' offsets into the tables' offset maps.
+    let mut b = spawn();
+    assert!(wait_for_line(
+        &mut b,
+        "partition assigned",
+        Duration::from_secs(60)
+    ));
+    std::thread::sleep(Duration::from_secs(3));
+    // One replica dies; the other takes its partitions over once its session expires.
+    a.kill().expect("kill -9 replica a");
+    a.wait().expect("reap a");
+    assert!(producer.wait().expect("producer").success());
+    let status = b.wait().expect("replica b");
+    assert!(status.success(), "the surviving replica stops cleanly");
+    // Whatever the dead replica left behind, one more run completes the tables.
+    lake.run_in_group(&broker, Some("floe-replicas"), "5s");
+    assert_exactly_once(&lake, per_partition);
+}
