@@ -89,6 +89,11 @@ impl OffsetMap {
         self.0.insert(tp, next);
     }
 
+    /// Forgets `tp`.
+    pub fn remove(&mut self, tp: &TopicPartition) {
+        self.0.remove(tp);
+    }
+
     /// Raises `tp` to `next` if that is further (never moves backwards).
     pub fn advance(&mut self, tp: &TopicPartition, next: i64) {
         match self.0.get_mut(tp) {

@@ -176,7 +176,14 @@ pub async fn commit(
             Err(e) => e,
         };
         // The outcome is unknown until the ancestry says otherwise.
-        let reloaded = reload(catalog.as_ref(), &base, policy, started).await?;
+        let reloaded = reload(
+            catalog.as_ref(),
+            &base,
+            policy,
+            started,
+            "reloading after a failed commit",
+        )
+        .await?;
         if let Some(snapshot_id) = find_commit(reloaded.metadata(), &id, planned_on) {
             info!(table = %name, snapshot_id, "commit had landed although the catalog reported an error");
             return Ok((
@@ -269,11 +276,17 @@ async fn try_commit(
 }
 
 /// Loads the table again, retrying while the catalog is unavailable.
+/// The table's newest state, retrying transient catalog failures within the policy's deadline.
+pub async fn refresh(catalog: &dyn Catalog, table: &Table, policy: &RetryPolicy) -> Result<Table> {
+    reload(catalog, table, policy, Instant::now(), "reloading").await
+}
+
 async fn reload(
     catalog: &dyn Catalog,
     base: &Table,
     policy: &RetryPolicy,
     started: Instant,
+    context: &str,
 ) -> Result<Table> {
     let mut backoff = policy.min_backoff;
     loop {
@@ -285,11 +298,7 @@ async fn reload(
                 backoff = (backoff * 2).min(policy.max_backoff);
             }
             Err(e) => {
-                return Err(SinkError::iceberg(
-                    base.identifier(),
-                    "reloading after a failed commit",
-                    e,
-                ));
+                return Err(SinkError::iceberg(base.identifier(), context, e));
             }
         }
     }

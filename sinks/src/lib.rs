@@ -10,7 +10,7 @@ mod fenced_catalog;
 mod table_spec;
 mod writer;
 
-pub use commit::{CommitOutcome, CommitRequest, RetryPolicy, commit};
+pub use commit::{CommitOutcome, CommitRequest, RetryPolicy, commit, refresh};
 pub use dead_letter::{DeadLetter, DeadLetterBatch, dead_letter_schema, dead_letter_spec};
 pub use error::{Result, SinkError};
 pub use table_spec::{TableSpec, check_compatible, ensure_table};

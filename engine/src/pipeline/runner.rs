@@ -20,7 +20,7 @@ use floe_sinks::{DeadLetter, DeadLetterBatch, RetryPolicy};
 use floe_sql::CompiledJob;
 use floe_sql::job::Policy;
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::RecordCounts;
 use super::progress::{Counters, Progress};
@@ -103,9 +103,7 @@ pub async fn run(
     let reason = loop {
         tokio::select! {
             ev = rx.recv() => match ev {
-                Some(SourceEvent::Batch(b)) => state.on_batch(&mut tables, b).await?,
-                Some(SourceEvent::Rebalanced { source }) => state.on_rebalance(&mut tables, source).await,
-                Some(SourceEvent::Failed(e)) => return Err(e),
+                Some(ev) => state.on_event(&mut tables, ev).await?,
                 None => break "the sources stopped",
             },
             _ = tick.tick() => {
@@ -134,11 +132,7 @@ pub async fn run(
         }
         // Whatever the sources already decoded is processed and committed too.
         while let Some(ev) = rx.recv().await {
-            match ev {
-                SourceEvent::Batch(b) => state.on_batch(&mut tables, b).await?,
-                SourceEvent::Rebalanced { source } => state.on_rebalance(&mut tables, source).await,
-                SourceEvent::Failed(e) => return Err(e),
-            }
+            state.on_event(&mut tables, ev).await?;
         }
         crate::failpoint::hit("shutdown");
         state.commit_due(&mut tables, true).await?;
@@ -355,15 +349,57 @@ impl Loop<'_> {
         Ok(())
     }
 
-    async fn on_rebalance(&mut self, tables: &mut [TableState], source: usize) {
+    async fn on_event(&mut self, tables: &mut [TableState], ev: SourceEvent) -> Result<()> {
+        match ev {
+            SourceEvent::Batch(b) => self.on_batch(tables, b).await,
+            SourceEvent::Assigned { source, done } => {
+                self.on_assigned(tables, source).await?;
+                done.done();
+                Ok(())
+            }
+            SourceEvent::Revoked { source, lost, done } => {
+                self.on_revoked(tables, source, lost).await?;
+                done.done();
+                Ok(())
+            }
+            SourceEvent::Failed(e) => Err(e),
+        }
+    }
+
+    /// Partitions arrive: reading starts from the offsets the tables hold now.
+    async fn on_assigned(&mut self, tables: &mut [TableState], source: usize) -> Result<()> {
         self.last_record = Instant::now();
         self.assigned = true;
         for t in tables.iter_mut().filter(|t| t.sources.contains(&source)) {
-            if t.has_pending() {
-                info!(table = %t.name, "partitions were reassigned: dropping uncommitted work, it will be read again");
-            }
-            t.abort().await;
+            t.reload(&self.retry).await?;
         }
+        let resume = resume_points(tables, source, &self.job.job.sources[source].kafka.topic);
+        self.sources[source].shared.set_resume(&resume);
+        Ok(())
+    }
+
+    /// Partitions go: commit what was read of them while this job still owns them.
+    async fn on_revoked(
+        &mut self,
+        tables: &mut [TableState],
+        source: usize,
+        lost: bool,
+    ) -> Result<()> {
+        if lost && tables.iter().any(TableState::has_pending) {
+            warn!(
+                "the consumer group gave the partitions away before this job could commit them \
+                 (it was cut off, or stalled longer than max.poll.interval.ms); committing anyway: \
+                 the commit is refused if the next owner has already committed them"
+            );
+        }
+        for t in tables.iter_mut().filter(|t| t.sources.contains(&source)) {
+            if t.checkpoint(&self.retry).await?.is_some() {
+                self.counters.commits += 1;
+            }
+        }
+        let resume = resume_points(tables, source, &self.job.job.sources[source].kafka.topic);
+        self.sources[source].shared.set_resume(&resume);
+        Ok(())
     }
 
     async fn commit_due(&mut self, tables: &mut [TableState], all: bool) -> Result<()> {

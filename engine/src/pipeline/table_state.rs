@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use floe_catalog::offsets::{COUNTS_KEY, latest_checkpoint};
 use floe_catalog::{OffsetMap, TopicPartition};
-use floe_sinks::{CommitOutcome, CommitRequest, RetryPolicy, TableWriter, WriterConfig, commit};
+use floe_sinks::{
+    CommitOutcome, CommitRequest, RetryPolicy, TableWriter, WriterConfig, commit, refresh,
+};
 use floe_sql::job::{TableName, TableOptions};
 use iceberg::Catalog;
 use iceberg::table::Table;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::RecordCounts;
 use crate::error::Result;
@@ -196,25 +198,24 @@ impl TableState {
         Ok(Some(outcome))
     }
 
-    /// Drops uncommitted work (after a rebalance): closes and deletes the open files.
-    pub async fn abort(&mut self) {
-        if let Some(w) = self.writer.take() {
-            match w.close().await {
-                Ok(files) => {
-                    for f in files {
-                        if let Err(e) = self.table.file_io().delete(f.file_path()).await {
-                            warn!(table = %self.name, file = f.file_path(), error = %e, "cannot delete an abandoned data file");
-                        }
-                    }
-                }
-                Err(e) => {
-                    warn!(table = %self.name, error = %e, "cannot close abandoned data files")
-                }
+    /// Reloads the table and the offsets it has committed for this job: another replica
+    /// may have committed the partitions this one is about to read. Pending work stays,
+    /// and so do the offsets it starts from: the commit's fence checks those.
+    pub async fn reload(&mut self, policy: &RetryPolicy) -> Result<()> {
+        let table = refresh(self.catalog.as_ref(), &self.table, policy).await?;
+        let mut committed = latest_checkpoint(&self.name.to_string(), table.metadata(), &self.job)?
+            .map(|c| c.offsets)
+            .unwrap_or_default();
+        for (tp, _) in self.pending.iter() {
+            match self.committed.get(tp) {
+                Some(o) => committed.set(tp.clone(), o),
+                None => committed.remove(tp),
             }
         }
-        self.pending = OffsetMap::new();
-        self.pending_counts = RecordCounts::default();
-        self.pending_since = None;
+        self.committed = committed;
+        self.last_snapshot = table.metadata().current_snapshot_id();
+        self.table = table;
+        Ok(())
     }
 
     /// Time until the next commit is due, if anything is pending.

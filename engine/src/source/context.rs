@@ -1,7 +1,13 @@
-//! The consumer's callbacks: where to start each newly assigned partition, and noticing
-//! rebalances and lag.
+//! The consumer's callbacks: rebalances and lag.
+//!
+//! A rebalance is a handshake with the pipeline, made while the group waits for this
+//! member. Before partitions are given up, the pipeline commits what it has read of them,
+//! so the next owner starts exactly where this one stopped. When partitions arrive, the
+//! pipeline first reloads the tables' committed offsets, which another replica may have
+//! moved, and reading starts there.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,8 +19,10 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::SourceEvent;
 use super::client_log::{Throttle, log_error, log_line};
 
 /// State shared between the consumer's callbacks and the pipeline.
@@ -23,8 +31,11 @@ pub struct SourceShared {
     /// Where each partition resumes: the lowest committed offset over the job's tables
     /// that read this source. Updated by the pipeline after every commit.
     pub resume: Mutex<OffsetMap>,
-    /// Set by a rebalance; the source discards what it gathered and tells the pipeline.
-    pub rebalanced: AtomicBool,
+    /// Partitions revoked since the source thread last looked: records it gathered of
+    /// them but did not hand on are dropped, the next owner reads them.
+    revoked: Mutex<Vec<i32>>,
+    /// Set together with `revoked`, so the poll loop can check without locking.
+    any_revoked: AtomicBool,
     /// Total consumer lag from the latest statistics (-1 until known).
     pub lag: AtomicI64,
     /// Where to start partitions nobody has committed.
@@ -36,7 +47,8 @@ impl SourceShared {
     pub fn new(resume: OffsetMap, startup: StartupMode) -> Arc<Self> {
         Arc::new(Self {
             resume: Mutex::new(resume),
-            rebalanced: AtomicBool::new(false),
+            revoked: Mutex::new(vec![]),
+            any_revoked: AtomicBool::new(false),
             lag: AtomicI64::new(-1),
             startup,
         })
@@ -46,6 +58,20 @@ impl SourceShared {
     pub fn set_resume(&self, offsets: &OffsetMap) {
         let mut r = self.resume.lock().unwrap_or_else(|p| p.into_inner());
         *r = offsets.clone();
+    }
+
+    /// Partitions revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<i32> {
+        if !self.any_revoked.swap(false, Ordering::SeqCst) {
+            return vec![];
+        }
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn note_revoked(&self, tpl: &TopicPartitionList) {
+        let mut r = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        r.extend(tpl.elements().iter().map(|e| e.partition()));
+        self.any_revoked.store(true, Ordering::SeqCst);
     }
 
     fn resume_of(&self, tp: &TopicPartition) -> Option<i64> {
@@ -62,6 +88,10 @@ pub struct FloeContext {
     pub shared: Arc<SourceShared>,
     /// Keeps repeated client errors from flooding the log.
     pub throttle: Throttle,
+    /// Index of the source in the job.
+    pub source: usize,
+    /// Where rebalances are announced to the pipeline.
+    pub events: mpsc::Sender<SourceEvent>,
 }
 
 impl ClientContext for FloeContext {
@@ -142,6 +172,17 @@ fn tpl_set(tpl: &mut TopicPartitionList, tp: &TopicPartition, offset: Offset) ->
     tpl.set_partition_offset(&tp.topic, tp.partition, offset)
 }
 
+impl FloeContext {
+    /// Announces a rebalance step to the pipeline and waits until it has acted on it. When
+    /// the pipeline is gone (the job is failing), there is nobody to wait for.
+    fn handshake(&self, event: impl FnOnce(Handshake) -> SourceEvent) {
+        let (done, acked) = std_mpsc::sync_channel(1);
+        if self.events.blocking_send(event(Handshake(done))).is_ok() {
+            let _ = acked.recv();
+        }
+    }
+}
+
 impl ConsumerContext for FloeContext {
     fn rebalance(
         &self,
@@ -149,13 +190,14 @@ impl ConsumerContext for FloeContext {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        self.shared.rebalanced.store(true, Ordering::SeqCst);
         let cooperative = matches!(
             consumer.rebalance_protocol(),
             RebalanceProtocol::Cooperative
         );
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let source = self.source;
+                self.handshake(|done| SourceEvent::Assigned { source, done });
                 self.startup_offsets(consumer, tpl);
                 if cooperative {
                     consumer.incremental_assign(tpl)
@@ -164,7 +206,9 @@ impl ConsumerContext for FloeContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                info!(partitions = tpl.count(), "partitions revoked");
+                let lost = consumer.assignment_lost();
+                info!(partitions = tpl.count(), lost, "partitions revoked");
+                self.revoke(tpl, lost);
                 if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {
@@ -173,11 +217,32 @@ impl ConsumerContext for FloeContext {
             }
             other => {
                 warn!(error = ?other, "rebalance error");
+                let all = consumer.assignment().unwrap_or_default();
+                self.revoke(&all, true);
                 consumer.unassign()
             }
         };
         if let Err(e) = result {
             warn!(error = %e, "applying the assignment failed");
         }
+    }
+}
+
+impl FloeContext {
+    fn revoke(&self, tpl: &TopicPartitionList, lost: bool) {
+        self.shared.note_revoked(tpl);
+        let source = self.source;
+        self.handshake(|done| SourceEvent::Revoked { source, lost, done });
+    }
+}
+
+/// The pipeline's answer to a rebalance step; dropping it answers too.
+#[derive(Debug)]
+pub struct Handshake(std_mpsc::SyncSender<()>);
+
+impl Handshake {
+    /// Lets the rebalance go on.
+    pub fn done(self) {
+        let _ = self.0.send(());
     }
 }

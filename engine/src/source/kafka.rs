@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::client_log::Throttle;
-use super::context::{FloeContext, SourceShared};
+use super::context::{FloeContext, Handshake, SourceShared};
 use super::decode::{BadRecord, DecodePlan, PendingRecords, decode};
 use crate::error::{EngineError, Result};
 
@@ -47,11 +47,24 @@ pub struct SourceBatch {
 pub enum SourceEvent {
     /// Records.
     Batch(SourceBatch),
-    /// Partitions were reassigned: uncommitted work must be dropped; reading resumes from
-    /// the committed offsets.
-    Rebalanced {
+    /// Partitions were assigned: the tables' committed offsets must be reloaded (another
+    /// replica may have moved them) before reading starts from them.
+    Assigned {
         /// Index of the source.
         source: usize,
+        /// Answered once the offsets are fresh.
+        done: Handshake,
+    },
+    /// Partitions are about to be given up: what was read of them must be committed now,
+    /// before the next owner starts from the tables' offsets.
+    Revoked {
+        /// Index of the source.
+        source: usize,
+        /// The group already gave them away (this member was too slow or cut off); a
+        /// commit can only land if the next owner has committed nothing yet.
+        lost: bool,
+        /// Answered once committed.
+        done: Handshake,
     },
     /// The source cannot go on.
     Failed(EngineError),
@@ -118,6 +131,8 @@ impl KafkaSource {
             .create_with_context(FloeContext {
                 shared: shared.clone(),
                 throttle: Throttle::default(),
+                source: index,
+                events: tx.clone(),
             })
             .map_err(|e| kafka_err(format!("cannot create the consumer: {e}")))?;
         consumer
@@ -172,8 +187,11 @@ impl KafkaSource {
 }
 
 impl Drop for KafkaSource {
+    /// Only asks the thread to stop: a pipeline that fails drops its sources while the
+    /// thread may be waiting in a rebalance handshake that nobody will answer until the
+    /// event channel is dropped too.
     fn drop(&mut self) {
-        self.stop();
+        self.request_stop();
     }
 }
 
@@ -212,15 +230,8 @@ impl Worker {
                 self.commit(&offsets, CommitMode::Async);
             }
             let polled = self.consumer.poll(Duration::from_millis(50));
-            if self.shared.rebalanced.swap(false, Ordering::SeqCst) {
-                self.pending.clear();
-                if self
-                    .tx
-                    .blocking_send(SourceEvent::Rebalanced { source: self.index })
-                    .is_err()
-                {
-                    return Ok(());
-                }
+            for p in self.shared.take_revoked() {
+                self.pending.remove(&p);
             }
             let idle = polled.is_none();
             match polled {
