@@ -5,15 +5,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use iceberg::{Catalog, CatalogBuilder};
-use iceberg_catalog_sql::SqlCatalogBuilder;
+use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 use crate::error::{CatalogError, Result};
+use crate::storage::s3::{S3Config, split_s3};
 use crate::storage::{ObjectStorageFactory, StoreConfig};
 
 /// Which catalog implementation and where it lives.
 #[derive(Clone, PartialEq, Eq)]
 pub enum CatalogKind {
-    /// A SQL (JDBC-schema) catalog; `uri` is `sqlite://PATH`.
+    /// A SQL (JDBC-schema) catalog; `uri` is `sqlite://PATH` or `postgres://…`.
     Sql {
         /// The database URI.
         uri: String,
@@ -23,14 +24,11 @@ pub enum CatalogKind {
 impl std::fmt::Debug for CatalogKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            // A URI may carry a password: show only where it points.
-            Self::Sql { uri } => {
-                let shown = match uri.rfind('@') {
-                    Some(at) => format!("<credentials>@{}", &uri[at + 1..]),
-                    None => uri.clone(),
-                };
-                f.debug_struct("Sql").field("uri", &shown).finish()
-            }
+            // A URI may carry a password.
+            Self::Sql { uri } => f
+                .debug_struct("Sql")
+                .field("uri", &redact_password(uri))
+                .finish(),
         }
     }
 }
@@ -42,7 +40,8 @@ pub struct CatalogConfig {
     pub name: String,
     /// Implementation and location.
     pub kind: CatalogKind,
-    /// Warehouse root, `file:///…` (relative paths are resolved against the working directory).
+    /// Warehouse root: `file:///…` (relative paths are resolved against the working
+    /// directory) or `s3://bucket/prefix`.
     pub warehouse: String,
     /// Storage settings.
     pub storage: BTreeMap<String, String>,
@@ -82,40 +81,33 @@ impl std::fmt::Debug for OpenCatalog {
     }
 }
 
-/// Opens `config`, creating the SQLite file and warehouse directory if missing.
+/// Opens `config`, creating the SQLite file and a local warehouse directory if missing.
 pub async fn open_catalog(config: &CatalogConfig) -> Result<OpenCatalog> {
     let cfg_err = |message: String| CatalogError::Config {
         catalog: config.name.clone(),
         message,
     };
-    if let Some(k) = config.storage.keys().next() {
-        return Err(cfg_err(format!(
-            "storage option 'storage.{k}' is not supported for a local warehouse"
-        )));
-    }
-    let warehouse_path = local_path(&config.warehouse, &["file://", "file:"]).ok_or_else(|| {
-        cfg_err(format!(
-            "warehouse '{}' must be a local file:// location",
-            config.warehouse
-        ))
-    })?;
-    std::fs::create_dir_all(&warehouse_path).map_err(|e| {
-        cfg_err(format!(
-            "cannot create warehouse directory {}: {e}",
-            warehouse_path.display()
-        ))
-    })?;
-    let warehouse = format!("file://{}", warehouse_path.display());
+    let (warehouse, store) = warehouse_store(config).map_err(&cfg_err)?;
+    store.build().map_err(|e| cfg_err(e.to_string()))?;
     let CatalogKind::Sql { uri } = &config.kind;
-    let uri = sqlite_uri(uri).map_err(&cfg_err)?;
-    let store = StoreConfig::Local;
+    let (uri, bind_style) = if is_postgres(uri) {
+        (uri.clone(), SqlBindStyle::DollarNumeric)
+    } else {
+        (sqlite_uri(uri).map_err(&cfg_err)?, SqlBindStyle::QMark)
+    };
     let catalog = SqlCatalogBuilder::default()
         .with_storage_factory(Arc::new(ObjectStorageFactory::new(store.clone())))
         .uri(uri.clone())
         .warehouse_location(warehouse.clone())
+        .sql_bind_style(bind_style)
         .load(config.name.clone(), HashMap::new())
         .await
-        .map_err(|e| cfg_err(format!("cannot open SQL catalog at {uri}: {e}")))?;
+        .map_err(|e| {
+            cfg_err(format!(
+                "cannot open SQL catalog at {}: {e}",
+                redact_password(&uri)
+            ))
+        })?;
     Ok(OpenCatalog {
         name: config.name.clone(),
         catalog: Arc::new(catalog),
@@ -124,10 +116,58 @@ pub async fn open_catalog(config: &CatalogConfig) -> Result<OpenCatalog> {
     })
 }
 
+fn is_postgres(uri: &str) -> bool {
+    uri.starts_with("postgres://") || uri.starts_with("postgresql://")
+}
+
+/// `scheme://user:secret@host/…` → `scheme://user:<redacted>@host/…`.
+fn redact_password(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    let Some(at) = rest.rfind('@') else {
+        return uri.to_string();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:<redacted>@{}", &rest[at + 1..]),
+        None => uri.to_string(),
+    }
+}
+
+/// The absolute warehouse URI and the store its files go to, from the warehouse
+/// location and the `storage.*` options.
+fn warehouse_store(config: &CatalogConfig) -> Result<(String, StoreConfig), String> {
+    if let Some((bucket, prefix)) = split_s3(&config.warehouse) {
+        let s3 = S3Config::new(bucket, &config.storage)?;
+        let prefix = prefix.trim_matches('/');
+        let warehouse = if prefix.is_empty() {
+            format!("s3://{bucket}")
+        } else {
+            format!("s3://{bucket}/{prefix}")
+        };
+        return Ok((warehouse, StoreConfig::S3(s3)));
+    }
+    if let Some(k) = config.storage.keys().next() {
+        return Err(format!(
+            "storage option 'storage.{k}' is not supported for a local warehouse"
+        ));
+    }
+    let path = local_path(&config.warehouse, &["file://", "file:"]).ok_or_else(|| {
+        format!(
+            "warehouse '{}' must be a file:// or s3:// location",
+            config.warehouse
+        )
+    })?;
+    std::fs::create_dir_all(&path)
+        .map_err(|e| format!("cannot create warehouse directory {}: {e}", path.display()))?;
+    Ok((format!("file://{}", path.display()), StoreConfig::Local))
+}
+
 /// `sqlite://rel/path.db` → `sqlite:///abs/path.db?mode=rwc`, creating the parent directory.
 fn sqlite_uri(uri: &str) -> Result<String, String> {
-    let path = local_path(uri, &["sqlite://", "sqlite:"])
-        .ok_or_else(|| format!("catalog uri '{uri}' is not supported: use sqlite://PATH"))?;
+    let path = local_path(uri, &["sqlite://", "sqlite:"]).ok_or_else(|| {
+        format!("catalog uri '{uri}' is not supported: use sqlite://PATH or postgres://…")
+    })?;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| format!("cannot create directory {}: {e}", parent.display()))?;
@@ -187,5 +227,14 @@ mod tests {
             Some(PathBuf::from("/tmp/wh"))
         );
         assert_eq!(local_path("s3://bucket/wh", &["file://"]), None);
+    }
+
+    #[test]
+    fn passwords_in_uris_are_redacted() {
+        assert_eq!(
+            redact_password("postgres://floe:s3cret@db:5432/lake"),
+            "postgres://floe:<redacted>@db:5432/lake"
+        );
+        assert_eq!(redact_password("sqlite:///x.db"), "sqlite:///x.db");
     }
 }

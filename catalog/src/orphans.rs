@@ -72,6 +72,7 @@ pub async fn find_orphans(table: &Table, store: &StoreConfig) -> Result<Vec<Orph
     let now = std::time::SystemTime::now();
     let listed: Vec<_> = storage
         .store()
+        .map_err(|e| error(table, "opening the store", e))?
         .list(Some(&prefix))
         .try_collect()
         .await
@@ -79,7 +80,7 @@ pub async fn find_orphans(table: &Table, store: &StoreConfig) -> Result<Vec<Orph
     let mut out: Vec<OrphanFile> = listed
         .into_iter()
         .filter_map(|meta| {
-            let location = format!("file:///{}", meta.location);
+            let location = storage.location(&meta.location);
             if referenced.contains(&location) || !location.ends_with(".parquet") {
                 return None;
             }
@@ -113,6 +114,7 @@ pub async fn remove_orphans(
             .map_err(|e| error(table, "resolving an orphan", e))?;
         storage
             .store()
+            .map_err(|e| error(table, "opening the store", e))?
             .delete(&path)
             .await
             .map_err(|e| error(table, &format!("removing {}", f.location), e))?;

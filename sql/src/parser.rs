@@ -856,6 +856,28 @@ impl<'a> JobParser<'a> {
     }
 
     fn resolve(&self, parts: &[(String, Pos)], pos: Pos) -> Result<TableName> {
+        // Table locations are derived from these names under the warehouse: a name must
+        // not be able to point anywhere else.
+        for (part, at) in parts {
+            let bad = part.is_empty()
+                || part == "."
+                || part == ".."
+                || part
+                    .chars()
+                    .any(|c| c.is_control() || matches!(c, '/' | '\\' | '*' | '?' | '[' | ']'));
+            if bad {
+                return Err(SqlError::new(
+                    ErrorKind::Name,
+                    *at,
+                    format!(
+                        "'{}' cannot be part of a table name: names become storage paths, so \
+                         they must not be empty, '.' or '..', or contain '/', '\\', '*', '?', \
+                         '[', ']' or control characters",
+                        part.escape_default()
+                    ),
+                ));
+            }
+        }
         let (catalog, rest) = match parts {
             [c, ns @ .., t]
                 if !ns.is_empty()

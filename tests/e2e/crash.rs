@@ -7,39 +7,56 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::fixture::{
-    Broker, Lake, assert_same_ids, expected_big_ids, expected_clean_ids, produced,
+    Broker, Lake, assert_exactly_once, assert_same_ids, expected_clean_ids, produced,
 };
-
-fn assert_exactly_once(lake: &Lake, per_partition: u64) {
-    let records = produced(4, per_partition);
-    assert_same_ids(
-        "orders_clean",
-        &lake.ids("lake.sales.orders_clean"),
-        &expected_clean_ids(&records),
-    );
-    assert_same_ids(
-        "big_orders",
-        &lake.ids("lake.sales.big_orders"),
-        &expected_big_ids(&records),
-    );
-}
 
 /// Reads the child's stderr until a line contains `needle`; keeps draining it afterwards.
 pub fn wait_for_line(child: &mut std::process::Child, needle: &str, limit: Duration) -> bool {
-    use std::io::{BufRead, BufReader};
-    let Some(stderr) = child.stderr.take() else {
-        return false;
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    let needle = needle.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains(&needle) {
-                let _ = tx.send(());
+    StderrLog::attach(child).is_some_and(|log| log.wait_for(needle, limit))
+}
+
+/// A child's stderr, drained by a thread and kept, so that a failure can show it.
+#[derive(Clone)]
+pub struct StderrLog {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl StderrLog {
+    /// Starts draining `child`'s piped stderr; None when it was not piped.
+    pub fn attach(child: &mut std::process::Child) -> Option<StderrLog> {
+        use std::io::{BufRead, BufReader};
+        let stderr = child.stderr.take()?;
+        let log = StderrLog {
+            lines: Default::default(),
+        };
+        let lines = log.lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
             }
+        });
+        Some(log)
+    }
+
+    /// Waits until some line contains `needle`.
+    pub fn wait_for(&self, needle: &str, limit: Duration) -> bool {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if self.text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-    });
-    rx.recv_timeout(limit).is_ok()
+        false
+    }
+
+    /// Everything read so far.
+    pub fn text(&self) -> String {
+        self.lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .join("\n")
+    }
 }
 
 #[test]
@@ -196,27 +213,26 @@ fn replicas_in_one_group_share_the_partitions_exactly_once() {
             .expect("start a replica")
     };
     let mut a = spawn();
-    assert!(wait_for_line(
-        &mut a,
-        "partition assigned",
-        Duration::from_secs(60)
-    ));
+    let a_log = StderrLog::attach(&mut a).expect("piped stderr");
+    assert!(a_log.wait_for("partition assigned", Duration::from_secs(60)));
     std::thread::sleep(Duration::from_secs(2));
     // A second replica joins: the group rebalances the partitions between them, and each
     // commit merges its partitions' offsets into the tables' offset maps.
     let mut b = spawn();
-    assert!(wait_for_line(
-        &mut b,
-        "partition assigned",
-        Duration::from_secs(60)
-    ));
+    let b_log = StderrLog::attach(&mut b).expect("piped stderr");
+    assert!(b_log.wait_for("partition assigned", Duration::from_secs(60)));
     std::thread::sleep(Duration::from_secs(3));
     // One replica dies; the other takes its partitions over once its session expires.
     a.kill().expect("kill -9 replica a");
     a.wait().expect("reap a");
     assert!(producer.wait().expect("producer").success());
     let status = b.wait().expect("replica b");
-    assert!(status.success(), "the surviving replica stops cleanly");
+    assert!(
+        status.success(),
+        "the surviving replica stops cleanly.\n--- replica a:\n{}\n--- replica b:\n{}",
+        a_log.text(),
+        b_log.text()
+    );
     // Whatever the dead replica left behind, one more run completes the tables.
     lake.run_in_group(&broker, Some("floe-replicas"), "5s");
     assert_exactly_once(&lake, per_partition);

@@ -123,16 +123,25 @@ impl Drop for Broker {
 pub struct Lake {
     pub dir: tempfile::TempDir,
     pub job: PathBuf,
+    /// Environment of every `floe` command on this lake (secrets the job file refers to).
+    pub env: Vec<(String, String)>,
 }
 
 /// The orders job used by the end-to-end tests: two tables fed by one read of the topic.
 pub fn orders_job(dir: &Path, commit_interval: &str) -> String {
+    let catalog = format!(
+        "'type' = 'sql',\n  'uri' = 'sqlite://{dir}/catalog.db',\n  'warehouse' = 'file://{dir}/warehouse'",
+        dir = dir.display()
+    );
+    orders_job_in(&catalog, commit_interval)
+}
+
+/// The orders job with the catalog `lake` declared by the options `catalog`.
+pub fn orders_job_in(catalog: &str, commit_interval: &str) -> String {
     format!(
         r#"SET 'job.name' = 'e2e';
 CREATE CATALOG lake WITH (
-  'type' = 'sql',
-  'uri' = 'sqlite://{dir}/catalog.db',
-  'warehouse' = 'file://{dir}/warehouse'
+  {catalog}
 );
 CREATE SOURCE orders (
   order_id BIGINT NOT NULL,
@@ -171,8 +180,7 @@ SELECT order_id, customer_id, amount, upper(trim(currency)), order_ts, CAST(orde
 FROM orders WHERE amount > 0;
 INSERT INTO lake.sales.big_orders
 SELECT order_id, amount FROM orders WHERE amount >= 500;
-"#,
-        dir = dir.display()
+"#
     )
 }
 
@@ -187,12 +195,24 @@ impl Lake {
         let dir = tempfile::tempdir().expect("temp dir");
         let job = dir.path().join("job.sql");
         std::fs::write(&job, text(dir.path())).expect("write job");
-        Lake { dir, job }
+        Lake {
+            dir,
+            job,
+            env: vec![],
+        }
+    }
+
+    /// `floe` with this lake's environment.
+    pub fn floe(&self) -> Command {
+        let mut c = floe();
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
+        c
     }
 
     /// `floe describe` output for `table`.
     pub fn describe(&self, table: &str) -> String {
-        let out = floe()
+        let out = self
+            .floe()
             .args(["describe", "--job"])
             .arg(&self.job)
             .arg(table)
@@ -208,7 +228,7 @@ impl Lake {
 
     /// `floe run` on this lake's job against `broker`.
     pub fn run_cmd(&self, broker: &Broker) -> Command {
-        let mut c = floe();
+        let mut c = self.floe();
         c.arg("run")
             .arg(&self.job)
             .env("KAFKA_BOOTSTRAP", &broker.bootstrap);
@@ -240,7 +260,8 @@ impl Lake {
 
     /// Rows of `sql` through `floe query --format json`.
     pub fn query(&self, sql: &str) -> Vec<serde_json::Value> {
-        let out = floe()
+        let out = self
+            .floe()
             .args(["query", "--format", "json", "--job"])
             .arg(&self.job)
             .arg(sql)
@@ -324,5 +345,20 @@ pub fn assert_same_ids(what: &str, actual: &[u64], expected: &[u64]) {
         "{what}: {} rows, {} expected; first duplicates {dups:?}, first missing {missing:?}, first unexpected {extra:?}",
         actual.len(),
         expected.len()
+    );
+}
+
+/// Every produced order (4 partitions × `per_partition`) is in both tables exactly once.
+pub fn assert_exactly_once(lake: &Lake, per_partition: u64) {
+    let records = produced(4, per_partition);
+    assert_same_ids(
+        "orders_clean",
+        &lake.ids("lake.sales.orders_clean"),
+        &expected_clean_ids(&records),
+    );
+    assert_same_ids(
+        "big_orders",
+        &lake.ids("lake.sales.big_orders"),
+        &expected_big_ids(&records),
     );
 }

@@ -1,8 +1,11 @@
 //! End-to-end tests: the `floe` binary against a Kafka-protocol broker running as a
-//! process of its own on loopback, with a SQLite catalog and a warehouse in a temp dir.
+//! process of its own on loopback, with a SQLite catalog and a warehouse in a temp dir, or
+//! with PostgreSQL and an S3-compatible store started on loopback.
 
 mod crash;
 mod fixture;
 mod pipeline;
 mod pyiceberg;
 mod quality;
+mod services;
+mod shared_catalog;

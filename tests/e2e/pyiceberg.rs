@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::fixture::{Broker, Lake, assert_same_ids, expected_clean_ids, produced};
 
 /// The Python interpreter with PyIceberg: `FLOE_TEST_PYTHON`, else the repository's `.venv`.
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     if let Ok(p) = std::env::var("FLOE_TEST_PYTHON") {
         return PathBuf::from(p);
     }
@@ -21,13 +21,30 @@ fn python() -> PathBuf {
 
 /// What `read_table.py` reports about `table` (namespace.table) of the lake.
 pub fn read_with_pyiceberg(lake: &Lake, table: &str) -> serde_json::Value {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/read_table.py");
     let dir = lake.dir.path();
+    read_through(
+        &format!("sqlite:///{}/catalog.db", dir.display()),
+        &format!("file://{}/warehouse", dir.display()),
+        &[],
+        table,
+    )
+}
+
+/// What `read_table.py` reports about `table`, opening the catalog at `uri` (an SQLAlchemy
+/// URI) with the catalog properties `props` (`key=value`, such as `s3.endpoint=…`).
+pub fn read_through(
+    uri: &str,
+    warehouse: &str,
+    props: &[String],
+    table: &str,
+) -> serde_json::Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/read_table.py");
     let out = Command::new(python())
         .arg(script)
-        .arg(format!("sqlite:///{}/catalog.db", dir.display()))
-        .arg(format!("file://{}/warehouse", dir.display()))
+        .arg(uri)
+        .arg(warehouse)
         .arg(table)
+        .args(props)
         .output()
         .expect("run python");
     assert!(

@@ -1,6 +1,7 @@
 """Reads a table written by Floe with PyIceberg, an independent Iceberg implementation.
 
-Usage: read_table.py CATALOG_URI WAREHOUSE NAMESPACE.TABLE
+Usage: read_table.py CATALOG_URI WAREHOUSE NAMESPACE.TABLE [KEY=VALUE ...]
+The KEY=VALUE pairs are catalog properties, such as s3.endpoint.
 Prints JSON: the order ids (or, for a dead-letter table, the record keys and error
 kinds), the current snapshot's summary and the partition spec.
 """
@@ -10,7 +11,8 @@ import sys
 from pyiceberg.catalog.sql import SqlCatalog
 
 uri, warehouse, name = sys.argv[1:4]
-catalog = SqlCatalog("lake", uri=uri, warehouse=warehouse)
+props = dict(arg.split("=", 1) for arg in sys.argv[4:])
+catalog = SqlCatalog("lake", uri=uri, warehouse=warehouse, **props)
 table = catalog.load_table(name)
 rows = table.scan().to_arrow()
 snapshot = table.current_snapshot()

@@ -2,11 +2,12 @@
 //! one configured object store.
 //!
 //! iceberg-rust asks a [`StorageFactory`] for a [`Storage`] per table; ours maps Iceberg's
-//! URIs (`file:///…`) to object-store paths. The store itself is built lazily from a
+//! URIs (`file:///…`, `s3://bucket/…`) to object-store paths. The store itself is built lazily from a
 //! serialisable [`StoreConfig`], because iceberg-rust may serialise storages with the
 //! table's `FileIO`.
 
 mod io;
+pub mod s3;
 
 use std::sync::{Arc, OnceLock};
 
@@ -25,12 +26,31 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use io::{ObjectRead, ObjectWrite};
+use s3::{S3Config, split_s3};
 
 /// Which object store to build, in a form that survives serialisation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StoreConfig {
     /// The local filesystem; paths are absolute `file://` URIs.
     Local,
+    /// One S3 (or S3-compatible) bucket; paths are `s3://bucket/key` URIs.
+    S3(S3Config),
+}
+
+impl StoreConfig {
+    /// Builds the client; fails on settings the store refuses (a malformed endpoint).
+    pub fn build(&self) -> Result<Arc<dyn ObjectStore>> {
+        match self {
+            Self::Local => Ok(Arc::new(LocalFileSystem::new())),
+            Self::S3(c) => c.build().map_err(|e| {
+                Error::new(
+                    ErrorKind::DataInvalid,
+                    format!("cannot set up the S3 client for bucket {}", c.bucket),
+                )
+                .with_source(e)
+            }),
+        }
+    }
 }
 
 /// An Iceberg [`Storage`] backed by an `object_store` store.
@@ -64,17 +84,48 @@ impl ObjectStorage {
     }
 
     /// The underlying object store (also used for listing and removing orphan files).
-    pub fn store(&self) -> Arc<dyn ObjectStore> {
-        self.store
-            .get_or_init(|| match self.config {
-                StoreConfig::Local => Arc::new(LocalFileSystem::new()) as Arc<dyn ObjectStore>,
-            })
-            .clone()
+    pub fn store(&self) -> Result<Arc<dyn ObjectStore>> {
+        if let Some(s) = self.store.get() {
+            return Ok(s.clone());
+        }
+        let built = self.config.build()?;
+        Ok(self.store.get_or_init(|| built).clone())
+    }
+
+    /// The Iceberg location of a path in the store: the inverse of [`Self::path`].
+    pub fn location(&self, path: &Path) -> String {
+        match &self.config {
+            StoreConfig::Local => format!("file:///{path}"),
+            StoreConfig::S3(c) => format!("s3://{}/{path}", c.bucket),
+        }
     }
 
     /// Maps an Iceberg location to a path in the store.
     pub fn path(&self, location: &str) -> Result<Path> {
-        match self.config {
+        match &self.config {
+            StoreConfig::S3(c) => {
+                let Some((bucket, key)) = split_s3(location) else {
+                    return Err(Error::new(
+                        ErrorKind::DataInvalid,
+                        format!("'{location}' is not an s3:// location"),
+                    ));
+                };
+                if bucket != c.bucket {
+                    return Err(Error::new(
+                        ErrorKind::DataInvalid,
+                        format!(
+                            "'{location}' is outside the warehouse's bucket '{}'",
+                            c.bucket
+                        ),
+                    ));
+                }
+                Path::parse(key).map_err(|e| {
+                    Error::new(
+                        ErrorKind::DataInvalid,
+                        format!("bad location '{location}': {e}"),
+                    )
+                })
+            }
             StoreConfig::Local => {
                 let p = location
                     .strip_prefix("file://")
@@ -113,7 +164,7 @@ pub(crate) fn store_error(location: &str, what: &str, e: object_store::Error) ->
 #[typetag::serde]
 impl Storage for ObjectStorage {
     async fn exists(&self, path: &str) -> Result<bool> {
-        match self.store().head(&self.path(path)?).await {
+        match self.store()?.head(&self.path(path)?).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(store_error(path, "checking", e)),
@@ -122,7 +173,7 @@ impl Storage for ObjectStorage {
 
     async fn metadata(&self, path: &str) -> Result<FileMetadata> {
         let meta = self
-            .store()
+            .store()?
             .head(&self.path(path)?)
             .await
             .map_err(|e| store_error(path, "reading metadata of", e))?;
@@ -131,7 +182,7 @@ impl Storage for ObjectStorage {
 
     async fn read(&self, path: &str) -> Result<Bytes> {
         let got = self
-            .store()
+            .store()?
             .get(&self.path(path)?)
             .await
             .map_err(|e| store_error(path, "reading", e))?;
@@ -142,14 +193,14 @@ impl Storage for ObjectStorage {
 
     async fn reader(&self, path: &str) -> Result<Box<dyn FileRead>> {
         Ok(Box::new(ObjectRead::new(
-            self.store(),
+            self.store()?,
             self.path(path)?,
             path.to_string(),
         )))
     }
 
     async fn write(&self, path: &str, bs: Bytes) -> Result<()> {
-        self.store()
+        self.store()?
             .put(&self.path(path)?, bs.into())
             .await
             .map_err(|e| store_error(path, "writing", e))?;
@@ -158,7 +209,7 @@ impl Storage for ObjectStorage {
 
     async fn writer(&self, path: &str) -> Result<Box<dyn FileWrite>> {
         let upload = self
-            .store()
+            .store()?
             .put_multipart(&self.path(path)?)
             .await
             .map_err(|e| store_error(path, "starting upload of", e))?;
@@ -166,7 +217,7 @@ impl Storage for ObjectStorage {
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
-        match self.store().delete(&self.path(path)?).await {
+        match self.store()?.delete(&self.path(path)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_error(path, "deleting", e)),
         }
@@ -174,7 +225,7 @@ impl Storage for ObjectStorage {
 
     async fn delete_prefix(&self, path: &str) -> Result<()> {
         let prefix = self.path(path)?;
-        let store = self.store();
+        let store = self.store()?;
         let mut listing = store.list(Some(&prefix));
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(|e| store_error(path, "listing", e))?;

@@ -1,0 +1,3 @@
+-- expect-error: 'a/b' cannot be part of a table name
+CREATE CATALOG lake WITH ('type' = 'sql', 'uri' = 'sqlite:///tmp/x.db', 'warehouse' = 'file:///tmp/wh');
+CREATE TABLE lake.s."a/b" (id BIGINT);

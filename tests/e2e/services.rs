@@ -1,0 +1,185 @@
+//! Real servers on loopback for the shared-catalog tests: PostgreSQL from the system's
+//! packages and an S3-compatible store (moto's server mode, from the test venv). Each is
+//! started in a temporary directory and stopped on drop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::pyiceberg::python;
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what} did not start listening on 127.0.0.1:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The directory holding PostgreSQL's server programs (`initdb`, `pg_ctl`).
+fn pg_bin() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let mut candidates = on_path;
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut versions: Vec<PathBuf> = entries.flatten().map(|e| e.path().join("bin")).collect();
+        versions.sort();
+        candidates.extend(versions.into_iter().rev());
+    }
+    candidates
+        .into_iter()
+        .find(|d| d.join("initdb").exists() && d.join("pg_ctl").exists())
+        .expect(
+            "PostgreSQL's server programs (initdb, pg_ctl) are needed: install Debian's \
+             'postgresql' package (the CI script does)",
+        )
+}
+
+/// Runs a PostgreSQL program; as root, as the `postgres` user (the server refuses root).
+fn pg_command(bin: &Path, program: &str) -> Command {
+    let path = bin.join(program);
+    // The server refuses to run as root.
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if is_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(path);
+        c
+    } else {
+        Command::new(path)
+    }
+}
+
+/// A PostgreSQL server with a trust-authenticated user `floe`.
+pub struct Postgres {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    bin: PathBuf,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Postgres {
+    /// Initialises a cluster in a temp dir and starts it.
+    pub fn start() -> Postgres {
+        let bin = pg_bin();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        // The server runs as `postgres` when the tests run as root: it must own the dir.
+        let _ = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status();
+        let out = pg_command(&bin, "initdb")
+            .args(["-U", "floe", "--auth=trust", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let status = pg_command(&bin, "pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.path().join("server.log"))
+            .arg("-o")
+            .arg(format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -k {}",
+                dir.path().display()
+            ))
+            .args(["-w", "start"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("run pg_ctl start");
+        assert!(status.success(), "pg_ctl start failed");
+        wait_for_port(port, "PostgreSQL");
+        Postgres {
+            _dir: dir,
+            data,
+            bin,
+            port,
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = pg_command(&self.bin, "pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// An S3-compatible server (moto) with one bucket.
+pub struct S3Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl S3Server {
+    /// Starts the server and creates `bucket`.
+    pub fn start(bucket: &str) -> S3Server {
+        let python = python();
+        let server = python.with_file_name("moto_server");
+        assert!(
+            server.exists(),
+            "moto's S3 server is needed: run scripts/python-env.sh (the README's test command does)"
+        );
+        let port = free_port();
+        let child = Command::new(server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let s3 = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        wait_for_port(port, "moto_server");
+        let status = Command::new(&python)
+            .args([
+                "-c",
+                "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
+                 aws_access_key_id='floe', aws_secret_access_key='floe').create_bucket(Bucket=sys.argv[2])",
+                &s3.endpoint,
+                bucket,
+            ])
+            .status()
+            .expect("create the bucket");
+        assert!(status.success(), "creating bucket {bucket} failed");
+        s3
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

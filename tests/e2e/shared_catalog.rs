@@ -1,0 +1,140 @@
+//! A warehouse on an S3-compatible store with a PostgreSQL catalog: two replicas share
+//! the catalog, PyIceberg reads the same tables through the same catalog and store, and a
+//! store that fails gives a clear error that names the location but not the secret.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::crash::StderrLog;
+use crate::fixture::{
+    Broker, Lake, assert_exactly_once, assert_same_ids, expected_clean_ids, orders_job_in, produced,
+};
+use crate::pyiceberg::read_through;
+use crate::services::{Postgres, S3Server};
+
+const PG_PASSWORD: &str = "pg-pw-never-logged";
+const S3_SECRET: &str = "s3-secret-never-logged";
+
+/// The catalog options of a lake in `bucket` on `s3`, cataloged in `pg`.
+fn catalog(pg: &Postgres, endpoint: &str, bucket: &str, extra: &str) -> String {
+    format!(
+        "'type' = 'sql',
+  'uri' = 'postgres://floe:${{PG_PASSWORD}}@127.0.0.1:{port}/postgres',
+  'warehouse' = 's3://{bucket}/warehouse',
+  'storage.s3.endpoint' = '{endpoint}',
+  'storage.s3.region' = 'us-east-1',
+  'storage.s3.access-key-id' = 'floe',
+  'storage.s3.secret-access-key' = '${{S3_SECRET}}'{extra}",
+        port = pg.port
+    )
+}
+
+fn secrets() -> Vec<(String, String)> {
+    vec![
+        ("PG_PASSWORD".into(), PG_PASSWORD.into()),
+        ("S3_SECRET".into(), S3_SECRET.into()),
+    ]
+}
+
+fn assert_no_secrets(what: &str, text: &str) {
+    assert!(
+        !text.contains(PG_PASSWORD) && !text.contains(S3_SECRET),
+        "{what} shows a secret:\n{text}"
+    );
+}
+
+#[test]
+fn replicas_share_a_postgres_catalog_and_an_s3_warehouse_that_pyiceberg_reads() {
+    let broker = Broker::start(&["orders:4"]);
+    let pg = Postgres::start();
+    let s3 = S3Server::start("lake");
+    let mut lake = Lake::with_job(|_| orders_job_in(&catalog(&pg, &s3.endpoint, "lake", ""), "1s"));
+    lake.env = secrets();
+    let per_partition = 3000;
+    let mut producer = broker.produce(per_partition * 4, 4, 0, Some(4000));
+    let spawn = || {
+        lake.run_cmd(&broker)
+            .env("FLOE_E2E_GROUP", "floe-shared")
+            .args(["--stop-when-idle", "5s"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start a replica")
+    };
+    let mut a = spawn();
+    let a_log = StderrLog::attach(&mut a).expect("piped stderr");
+    assert!(a_log.wait_for("partition assigned", Duration::from_secs(60)));
+    let mut b = spawn();
+    let b_log = StderrLog::attach(&mut b).expect("piped stderr");
+    assert!(producer.wait().expect("producer").success());
+    let (sa, sb) = (a.wait().expect("replica a"), b.wait().expect("replica b"));
+    assert!(
+        sa.success() && sb.success(),
+        "both replicas stop cleanly.\n--- a:\n{}\n--- b:\n{}",
+        a_log.text(),
+        b_log.text()
+    );
+    assert!(
+        b_log.text().contains("partition assigned"),
+        "the second replica took partitions over:\n{}",
+        b_log.text()
+    );
+    assert_no_secrets("replica a's log", &a_log.text());
+    assert_no_secrets("replica b's log", &b_log.text());
+    // Floe's own reader goes through the same catalog and store.
+    assert_exactly_once(&lake, per_partition);
+    // PyIceberg opens the PostgreSQL catalog and reads the Parquet files from the store.
+    let v = read_through(
+        &format!("postgresql+psycopg2://floe@127.0.0.1:{}/postgres", pg.port),
+        "s3://lake/warehouse",
+        &[
+            format!("s3.endpoint={}", s3.endpoint),
+            "s3.region=us-east-1".into(),
+            "s3.access-key-id=floe".into(),
+            "s3.secret-access-key=floe".into(),
+        ],
+        "sales.orders_clean",
+    );
+    let mut ids: Vec<u64> = v["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(|x| x.as_u64())
+        .collect();
+    ids.sort_unstable();
+    assert_same_ids(
+        "PyIceberg orders_clean",
+        &ids,
+        &expected_clean_ids(&produced(4, per_partition)),
+    );
+    assert!(
+        v["summary"]["floe.offsets"].is_string(),
+        "the snapshot summary carries the offsets: {v}"
+    );
+}
+
+#[test]
+fn a_store_that_fails_names_the_location_and_not_the_secret() {
+    let broker = Broker::start(&["orders:1"]);
+    let pg = Postgres::start();
+    let s3 = S3Server::start("lake");
+    let down = format!("http://127.0.0.1:{}", crate::services::free_port());
+    let fast_retries = ",\n  'storage.s3.max-retries' = '1',\n  'storage.s3.retry-timeout' = '2s'";
+    // A bucket that does not exist; a store that does not answer.
+    for (endpoint, bucket) in [(s3.endpoint.as_str(), "missing"), (down.as_str(), "lake")] {
+        let mut lake =
+            Lake::with_job(|_| orders_job_in(&catalog(&pg, endpoint, bucket, fast_retries), "1s"));
+        lake.env = secrets();
+        let out = lake
+            .run_cmd(&broker)
+            .args(["--stop-when-idle", "3s"])
+            .output()
+            .expect("run floe");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "the run fails: {err}");
+        assert!(
+            err.contains(&format!("s3://{bucket}/warehouse/")),
+            "the error names the location: {err}"
+        );
+        assert_no_secrets("the error", &err);
+    }
+}
