@@ -9,3 +9,4 @@ mod pyiceberg;
 mod quality;
 mod services;
 mod shared_catalog;
+mod trouble;

@@ -1,0 +1,90 @@
+//! Trouble outside Floe: a catalog that is locked for a while, and a topic that was
+//! deleted and re-created behind the job's back.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::crash::StderrLog;
+use crate::fixture::{Broker, Lake, assert_exactly_once};
+use crate::pyiceberg::python;
+
+#[test]
+fn a_locked_catalog_delays_commits_and_loses_nothing() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::new("500ms");
+    let per_partition = 3000;
+    let mut producer = broker.produce(per_partition * 4, 4, 0, Some(3000));
+    let mut run = lake
+        .run_cmd(&broker)
+        .args(["--stop-when-idle", "5s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start floe");
+    let log = StderrLog::attach(&mut run).expect("piped stderr");
+    assert!(
+        log.wait_for("committed", Duration::from_secs(60)),
+        "{}",
+        log.text()
+    );
+    // Another process holds the catalog database exclusively for eight seconds: every
+    // commit and reload in that time fails, and must be retried, not skipped.
+    let db = lake.dir.path().join("catalog.db");
+    let locker = Command::new(python())
+        .args([
+            "-c",
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(8)\n\
+             c.execute('ROLLBACK')",
+        ])
+        .arg(&db)
+        .output()
+        .expect("lock the catalog");
+    assert!(
+        locker.status.success() && String::from_utf8_lossy(&locker.stdout).contains("locked"),
+        "{}",
+        String::from_utf8_lossy(&locker.stderr)
+    );
+    assert!(producer.wait().expect("producer").success());
+    let status = run.wait().expect("floe");
+    let text = log.text();
+    assert!(status.success(), "the job rides the lock out:\n{text}");
+    assert!(
+        text.contains("retrying"),
+        "the job says what it is waiting for:\n{text}"
+    );
+    assert_exactly_once(&lake, per_partition);
+}
+
+#[test]
+fn a_recreated_topic_stops_the_job_instead_of_reading_it_again() {
+    let lake = Lake::new("500ms");
+    let before = {
+        let broker = Broker::start(&["orders:4"]);
+        broker.produce_all(2000, 4, 0);
+        lake.run_until_idle(&broker, "4s");
+        lake.ids("lake.sales.orders_clean")
+    };
+    assert!(!before.is_empty());
+    // The same topic name, re-created: its offsets restart far below the committed ones.
+    let broker = Broker::start(&["orders:4"]);
+    broker.produce_all(40, 4, 0);
+    let out = lake
+        .run_cmd(&broker)
+        .args(["--stop-when-idle", "4s"])
+        .output()
+        .expect("run floe");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the job must stop: {err}");
+    assert!(
+        err.contains("no longer in the topic") && err.contains("auto.offset.reset"),
+        "the error says what happened and how to accept it: {err}"
+    );
+    assert_eq!(
+        lake.ids("lake.sales.orders_clean"),
+        before,
+        "nothing was read again"
+    );
+}
