@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use iceberg::{Catalog, CatalogBuilder};
+use iceberg_catalog_rest::{
+    REST_CATALOG_PROP_URI, REST_CATALOG_PROP_WAREHOUSE, RestCatalogBuilder,
+};
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 use crate::error::{CatalogError, Result};
@@ -19,6 +22,13 @@ pub enum CatalogKind {
         /// The database URI.
         uri: String,
     },
+    /// An Iceberg REST catalog at `uri`.
+    Rest {
+        /// The server's base URL.
+        uri: String,
+        /// Client settings (`credential`, `token`, `oauth2-server-uri`, `scope`, `header.*`, …).
+        options: BTreeMap<String, String>,
+    },
 }
 
 impl std::fmt::Debug for CatalogKind {
@@ -28,6 +38,12 @@ impl std::fmt::Debug for CatalogKind {
             Self::Sql { uri } => f
                 .debug_struct("Sql")
                 .field("uri", &redact_password(uri))
+                .finish(),
+            // Credentials, tokens and headers are secrets: their names are enough.
+            Self::Rest { uri, options } => f
+                .debug_struct("Rest")
+                .field("uri", &redact_password(uri))
+                .field("options", &options.keys().collect::<Vec<_>>())
                 .finish(),
         }
     }
@@ -89,28 +105,57 @@ pub async fn open_catalog(config: &CatalogConfig) -> Result<OpenCatalog> {
     };
     let (warehouse, store) = warehouse_store(config).map_err(&cfg_err)?;
     store.build().map_err(|e| cfg_err(e.to_string()))?;
-    let CatalogKind::Sql { uri } = &config.kind;
-    let (uri, bind_style) = if is_postgres(uri) {
-        (uri.clone(), SqlBindStyle::DollarNumeric)
-    } else {
-        (sqlite_uri(uri).map_err(&cfg_err)?, SqlBindStyle::QMark)
+    let factory = Arc::new(ObjectStorageFactory::new(store.clone()));
+    let catalog: Arc<dyn Catalog> = match &config.kind {
+        CatalogKind::Sql { uri } => {
+            let (uri, bind_style) = if is_postgres(uri) {
+                (uri.clone(), SqlBindStyle::DollarNumeric)
+            } else {
+                (sqlite_uri(uri).map_err(&cfg_err)?, SqlBindStyle::QMark)
+            };
+            let catalog = SqlCatalogBuilder::default()
+                .with_storage_factory(factory)
+                .uri(uri.clone())
+                .warehouse_location(warehouse.clone())
+                .sql_bind_style(bind_style)
+                .load(config.name.clone(), HashMap::new())
+                .await
+                .map_err(|e| {
+                    cfg_err(format!(
+                        "cannot open SQL catalog at {}: {e}",
+                        redact_password(&uri)
+                    ))
+                })?;
+            Arc::new(catalog)
+        }
+        CatalogKind::Rest { uri, options } => {
+            let mut props: HashMap<String, String> = options.clone().into_iter().collect();
+            props.insert(REST_CATALOG_PROP_URI.into(), uri.clone());
+            props.insert(REST_CATALOG_PROP_WAREHOUSE.into(), warehouse.clone());
+            let catalog = RestCatalogBuilder::default()
+                .with_storage_factory(factory)
+                .load(config.name.clone(), props)
+                .await
+                .map_err(|e| {
+                    cfg_err(format!(
+                        "cannot open REST catalog at {}: {e}",
+                        redact_password(uri)
+                    ))
+                })?;
+            // The client connects lazily: ask the server now, so that a wrong address or
+            // credential is reported at start, not at the first commit.
+            catalog.list_namespaces(None).await.map_err(|e| {
+                cfg_err(format!(
+                    "the first request to the REST catalog at {} failed: {e}",
+                    redact_password(uri)
+                ))
+            })?;
+            Arc::new(catalog)
+        }
     };
-    let catalog = SqlCatalogBuilder::default()
-        .with_storage_factory(Arc::new(ObjectStorageFactory::new(store.clone())))
-        .uri(uri.clone())
-        .warehouse_location(warehouse.clone())
-        .sql_bind_style(bind_style)
-        .load(config.name.clone(), HashMap::new())
-        .await
-        .map_err(|e| {
-            cfg_err(format!(
-                "cannot open SQL catalog at {}: {e}",
-                redact_password(&uri)
-            ))
-        })?;
     Ok(OpenCatalog {
         name: config.name.clone(),
-        catalog: Arc::new(catalog),
+        catalog,
         warehouse,
         store,
     })

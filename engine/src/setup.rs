@@ -34,8 +34,15 @@ pub fn load_job_for_catalogs(path: &Path) -> Result<JobFile> {
     })?;
     let job = parse_job(&path.display().to_string(), &text, &EnvOrKeep)?;
     for c in &job.catalogs {
-        let floe_sql::job::CatalogKind::Sql { uri } = &c.kind;
-        for v in [uri, &c.warehouse].into_iter().chain(c.storage.values()) {
+        let (uri, client) = match &c.kind {
+            floe_sql::job::CatalogKind::Sql { uri } => (uri, None),
+            floe_sql::job::CatalogKind::Rest { uri, options } => (uri, Some(options)),
+        };
+        let values = [uri, &c.warehouse]
+            .into_iter()
+            .chain(c.storage.values())
+            .chain(client.into_iter().flat_map(|o| o.values()));
+        for v in values {
             if let Some(i) = v.find("${") {
                 let name: String = v[i + 2..]
                     .chars()
@@ -58,10 +65,16 @@ pub async fn load_and_compile(path: &Path) -> Result<CompiledJob> {
 }
 
 fn catalog_config(def: &CatalogDef) -> CatalogConfig {
-    let floe_sql::job::CatalogKind::Sql { uri } = &def.kind;
+    let kind = match &def.kind {
+        floe_sql::job::CatalogKind::Sql { uri } => CatalogKind::Sql { uri: uri.clone() },
+        floe_sql::job::CatalogKind::Rest { uri, options } => CatalogKind::Rest {
+            uri: uri.clone(),
+            options: options.clone(),
+        },
+    };
     CatalogConfig {
         name: def.name.clone(),
-        kind: CatalogKind::Sql { uri: uri.clone() },
+        kind,
         warehouse: def.warehouse.clone(),
         storage: def.storage.clone(),
     }

@@ -4,6 +4,8 @@
 //! types, expressions and queries are handed to sqlparser, the parser DataFusion uses,
 //! so that every query DataFusion accepts is accepted in a job file too.
 
+use std::collections::BTreeMap;
+
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -23,6 +25,15 @@ use crate::types::arrow_type;
 /// Options `SET` accepts.
 const SETTINGS: &[&str] = &["job.name"];
 const CATALOG_OPTIONS: &[&str] = &["type", "uri", "warehouse", "storage.*"];
+/// Settings of the REST client, passed to it as they are.
+const REST_OPTIONS: &[&str] = &[
+    "credential",
+    "token",
+    "oauth2-server-uri",
+    "scope",
+    "audience",
+    "resource",
+];
 const SOURCE_OPTIONS: &[&str] = &[
     "connector",
     "topic",
@@ -309,21 +320,43 @@ impl<'a> JobParser<'a> {
         }
         let options = self.option_list()?;
         let mut r = OptionReader::new(format!("catalog {name}"), pos, options)?;
-        let kind = match r.choice("type", &["sql"])? {
+        let kind = match r.choice("type", &["sql", "rest"])? {
             Some("sql") => CatalogKind::Sql {
                 uri: r.required("uri")?,
             },
+            Some("rest") => {
+                let uri = r.required("uri")?;
+                let mut options = BTreeMap::new();
+                for key in REST_OPTIONS {
+                    if let Some(v) = r.string(key) {
+                        options.insert(key.to_string(), v);
+                    }
+                }
+                for (k, v) in r.with_prefix("header.") {
+                    options.insert(format!("header.{k}"), v);
+                }
+                CatalogKind::Rest { uri, options }
+            }
             _ => {
                 return Err(SqlError::new(
                     ErrorKind::Option,
                     pos,
-                    format!("catalog {name} needs the option 'type' (one of: sql)"),
+                    format!("catalog {name} needs the option 'type' (one of: sql, rest)"),
                 ));
             }
         };
         let warehouse = r.required("warehouse")?;
         let storage = r.with_prefix("storage.");
-        r.finish(CATALOG_OPTIONS)?;
+        let known: Vec<&str> = match kind {
+            CatalogKind::Sql { .. } => CATALOG_OPTIONS.to_vec(),
+            CatalogKind::Rest { .. } => CATALOG_OPTIONS
+                .iter()
+                .chain(REST_OPTIONS)
+                .chain(&["header.*"])
+                .copied()
+                .collect(),
+        };
+        r.finish(&known)?;
         self.catalogs.push(CatalogDef {
             name: name.clone(),
             pos,

@@ -10,7 +10,9 @@ use std::fmt;
 pub const REDACTED: &str = "***";
 
 /// Parts of option keys that mark the value as secret.
-const SECRET_WORDS: [&str; 8] = [
+const SECRET_WORDS: [&str; 10] = [
+    "authorization",
+    "cookie",
     "password",
     "passwd",
     "secret",

@@ -6,58 +6,7 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::fixture::{
-    Broker, Lake, assert_exactly_once, assert_same_ids, expected_clean_ids, produced,
-};
-
-/// Reads the child's stderr until a line contains `needle`; keeps draining it afterwards.
-pub fn wait_for_line(child: &mut std::process::Child, needle: &str, limit: Duration) -> bool {
-    StderrLog::attach(child).is_some_and(|log| log.wait_for(needle, limit))
-}
-
-/// A child's stderr, drained by a thread and kept, so that a failure can show it.
-#[derive(Clone)]
-pub struct StderrLog {
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl StderrLog {
-    /// Starts draining `child`'s piped stderr; None when it was not piped.
-    pub fn attach(child: &mut std::process::Child) -> Option<StderrLog> {
-        use std::io::{BufRead, BufReader};
-        let stderr = child.stderr.take()?;
-        let log = StderrLog {
-            lines: Default::default(),
-        };
-        let lines = log.lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-            }
-        });
-        Some(log)
-    }
-
-    /// Waits until some line contains `needle`.
-    pub fn wait_for(&self, needle: &str, limit: Duration) -> bool {
-        let started = std::time::Instant::now();
-        while started.elapsed() < limit {
-            if self.text().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-
-    /// Everything read so far.
-    pub fn text(&self) -> String {
-        self.lines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .join("\n")
-    }
-}
+use crate::fixture::{Broker, Lake, assert_exactly_once, wait_for_line};
 
 #[test]
 fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
@@ -107,18 +56,7 @@ fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
     assert_exactly_once(&lake, per_partition);
     // An independent reader agrees.
     let v = crate::pyiceberg::read_with_pyiceberg(&lake, "sales.orders_clean");
-    let mut ids: Vec<u64> = v["ids"]
-        .as_array()
-        .expect("ids")
-        .iter()
-        .filter_map(serde_json::Value::as_u64)
-        .collect();
-    ids.sort_unstable();
-    assert_same_ids(
-        "PyIceberg orders_clean",
-        &ids,
-        &expected_clean_ids(&produced(4, per_partition)),
-    );
+    crate::pyiceberg::assert_pyiceberg_orders(&v, per_partition);
 }
 
 #[test]
@@ -204,22 +142,12 @@ fn replicas_in_one_group_share_the_partitions_exactly_once() {
     let lake = Lake::new("700ms");
     let per_partition = 5000;
     let mut producer = broker.produce(per_partition * 4, 4, 0, Some(2500));
-    let spawn = || {
-        lake.run_cmd(&broker)
-            .env("FLOE_E2E_GROUP", "floe-replicas")
-            .args(["--stop-when-idle", "5s"])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start a replica")
-    };
-    let mut a = spawn();
-    let a_log = StderrLog::attach(&mut a).expect("piped stderr");
+    let (mut a, a_log) = lake.spawn_replica(&broker, "floe-replicas", "5s");
     assert!(a_log.wait_for("partition assigned", Duration::from_secs(60)));
     std::thread::sleep(Duration::from_secs(2));
     // A second replica joins: the group rebalances the partitions between them, and each
     // commit merges its partitions' offsets into the tables' offset maps.
-    let mut b = spawn();
-    let b_log = StderrLog::attach(&mut b).expect("piped stderr");
+    let (mut b, b_log) = lake.spawn_replica(&broker, "floe-replicas", "5s");
     assert!(b_log.wait_for("partition assigned", Duration::from_secs(60)));
     std::thread::sleep(Duration::from_secs(3));
     // One replica dies; the other takes its partitions over once its session expires.

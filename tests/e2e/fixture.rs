@@ -3,6 +3,55 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// Reads the child's stderr until a line contains `needle`; keeps draining it afterwards.
+pub fn wait_for_line(child: &mut Child, needle: &str, limit: Duration) -> bool {
+    StderrLog::attach(child).is_some_and(|log| log.wait_for(needle, limit))
+}
+
+/// A child's stderr, drained by a thread and kept, so that a failure can show it.
+#[derive(Clone)]
+pub struct StderrLog {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl StderrLog {
+    /// Starts draining `child`'s piped stderr; None when it was not piped.
+    pub fn attach(child: &mut Child) -> Option<StderrLog> {
+        let stderr = child.stderr.take()?;
+        let log = StderrLog {
+            lines: Default::default(),
+        };
+        let lines = log.lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+        Some(log)
+    }
+
+    /// Waits until some line contains `needle`.
+    pub fn wait_for(&self, needle: &str, limit: Duration) -> bool {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if self.text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Everything read so far.
+    pub fn text(&self) -> String {
+        self.lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .join("\n")
+    }
+}
 
 /// The `floe` binary under test.
 pub fn floe() -> Command {
@@ -233,6 +282,32 @@ impl Lake {
             .arg(&self.job)
             .env("KAFKA_BOOTSTRAP", &broker.bootstrap);
         c
+    }
+
+    /// Starts `floe run` in consumer group `group`, stopping when idle for `idle`, with
+    /// its stderr kept.
+    pub fn spawn_replica(&self, broker: &Broker, group: &str, idle: &str) -> (Child, StderrLog) {
+        let mut child = self
+            .run_cmd(broker)
+            .env("FLOE_E2E_GROUP", group)
+            .args(["--stop-when-idle", idle])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start floe run");
+        let log = StderrLog::attach(&mut child).expect("piped stderr");
+        (child, log)
+    }
+
+    /// Runs the job, which must fail; returns its stderr.
+    pub fn run_failing(&self, broker: &Broker, idle: &str) -> String {
+        let out = self
+            .run_cmd(broker)
+            .args(["--stop-when-idle", idle])
+            .output()
+            .expect("run floe");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "the run must fail: {err}");
+        err
     }
 
     /// Runs the job until it has been idle for `idle`, and checks that it exited cleanly.

@@ -7,6 +7,7 @@ mod fixture;
 mod pipeline;
 mod pyiceberg;
 mod quality;
+mod rest;
 mod services;
 mod shared_catalog;
 mod trouble;

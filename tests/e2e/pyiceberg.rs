@@ -55,6 +55,23 @@ pub fn read_through(
     serde_json::from_slice(&out.stdout).expect("JSON from the reader")
 }
 
+/// PyIceberg's `orders_clean` rows (`v`, from `read_table.py`) are exactly the produced
+/// orders with a positive amount (4 partitions × `per_partition`).
+pub fn assert_pyiceberg_orders(v: &serde_json::Value, per_partition: u64) {
+    let mut ids: Vec<u64> = v["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(serde_json::Value::as_u64)
+        .collect();
+    ids.sort_unstable();
+    assert_same_ids(
+        "PyIceberg orders_clean",
+        &ids,
+        &expected_clean_ids(&produced(4, per_partition)),
+    );
+}
+
 #[test]
 fn pyiceberg_reads_the_rows_and_the_offsets() {
     let broker = Broker::start(&["orders:4"]);
@@ -62,18 +79,7 @@ fn pyiceberg_reads_the_rows_and_the_offsets() {
     broker.produce_all(2000, 4, 0);
     lake.run_until_idle(&broker, "4s");
     let v = read_with_pyiceberg(&lake, "sales.orders_clean");
-    let mut ids: Vec<u64> = v["ids"]
-        .as_array()
-        .expect("ids")
-        .iter()
-        .filter_map(|x| x.as_u64())
-        .collect();
-    ids.sort_unstable();
-    assert_same_ids(
-        "PyIceberg orders_clean",
-        &ids,
-        &expected_clean_ids(&produced(4, 500)),
-    );
+    assert_pyiceberg_orders(&v, 500);
     let offsets: serde_json::Value = serde_json::from_str(
         v["summary"]["floe.offsets"]
             .as_str()

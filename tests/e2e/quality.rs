@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use floe_engine::embedded::generator::{dirt_of, record_bytes};
 
-use crate::crash::wait_for_line;
-use crate::fixture::{Broker, Lake, assert_same_ids, floe};
+use crate::fixture::{Broker, Lake, assert_same_ids, floe, wait_for_line};
 use crate::pyiceberg::read_with_pyiceberg;
 
 const PARTITIONS: u32 = 4;

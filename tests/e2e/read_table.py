@@ -1,18 +1,23 @@
 """Reads a table written by Floe with PyIceberg, an independent Iceberg implementation.
 
 Usage: read_table.py CATALOG_URI WAREHOUSE NAMESPACE.TABLE [KEY=VALUE ...]
-The KEY=VALUE pairs are catalog properties, such as s3.endpoint.
+CATALOG_URI is an SQLAlchemy URI (SQL catalog) or an http:// URL (REST catalog); the
+KEY=VALUE pairs are catalog properties, such as s3.endpoint or credential.
 Prints JSON: the order ids (or, for a dead-letter table, the record keys and error
 kinds), the current snapshot's summary and the partition spec.
 """
 import json
 import sys
 
+from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.catalog.sql import SqlCatalog
 
 uri, warehouse, name = sys.argv[1:4]
 props = dict(arg.split("=", 1) for arg in sys.argv[4:])
-catalog = SqlCatalog("lake", uri=uri, warehouse=warehouse, **props)
+if uri.startswith("http"):
+    catalog = RestCatalog("lake", uri=uri, warehouse=warehouse, **props)
+else:
+    catalog = SqlCatalog("lake", uri=uri, warehouse=warehouse, **props)
 table = catalog.load_table(name)
 rows = table.scan().to_arrow()
 snapshot = table.current_snapshot()

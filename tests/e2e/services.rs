@@ -183,3 +183,52 @@ impl Drop for S3Server {
         let _ = self.child.wait();
     }
 }
+
+/// An Iceberg REST catalog server (`rest_catalog.py`: the spec's routes over PyIceberg's
+/// SQL catalog) requiring OAuth2 client credentials, with its warehouse in a temp dir.
+pub struct RestCatalog {
+    child: Child,
+    _dir: tempfile::TempDir,
+    /// `http://127.0.0.1:PORT`.
+    pub uri: String,
+    /// The warehouse location, `file:///…`.
+    pub warehouse: String,
+}
+
+impl RestCatalog {
+    /// Starts the server accepting `client_id:client_secret`.
+    pub fn start(credential: &str) -> RestCatalog {
+        use std::io::{BufRead, BufReader};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let warehouse = format!("file://{}/warehouse", dir.path().display());
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/rest_catalog.py");
+        let port = free_port();
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg(port.to_string())
+            .arg(credential)
+            .arg(dir.path().join("rest.db"))
+            .arg(&warehouse)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the REST catalog");
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        assert_eq!(line.trim(), "listening", "the REST catalog did not start");
+        RestCatalog {
+            child,
+            _dir: dir,
+            uri: format!("http://127.0.0.1:{port}"),
+            warehouse,
+        }
+    }
+}
+
+impl Drop for RestCatalog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

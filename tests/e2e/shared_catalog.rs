@@ -2,14 +2,10 @@
 //! the catalog, PyIceberg reads the same tables through the same catalog and store, and a
 //! store that fails gives a clear error that names the location but not the secret.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use crate::crash::StderrLog;
-use crate::fixture::{
-    Broker, Lake, assert_exactly_once, assert_same_ids, expected_clean_ids, orders_job_in, produced,
-};
-use crate::pyiceberg::read_through;
+use crate::fixture::{Broker, Lake, assert_exactly_once, orders_job_in};
+use crate::pyiceberg::{assert_pyiceberg_orders, read_through};
 use crate::services::{Postgres, S3Server};
 
 const PG_PASSWORD: &str = "pg-pw-never-logged";
@@ -52,19 +48,9 @@ fn replicas_share_a_postgres_catalog_and_an_s3_warehouse_that_pyiceberg_reads() 
     lake.env = secrets();
     let per_partition = 3000;
     let mut producer = broker.produce(per_partition * 4, 4, 0, Some(4000));
-    let spawn = || {
-        lake.run_cmd(&broker)
-            .env("FLOE_E2E_GROUP", "floe-shared")
-            .args(["--stop-when-idle", "5s"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start a replica")
-    };
-    let mut a = spawn();
-    let a_log = StderrLog::attach(&mut a).expect("piped stderr");
+    let (mut a, a_log) = lake.spawn_replica(&broker, "floe-shared", "5s");
     assert!(a_log.wait_for("partition assigned", Duration::from_secs(60)));
-    let mut b = spawn();
-    let b_log = StderrLog::attach(&mut b).expect("piped stderr");
+    let (mut b, b_log) = lake.spawn_replica(&broker, "floe-shared", "5s");
     assert!(producer.wait().expect("producer").success());
     let (sa, sb) = (a.wait().expect("replica a"), b.wait().expect("replica b"));
     assert!(
@@ -94,18 +80,7 @@ fn replicas_share_a_postgres_catalog_and_an_s3_warehouse_that_pyiceberg_reads() 
         ],
         "sales.orders_clean",
     );
-    let mut ids: Vec<u64> = v["ids"]
-        .as_array()
-        .expect("ids")
-        .iter()
-        .filter_map(|x| x.as_u64())
-        .collect();
-    ids.sort_unstable();
-    assert_same_ids(
-        "PyIceberg orders_clean",
-        &ids,
-        &expected_clean_ids(&produced(4, per_partition)),
-    );
+    assert_pyiceberg_orders(&v, per_partition);
     assert!(
         v["summary"]["floe.offsets"].is_string(),
         "the snapshot summary carries the offsets: {v}"
@@ -124,13 +99,7 @@ fn a_store_that_fails_names_the_location_and_not_the_secret() {
         let mut lake =
             Lake::with_job(|_| orders_job_in(&catalog(&pg, endpoint, bucket, fast_retries), "1s"));
         lake.env = secrets();
-        let out = lake
-            .run_cmd(&broker)
-            .args(["--stop-when-idle", "3s"])
-            .output()
-            .expect("run floe");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "the run fails: {err}");
+        let err = lake.run_failing(&broker, "3s");
         assert!(
             err.contains(&format!("s3://{bucket}/warehouse/")),
             "the error names the location: {err}"

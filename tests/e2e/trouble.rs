@@ -1,10 +1,9 @@
 //! Trouble outside Floe: a catalog that is locked for a while, and a topic that was
 //! deleted and re-created behind the job's back.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::crash::StderrLog;
 use crate::fixture::{Broker, Lake, assert_exactly_once};
 use crate::pyiceberg::python;
 
@@ -14,13 +13,7 @@ fn a_locked_catalog_delays_commits_and_loses_nothing() {
     let lake = Lake::new("500ms");
     let per_partition = 3000;
     let mut producer = broker.produce(per_partition * 4, 4, 0, Some(3000));
-    let mut run = lake
-        .run_cmd(&broker)
-        .args(["--stop-when-idle", "5s"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start floe");
-    let log = StderrLog::attach(&mut run).expect("piped stderr");
+    let (mut run, log) = lake.spawn_replica(&broker, "floe-e2e", "5s");
     assert!(
         log.wait_for("committed", Duration::from_secs(60)),
         "{}",
@@ -71,13 +64,7 @@ fn a_recreated_topic_stops_the_job_instead_of_reading_it_again() {
     // The same topic name, re-created: its offsets restart far below the committed ones.
     let broker = Broker::start(&["orders:4"]);
     broker.produce_all(40, 4, 0);
-    let out = lake
-        .run_cmd(&broker)
-        .args(["--stop-when-idle", "4s"])
-        .output()
-        .expect("run floe");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the job must stop: {err}");
+    let err = lake.run_failing(&broker, "4s");
     assert!(
         err.contains("no longer in the topic") && err.contains("auto.offset.reset"),
         "the error says what happened and how to accept it: {err}"

@@ -268,8 +268,12 @@ impl ObjectStorageFactory {
 
 #[typetag::serde]
 impl StorageFactory for ObjectStorageFactory {
-    fn build(&self, _config: &StorageConfig) -> Result<Arc<dyn Storage>> {
-        Ok(Arc::new(ObjectStorage::new(self.config.clone())))
+    fn build(&self, config: &StorageConfig) -> Result<Arc<dyn Storage>> {
+        let store = match &self.config {
+            StoreConfig::S3(c) => StoreConfig::S3(c.with_vended(config.props())),
+            other => other.clone(),
+        };
+        Ok(Arc::new(ObjectStorage::new(store)))
     }
 }
 

@@ -124,6 +124,25 @@ impl S3Config {
         })
     }
 
+    /// This config with the credentials a REST catalog vends for a table (its `config`
+    /// in the load-table response, under Iceberg's standard `s3.*` keys) taking precedence.
+    pub fn with_vended(&self, props: &std::collections::HashMap<String, String>) -> Self {
+        const VENDED: [&str; 5] = [
+            "s3.access-key-id",
+            "s3.secret-access-key",
+            "s3.session-token",
+            "s3.region",
+            "s3.endpoint",
+        ];
+        let mut out = self.clone();
+        for key in VENDED {
+            if let Some(v) = props.get(key) {
+                out.options.insert(key.to_string(), v.clone());
+            }
+        }
+        out
+    }
+
     fn flag(&self, key: &str) -> bool {
         self.options.get(key).is_some_and(|v| v == "true")
     }
@@ -255,6 +274,32 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("AKIDEXAMPLE"));
+    }
+
+    #[test]
+    fn vended_credentials_take_precedence() {
+        let c = S3Config::new("b", &opts(&[("s3.region", "eu-west-1")])).expect("valid");
+        let vended = [
+            ("s3.access-key-id".to_string(), "ASIAVENDED".to_string()),
+            (
+                "s3.secret-access-key".to_string(),
+                "vended-secret".to_string(),
+            ),
+            ("s3.session-token".to_string(), "vended-token".to_string()),
+            ("credential".to_string(), "not-for-the-store".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let v = c.with_vended(&vended);
+        assert_eq!(
+            v.options.get("s3.access-key-id").map(String::as_str),
+            Some("ASIAVENDED")
+        );
+        assert_eq!(
+            v.options.get("s3.region").map(String::as_str),
+            Some("eu-west-1")
+        );
+        assert!(!v.options.contains_key("credential"));
     }
 
     #[test]

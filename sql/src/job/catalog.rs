@@ -12,7 +12,8 @@ pub struct CatalogDef {
     pub pos: Pos,
     /// Which kind of catalog, with its settings.
     pub kind: CatalogKind,
-    /// The warehouse location (`file:///…`), where table data lives.
+    /// The warehouse: a location (`file:///…`, `s3://bucket/prefix`) where table data
+    /// lives; for a REST catalog, the warehouse the server knows, given as its location.
     pub warehouse: String,
     /// Storage settings passed to the object store (`storage.*` options, prefix removed).
     pub storage: BTreeMap<String, String>,
@@ -37,6 +38,14 @@ pub enum CatalogKind {
         /// `sqlite://PATH` or `postgres://…`.
         uri: String,
     },
+    /// An Iceberg REST catalog (`'type' = 'rest'`).
+    Rest {
+        /// The server's base URL.
+        uri: String,
+        /// Client settings: `credential`, `token`, `oauth2-server-uri`, `scope`,
+        /// `audience`, `resource`, `header.*`.
+        options: BTreeMap<String, String>,
+    },
 }
 
 impl std::fmt::Debug for CatalogKind {
@@ -45,6 +54,11 @@ impl std::fmt::Debug for CatalogKind {
             Self::Sql { uri } => f
                 .debug_struct("Sql")
                 .field("uri", &redact_uri(uri))
+                .finish(),
+            Self::Rest { uri, options } => f
+                .debug_struct("Rest")
+                .field("uri", &redact_uri(uri))
+                .field("options", &Redacted(options))
                 .finish(),
         }
     }
