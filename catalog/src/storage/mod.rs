@@ -208,12 +208,11 @@ impl Storage for ObjectStorage {
     }
 
     async fn writer(&self, path: &str) -> Result<Box<dyn FileWrite>> {
-        let upload = self
-            .store()?
-            .put_multipart(&self.path(path)?)
-            .await
-            .map_err(|e| store_error(path, "starting upload of", e))?;
-        Ok(Box::new(ObjectWrite::new(upload, path.to_string())))
+        Ok(Box::new(ObjectWrite::new(
+            self.store()?,
+            self.path(path)?,
+            path.to_string(),
+        )))
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
@@ -297,6 +296,31 @@ mod tests {
         assert_eq!(r.read(6..11).await?, Bytes::from_static(b"world"));
         storage.delete(&loc).await?;
         assert!(!storage.exists(&loc).await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn large_files_stream_up_in_parts() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
+        let storage = ObjectStorage::new(StoreConfig::Local);
+        let loc = format!("file://{}/big.bin", dir.path().display());
+        let chunk = Bytes::from(vec![7u8; 3 << 20]);
+        let mut w = storage.writer(&loc).await?;
+        for _ in 0..5 {
+            w.write(chunk.clone()).await?;
+        }
+        assert!(
+            !storage.exists(&loc).await?,
+            "invisible until closed, even once uploading"
+        );
+        w.close().await?;
+        assert_eq!(storage.metadata(&loc).await?.size, 15 << 20);
+        let r = storage.reader(&loc).await?;
+        assert_eq!(
+            r.read((15 << 20) - 2..15 << 20).await?,
+            Bytes::from_static(&[7, 7])
+        );
         Ok(())
     }
 
