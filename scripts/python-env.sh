@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Creates .venv with what the tests and benchmarks run in Python: PyIceberg (the
 # independent reader, with its PostgreSQL and S3 support), moto's S3-compatible server
-# (the object store of the shared-catalog tests) and confluent-kafka (the benchmark's
-# baseline pipeline).
+# (the object store of the shared-catalog tests), Azure's blob client (it creates the
+# Azure test's container) and confluent-kafka (the benchmark's baseline pipeline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! .venv/bin/python -c "import pyiceberg, confluent_kafka, psycopg2, moto.server" 2>/dev/null; then
+if ! .venv/bin/python -c "import pyiceberg, confluent_kafka, psycopg2, moto.server, azure.storage.blob" 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check \
     "pyiceberg[sql-sqlite,sql-postgres,pyarrow]==0.12.0" "moto[server]==5.2.5" \
+    "azure-storage-blob==12.28.0" \
     "confluent-kafka==2.12.1"
 fi

@@ -9,6 +9,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/floe-target}"
 # PyIceberg (the independent reader of the end-to-end tests) and the benchmark's baseline.
 scripts/python-env.sh
 export FLOE_TEST_PYTHON="$PWD/.venv/bin/python"
+# Azurite, the Azure Storage emulator.
+scripts/node-env.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -11,6 +11,7 @@ use iceberg_catalog_rest::{
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 use crate::error::{CatalogError, Result};
+use crate::storage::azure::AzureConfig;
 use crate::storage::s3::{S3Config, split_s3};
 use crate::storage::{ObjectStorageFactory, StoreConfig};
 
@@ -192,6 +193,17 @@ fn warehouse_store(config: &CatalogConfig) -> Result<(String, StoreConfig), Stri
         };
         return Ok((warehouse, StoreConfig::S3(s3)));
     }
+    let azure_schemes = [
+        "abfss://", "abfs://", "wasbs://", "wasb://", "az://", "azure://",
+    ];
+    if azure_schemes
+        .iter()
+        .any(|s| config.warehouse.starts_with(s))
+    {
+        let azure = AzureConfig::new(&config.warehouse, &config.storage)?;
+        let warehouse = config.warehouse.trim_end_matches('/').to_string();
+        return Ok((warehouse, StoreConfig::Azure(azure)));
+    }
     if let Some(k) = config.storage.keys().next() {
         return Err(format!(
             "storage option 'storage.{k}' is not supported for a local warehouse"
@@ -199,7 +211,7 @@ fn warehouse_store(config: &CatalogConfig) -> Result<(String, StoreConfig), Stri
     }
     let path = local_path(&config.warehouse, &["file://", "file:"]).ok_or_else(|| {
         format!(
-            "warehouse '{}' must be a file:// or s3:// location",
+            "warehouse '{}' must be a file://, s3:// or Azure (abfss://, az://) location",
             config.warehouse
         )
     })?;

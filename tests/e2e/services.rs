@@ -232,3 +232,98 @@ impl Drop for RestCatalog {
         let _ = self.child.wait();
     }
 }
+
+/// Azurite's well-known development account and key (public, the same in every install).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+/// Azurite's development account key.
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Azurite, the Azure Storage emulator (blob service), with one container.
+pub struct Azurite {
+    child: Child,
+    _dir: tempfile::TempDir,
+    /// The account URL, `http://127.0.0.1:PORT/devstoreaccount1`.
+    pub endpoint: String,
+}
+
+impl Azurite {
+    /// Starts the emulator and creates `container`.
+    pub fn start(container: &str) -> Azurite {
+        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../.node/node_modules/.bin/azurite-blob");
+        assert!(
+            bin.exists(),
+            "Azurite is needed: run scripts/node-env.sh (the README's test command does)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let child = Command::new(bin)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(dir.path())
+            .args(["--silent", "--skipApiVersionCheck", "--loose"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start azurite");
+        let azurite = Azurite {
+            child,
+            _dir: dir,
+            endpoint: format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"),
+        };
+        wait_for_port(port, "azurite");
+        let conn = azurite.connection_string();
+        let status = Command::new(python())
+            .args([
+                "-c",
+                "import sys; from azure.storage.blob import BlobServiceClient; \
+                 BlobServiceClient.from_connection_string(sys.argv[1]).create_container(sys.argv[2])",
+                &conn,
+                container,
+            ])
+            .status()
+            .expect("create the container");
+        assert!(status.success(), "creating container {container} failed");
+        azurite
+    }
+
+    fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint={};",
+            self.endpoint
+        )
+    }
+
+    /// Names of the blobs in `container` under `prefix`.
+    pub fn list(&self, container: &str, prefix: &str) -> Vec<String> {
+        let out = Command::new(python())
+            .args([
+                "-c",
+                "import sys; from azure.storage.blob import BlobServiceClient; \
+                 c = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2]); \
+                 print('\\n'.join(b.name for b in c.list_blobs(name_starts_with=sys.argv[3])))",
+                &self.connection_string(),
+                container,
+                prefix,
+            ])
+            .output()
+            .expect("list blobs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,12 +1,13 @@
 //! A warehouse on an S3-compatible store with a PostgreSQL catalog: two replicas share
 //! the catalog, PyIceberg reads the same tables through the same catalog and store, and a
-//! store that fails gives a clear error that names the location but not the secret.
+//! store that fails gives a clear error that names the location but not the secret. And
+//! a warehouse on Azure Blob Storage (Azurite).
 
 use std::time::Duration;
 
 use crate::fixture::{Broker, Lake, assert_exactly_once, orders_job_in};
 use crate::pyiceberg::{assert_pyiceberg_orders, read_through};
-use crate::services::{Postgres, S3Server};
+use crate::services::{AZURITE_ACCOUNT, AZURITE_KEY, Azurite, Postgres, S3Server};
 
 const PG_PASSWORD: &str = "pg-pw-never-logged";
 const S3_SECRET: &str = "s3-secret-never-logged";
@@ -37,6 +38,12 @@ fn assert_no_secrets(what: &str, text: &str) {
         !text.contains(PG_PASSWORD) && !text.contains(S3_SECRET),
         "{what} shows a secret:\n{text}"
     );
+}
+
+fn assert_no_secrets_in(text: &str, secrets: &[&str]) {
+    for s in secrets {
+        assert!(!text.contains(s), "the log shows a secret:\n{text}");
+    }
 }
 
 #[test]
@@ -106,4 +113,33 @@ fn a_store_that_fails_names_the_location_and_not_the_secret() {
         );
         assert_no_secrets("the error", &err);
     }
+}
+
+#[test]
+fn an_azure_warehouse_holds_the_tables_exactly_once() {
+    let broker = Broker::start(&["orders:4"]);
+    let azure = Azurite::start("lake");
+    let mut lake = Lake::with_job(|dir| {
+        let catalog = format!(
+            "'type' = 'sql',
+  'uri' = 'sqlite://{}/catalog.db',
+  'warehouse' = 'abfss://lake@{AZURITE_ACCOUNT}.dfs.core.windows.net/warehouse',
+  'storage.adls.endpoint' = '{}',
+  'storage.adls.account-key' = '${{AZURE_KEY}}'",
+            dir.display(),
+            azure.endpoint
+        );
+        orders_job_in(&catalog, "1s")
+    });
+    lake.env = vec![("AZURE_KEY".into(), AZURITE_KEY.into())];
+    broker.produce_all(4000, 4, 0);
+    let out = lake.run_until_idle(&broker, "4s");
+    assert_no_secrets_in(&String::from_utf8_lossy(&out.stderr), &[AZURITE_KEY]);
+    assert_exactly_once(&lake, 1000);
+    // The data files are blobs in the container.
+    let parquet = azure.list("lake", "warehouse/");
+    assert!(
+        parquet.iter().any(|b| b.ends_with(".parquet")),
+        "data files in the container: {parquet:?}"
+    );
 }

@@ -6,7 +6,9 @@
 //! serialisable [`StoreConfig`], because iceberg-rust may serialise storages with the
 //! table's `FileIO`.
 
+pub mod azure;
 mod io;
+mod options;
 pub mod s3;
 
 use std::sync::{Arc, OnceLock};
@@ -25,6 +27,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
+use azure::AzureConfig;
 use io::{ObjectRead, ObjectWrite};
 use s3::{S3Config, split_s3};
 
@@ -35,6 +38,9 @@ pub enum StoreConfig {
     Local,
     /// One S3 (or S3-compatible) bucket; paths are `s3://bucket/key` URIs.
     S3(S3Config),
+    /// One Azure container; paths are `abfss://container@account…/key` (or the
+    /// warehouse's other Azure form).
+    Azure(AzureConfig),
 }
 
 impl StoreConfig {
@@ -46,6 +52,13 @@ impl StoreConfig {
                 Error::new(
                     ErrorKind::DataInvalid,
                     format!("cannot set up the S3 client for bucket {}", c.bucket),
+                )
+                .with_source(e)
+            }),
+            Self::Azure(c) => c.build().map_err(|e| {
+                Error::new(
+                    ErrorKind::DataInvalid,
+                    format!("cannot set up the Azure client for {}", c.root),
                 )
                 .with_source(e)
             }),
@@ -97,12 +110,30 @@ impl ObjectStorage {
         match &self.config {
             StoreConfig::Local => format!("file:///{path}"),
             StoreConfig::S3(c) => format!("s3://{}/{path}", c.bucket),
+            StoreConfig::Azure(c) => format!("{}/{path}", c.root),
         }
     }
 
     /// Maps an Iceberg location to a path in the store.
     pub fn path(&self, location: &str) -> Result<Path> {
         match &self.config {
+            StoreConfig::Azure(c) => {
+                let key = c.key_of(location).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::DataInvalid,
+                        format!(
+                            "'{location}' is outside the warehouse's container {}",
+                            c.root
+                        ),
+                    )
+                })?;
+                Path::parse(key).map_err(|e| {
+                    Error::new(
+                        ErrorKind::DataInvalid,
+                        format!("bad location '{location}': {e}"),
+                    )
+                })
+            }
             StoreConfig::S3(c) => {
                 let Some((bucket, key)) = split_s3(location) else {
                     return Err(Error::new(

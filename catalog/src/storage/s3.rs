@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
+use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 use serde::{Deserialize, Serialize};
+
+use super::options::{check_options, client_options, retry_config};
 
 /// Options whose values are secrets: never shown, not even in `Debug` output.
 const SECRET_OPTIONS: [&str; 2] = ["s3.secret-access-key", "s3.session-token"];
@@ -79,39 +80,13 @@ const OPTIONS: [(&str, &str); 11] = [
 impl S3Config {
     /// Checks the options of a warehouse in `bucket`; the error names the bad option.
     pub fn new(bucket: &str, options: &BTreeMap<String, String>) -> Result<Self, String> {
-        for (k, v) in options {
-            if !OPTIONS.iter().any(|(name, _)| name == k) {
-                let known: Vec<String> = OPTIONS
-                    .iter()
-                    .map(|(n, what)| format!("'storage.{n}' ({what})"))
-                    .collect();
-                return Err(format!(
-                    "unknown storage option 'storage.{k}' for an s3:// warehouse; known options: {}",
-                    known.join(", ")
-                ));
-            }
-            let bool_option = matches!(
-                k.as_str(),
-                "s3.path-style-access" | "s3.anonymous" | "s3.allow-http"
-            );
-            if bool_option && !matches!(v.as_str(), "true" | "false") {
-                return Err(format!(
-                    "storage option 'storage.{k}' must be 'true' or 'false', not '{v}'"
-                ));
-            }
-            if k == "s3.max-retries" && v.parse::<usize>().is_err() {
-                return Err(format!(
-                    "storage option 'storage.{k}' must be a whole number, not '{v}'"
-                ));
-            }
-            if matches!(k.as_str(), "s3.retry-timeout" | "s3.connect-timeout")
-                && parse_duration(v).is_none()
-            {
-                return Err(format!(
-                    "storage option 'storage.{k}' must be a duration such as 500ms, 30s or 3min, not '{v}'"
-                ));
-            }
-        }
+        check_options(
+            options,
+            &OPTIONS,
+            &["s3.path-style-access", "s3.anonymous", "s3.allow-http"],
+            "s3",
+            "an s3:// warehouse",
+        )?;
         if options.contains_key("s3.access-key-id") != options.contains_key("s3.secret-access-key")
         {
             return Err(
@@ -150,7 +125,10 @@ impl S3Config {
     /// Builds the client. Requests that fail transiently or are throttled (503 SlowDown,
     /// 429) are retried with exponential backoff.
     pub fn build(&self) -> object_store::Result<Arc<dyn ObjectStore>> {
-        let mut b = AmazonS3Builder::from_env().with_bucket_name(&self.bucket);
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(&self.bucket)
+            // First: the settings below change these client options.
+            .with_client_options(client_options(&self.options, "s3"));
         let direct = [
             ("s3.endpoint", AmazonS3ConfigKey::Endpoint),
             ("s3.region", AmazonS3ConfigKey::Region),
@@ -176,49 +154,8 @@ impl S3Config {
         if self.flag("s3.anonymous") {
             b = b.with_skip_signature(true);
         }
-        let mut retry = RetryConfig {
-            backoff: BackoffConfig::default(),
-            max_retries: 10,
-            retry_timeout: Duration::from_secs(180),
-        };
-        if let Some(n) = self
-            .options
-            .get("s3.max-retries")
-            .and_then(|v| v.parse().ok())
-        {
-            retry.max_retries = n;
-        }
-        if let Some(d) = self
-            .options
-            .get("s3.retry-timeout")
-            .and_then(|v| parse_duration(v))
-        {
-            retry.retry_timeout = d;
-        }
-        b = b.with_retry(retry);
-        if let Some(d) = self
-            .options
-            .get("s3.connect-timeout")
-            .and_then(|v| parse_duration(v))
-        {
-            b = b.with_client_options(object_store::ClientOptions::new().with_connect_timeout(d));
-        }
+        b = b.with_retry(retry_config(&self.options, "s3"));
         Ok(Arc::new(b.build()?))
-    }
-}
-
-/// `500ms`, `30s`, `3min`, `1h`.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    match unit.trim() {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "min" | "m" => Some(Duration::from_secs(n * 60)),
-        "h" => Some(Duration::from_secs(n * 3600)),
-        _ => None,
     }
 }
 
@@ -311,8 +248,5 @@ mod tests {
         assert_eq!(split_s3("s3a://lake"), Some(("lake", "")));
         assert_eq!(split_s3("s3:///x"), None);
         assert_eq!(split_s3("file:///x"), None);
-        assert_eq!(parse_duration("3min"), Some(Duration::from_secs(180)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("soon"), None);
     }
 }
