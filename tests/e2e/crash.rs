@@ -138,8 +138,24 @@ fn a_crash_between_writing_files_and_committing_loses_nothing() {
 
 #[test]
 fn replicas_in_one_group_share_the_partitions_exactly_once() {
+    replicas_share_the_partitions(None);
+}
+
+/// With cooperative rebalancing, a replica keeps the partitions it is not asked to give
+/// up, and its pending work on them, across the rebalance.
+#[test]
+fn replicas_rebalancing_cooperatively_share_the_partitions_exactly_once() {
+    replicas_share_the_partitions(Some("cooperative-sticky"));
+}
+
+/// Two replicas in one group (partitions assigned by `assignor`, else the default); the
+/// second joins mid-run, the first is killed; every record lands exactly once.
+fn replicas_share_the_partitions(assignor: Option<&str>) {
     let broker = Broker::start(&["orders:4"]);
-    let lake = Lake::new("700ms");
+    let mut lake = Lake::new("700ms");
+    if let Some(a) = assignor {
+        lake.env.push(("FLOE_E2E_ASSIGNOR".into(), a.into()));
+    }
     let per_partition = 5000;
     let mut producer = broker.produce(per_partition * 4, 4, 0, Some(2500));
     let (mut a, a_log) = lake.spawn_replica(&broker, "floe-replicas", "5s");

@@ -206,6 +206,7 @@ CREATE SOURCE orders (
   'format' = 'json',
   'properties.bootstrap.servers' = '${{KAFKA_BOOTSTRAP}}',
   'properties.group.id' = '${{FLOE_E2E_GROUP:-floe-e2e}}',
+  'properties.partition.assignment.strategy' = '${{FLOE_E2E_ASSIGNOR:-range,roundrobin}}',
   'properties.session.timeout.ms' = '6000',
   'properties.heartbeat.interval.ms' = '500',
   'scan.startup.mode' = 'earliest-offset'
