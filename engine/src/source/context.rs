@@ -60,9 +60,12 @@ impl SourceShared {
         *r = offsets.clone();
     }
 
-    /// Partitions revoked since the last call.
+    /// Partitions revoked since the last call. Called after every poll: a plain load
+    /// answers the common case, without a locked read-modify-write.
     pub fn take_revoked(&self) -> Vec<i32> {
-        if !self.any_revoked.swap(false, Ordering::SeqCst) {
+        if !self.any_revoked.load(Ordering::Relaxed)
+            || !self.any_revoked.swap(false, Ordering::SeqCst)
+        {
             return vec![];
         }
         std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|p| p.into_inner()))
