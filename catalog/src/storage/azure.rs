@@ -14,7 +14,7 @@ use object_store::ObjectStore;
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::options::{check_options, client_options, retry_config};
+use super::options::{check_options, client_options, retry_config, shown_options};
 
 /// Options whose values are secrets.
 const SECRET_OPTIONS: [&str; 3] = ["adls.account-key", "adls.sas-token", "adls.client-secret"];
@@ -65,17 +65,9 @@ pub struct AzureConfig {
 
 impl std::fmt::Debug for AzureConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown: BTreeMap<&str, &str> = self
-            .options
-            .iter()
-            .map(|(k, v)| {
-                let secret = SECRET_OPTIONS.contains(&k.as_str());
-                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
-            })
-            .collect();
         f.debug_struct("AzureConfig")
             .field("root", &self.root)
-            .field("options", &shown)
+            .field("options", &shown_options(&self.options, &SECRET_OPTIONS))
             .finish()
     }
 }

@@ -7,6 +7,20 @@ use std::time::Duration;
 
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
+/// `options` for `Debug` output, with the values of `secrets` replaced.
+pub(crate) fn shown_options<'a>(
+    options: &'a BTreeMap<String, String>,
+    secrets: &[&str],
+) -> BTreeMap<&'a str, &'a str> {
+    options
+        .iter()
+        .map(|(k, v)| {
+            let secret = secrets.contains(&k.as_str());
+            (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+        })
+        .collect()
+}
+
 /// Checks `options` against `known` (name, meaning) and the values of the `bools` and of
 /// the retry options under `prefix`; the error names the option. `what` names the
 /// warehouse kind.

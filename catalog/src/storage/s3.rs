@@ -12,7 +12,7 @@ use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use serde::{Deserialize, Serialize};
 
-use super::options::{check_options, client_options, retry_config};
+use super::options::{check_options, client_options, retry_config, shown_options};
 
 /// Options whose values are secrets: never shown, not even in `Debug` output.
 const SECRET_OPTIONS: [&str; 2] = ["s3.secret-access-key", "s3.session-token"];
@@ -28,21 +28,9 @@ pub struct S3Config {
 
 impl std::fmt::Debug for S3Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown: BTreeMap<&str, &str> = self
-            .options
-            .iter()
-            .map(|(k, v)| {
-                let v = if SECRET_OPTIONS.contains(&k.as_str()) {
-                    "<redacted>"
-                } else {
-                    v.as_str()
-                };
-                (k.as_str(), v)
-            })
-            .collect();
         f.debug_struct("S3Config")
             .field("bucket", &self.bucket)
-            .field("options", &shown)
+            .field("options", &shown_options(&self.options, &SECRET_OPTIONS))
             .finish()
     }
 }
