@@ -142,9 +142,14 @@ impl Broker {
 
     /// Sends `values` as records to partition 0 of `orders` (`floe send`).
     pub fn send(&self, values: &[String]) {
+        self.send_to(0, values);
+    }
+
+    /// Sends `values` as records to `partition` of `orders`.
+    pub fn send_to(&self, partition: i32, values: &[String]) {
         let status = floe()
             .args(["send", "--bootstrap", &self.bootstrap, "--topic", "orders"])
-            .args(["--partition", "0", "--"])
+            .args(["--partition", &partition.to_string(), "--"])
             .args(values)
             .status()
             .expect("run floe send");
@@ -209,7 +214,7 @@ CREATE SOURCE orders (
   'properties.partition.assignment.strategy' = '${{FLOE_E2E_ASSIGNOR:-range,roundrobin}}',
   'properties.session.timeout.ms' = '6000',
   'properties.heartbeat.interval.ms' = '500',
-  'scan.startup.mode' = 'earliest-offset'
+  'scan.startup.mode' = '${{FLOE_E2E_STARTUP:-earliest-offset}}'
 );
 CREATE TABLE lake.sales.orders_clean (
   order_id BIGINT NOT NULL,

@@ -10,4 +10,5 @@ mod quality;
 mod rest;
 mod services;
 mod shared_catalog;
+mod startup;
 mod trouble;

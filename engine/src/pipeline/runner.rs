@@ -357,6 +357,17 @@ impl Loop<'_> {
                 done.done();
                 Ok(())
             }
+            SourceEvent::Started {
+                source,
+                offsets,
+                done,
+            } => {
+                for t in tables.iter_mut().filter(|t| t.sources.contains(&source)) {
+                    t.start_at(&offsets);
+                }
+                done.done();
+                Ok(())
+            }
             SourceEvent::Revoked { source, lost, done } => {
                 self.on_revoked(tables, source, lost).await?;
                 done.done();

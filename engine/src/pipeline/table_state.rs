@@ -138,6 +138,17 @@ impl TableState {
         self.pending_since.get_or_insert_with(Instant::now);
     }
 
+    /// Notes where partitions this table has no offset for start: committed with the next
+    /// checkpoint even when no record of them follows.
+    pub fn start_at(&mut self, offsets: &OffsetMap) {
+        for (tp, o) in offsets.iter() {
+            if self.lower_bound(tp).is_none() {
+                self.pending.set(tp.clone(), o);
+                self.pending_since.get_or_insert_with(Instant::now);
+            }
+        }
+    }
+
     /// Whether a commit trigger has fired.
     pub fn due(&self, now: Instant) -> bool {
         let Some(since) = self.pending_since else {

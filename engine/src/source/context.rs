@@ -77,11 +77,11 @@ impl SourceShared {
         self.any_revoked.store(true, Ordering::SeqCst);
     }
 
-    fn resume_of(&self, tp: &TopicPartition) -> Option<i64> {
+    fn resume(&self) -> OffsetMap {
         self.resume
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(tp)
+            .clone()
     }
 }
 
@@ -119,56 +119,133 @@ impl ClientContext for FloeContext {
 }
 
 impl FloeContext {
-    fn startup_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
-        let mut by_time = TopicPartitionList::new();
+    /// Sets where each assigned partition starts, and returns the start positions that
+    /// the tables must record with their next commit.
+    ///
+    /// A partition with a committed offset resumes there. The startup mode decides only
+    /// for a topic the tables know nothing of yet, the job's first start; its positions
+    /// are resolved to numbers and committed even if no record follows, so that a later
+    /// start, or another replica taking a quiet partition over, begins at the same place
+    /// instead of asking the startup mode again ('latest' would then skip what arrived in
+    /// between). A partition missing from a topic the tables already know was added after
+    /// the job started, and is read from its beginning.
+    fn startup_offsets(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+    ) -> OffsetMap {
+        let resume = self.shared.resume();
+        let known = |topic: &str| resume.iter().any(|(tp, _)| tp.topic == topic);
         let assigned: Vec<TopicPartition> = tpl
             .elements()
             .iter()
             .map(|e| TopicPartition::new(e.topic(), e.partition()))
             .collect();
+        // Positions to look up at the broker: a timestamp, or the end (-1).
+        let mut lookup = TopicPartitionList::new();
+        let mut stored = TopicPartitionList::new();
         for tp in assigned {
-            let offset = match self.shared.resume_of(&tp) {
+            let offset = match resume.get(&tp) {
                 Some(o) => Offset::Offset(o),
+                None if known(&tp.topic) => {
+                    info!(partition = %tp, "partition new since the job started: reading it from the beginning");
+                    Offset::Beginning
+                }
                 None => match self.shared.startup {
                     StartupMode::Earliest => Offset::Beginning,
-                    StartupMode::Latest => Offset::End,
-                    StartupMode::GroupOffsets => Offset::Stored,
+                    StartupMode::Latest => {
+                        let _ = lookup.add_partition_offset(&tp.topic, tp.partition, Offset::End);
+                        continue;
+                    }
                     StartupMode::Timestamp(ms) => {
-                        let _ = by_time.add_partition_offset(
+                        let _ = lookup.add_partition_offset(
                             &tp.topic,
                             tp.partition,
                             Offset::Offset(ms),
                         );
                         continue;
                     }
+                    StartupMode::GroupOffsets => {
+                        let _ = stored.add_partition(&tp.topic, tp.partition);
+                        Offset::Stored
+                    }
                 },
             };
             info!(partition = %tp, ?offset, "partition assigned");
             let _ = tpl_set(tpl, &tp, offset);
         }
-        if by_time.count() > 0 {
-            match consumer.offsets_for_times(by_time, Duration::from_secs(10)) {
+        let mut pins = OffsetMap::new();
+        if lookup.count() > 0 {
+            // A timestamp after the newest record finds nothing: those start at the end,
+            // which a second look-up turns into a number.
+            let ends = self.look_up(consumer, &lookup, tpl, &mut pins);
+            if ends.count() > 0 {
+                self.look_up(consumer, &ends, tpl, &mut pins);
+            }
+        }
+        if stored.count() > 0 {
+            match consumer.committed_offsets(stored, LOOKUP_TIMEOUT) {
                 Ok(found) => {
-                    let found: Vec<(TopicPartition, Offset)> = found
-                        .elements()
-                        .iter()
-                        .map(|e| (TopicPartition::new(e.topic(), e.partition()), e.offset()))
-                        .collect();
-                    for (tp, offset) in found {
-                        let offset = match offset {
-                            Offset::Offset(o) => Offset::Offset(o),
-                            _ => Offset::End,
-                        };
-                        info!(partition = %tp, ?offset, "partition assigned at timestamp");
-                        let _ = tpl_set(tpl, &tp, offset);
-                    }
+                    pin_found(tpl, &found, &mut pins);
                 }
                 Err(e) => {
-                    warn!(error = %e, "cannot look up offsets for the startup timestamp; starting at the end")
+                    warn!(error = %e, "cannot read the consumer group's offsets; librdkafka resolves them when it starts fetching")
                 }
             }
         }
+        pins
     }
+
+    /// Looks up the offsets of `lookup` (timestamps, or -1 for the end) and starts the
+    /// partitions there; returns those the broker found nothing for, set to the end.
+    fn look_up(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        lookup: &TopicPartitionList,
+        tpl: &mut TopicPartitionList,
+        pins: &mut OffsetMap,
+    ) -> TopicPartitionList {
+        match consumer.offsets_for_times(lookup.clone(), LOOKUP_TIMEOUT) {
+            Ok(found) => pin_found(tpl, &found, pins),
+            Err(e) => {
+                warn!(error = %e, "cannot look up the startup offsets; starting at the end, uncommitted until records arrive");
+                for e in lookup.elements() {
+                    let _ = tpl.set_partition_offset(e.topic(), e.partition(), Offset::End);
+                }
+                TopicPartitionList::new()
+            }
+        }
+    }
+}
+
+/// How long a broker look-up of start offsets may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts the partitions of `found` at the offsets the broker resolved and notes them as
+/// pins. Returns the partitions it found no offset for, started at the end.
+fn pin_found(
+    tpl: &mut TopicPartitionList,
+    found: &TopicPartitionList,
+    pins: &mut OffsetMap,
+) -> TopicPartitionList {
+    let mut ends = TopicPartitionList::new();
+    for e in found.elements() {
+        let tp = TopicPartition::new(e.topic(), e.partition());
+        let offset = match e.offset() {
+            Offset::Offset(o) if o >= 0 => {
+                pins.set(tp.clone(), o);
+                Offset::Offset(o)
+            }
+            Offset::Stored | Offset::Invalid => Offset::Stored,
+            _ => {
+                let _ = ends.add_partition_offset(&tp.topic, tp.partition, Offset::End);
+                Offset::End
+            }
+        };
+        info!(partition = %tp, ?offset, "partition assigned");
+        let _ = tpl_set(tpl, &tp, offset);
+    }
+    ends
 }
 
 fn tpl_set(tpl: &mut TopicPartitionList, tp: &TopicPartition, offset: Offset) -> KafkaResult<()> {
@@ -201,7 +278,14 @@ impl ConsumerContext for FloeContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let source = self.source;
                 self.handshake(|done| SourceEvent::Assigned { source, done });
-                self.startup_offsets(consumer, tpl);
+                let offsets = self.startup_offsets(consumer, tpl);
+                if !offsets.is_empty() {
+                    self.handshake(|done| SourceEvent::Started {
+                        source,
+                        offsets,
+                        done,
+                    });
+                }
                 if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {

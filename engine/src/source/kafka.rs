@@ -55,6 +55,17 @@ pub enum SourceEvent {
         /// Answered once the offsets are fresh.
         done: Handshake,
     },
+    /// Partitions of a topic the tables know nothing of yet start at these offsets (the
+    /// startup mode's answer, resolved to numbers); the tables record them with their next
+    /// commit, even if no record follows.
+    Started {
+        /// Index of the source.
+        source: usize,
+        /// Start offset per partition.
+        offsets: OffsetMap,
+        /// Answered once the tables hold them as pending.
+        done: Handshake,
+    },
     /// Partitions are about to be given up: what was read of them must be committed now,
     /// before the next owner starts from the tables' offsets.
     Revoked {
