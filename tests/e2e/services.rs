@@ -68,7 +68,7 @@ fn pg_command(bin: &Path, program: &str) -> Command {
 
 /// A PostgreSQL server with a trust-authenticated user `floe`.
 pub struct Postgres {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     data: PathBuf,
     bin: PathBuf,
     /// Its port on 127.0.0.1.
@@ -96,41 +96,53 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
-        let status = pg_command(&bin, "pg_ctl")
+        let pg = Postgres {
+            port: free_port(),
+            dir,
+            data,
+            bin,
+        };
+        pg.start_server();
+        pg
+    }
+
+    /// Starts the server on the cluster (again).
+    pub fn start_server(&self) {
+        let dir = self.dir.path();
+        let status = pg_command(&self.bin, "pg_ctl")
             .arg("-D")
-            .arg(&data)
+            .arg(&self.data)
             .arg("-l")
-            .arg(dir.path().join("server.log"))
+            .arg(dir.join("server.log"))
             .arg("-o")
             .arg(format!(
-                "-p {port} -c listen_addresses=127.0.0.1 -k {}",
-                dir.path().display()
+                "-p {} -c listen_addresses=127.0.0.1 -k {}",
+                self.port,
+                dir.display()
             ))
             .args(["-w", "start"])
             .stdout(Stdio::null())
             .status()
             .expect("run pg_ctl start");
         assert!(status.success(), "pg_ctl start failed");
-        wait_for_port(port, "PostgreSQL");
-        Postgres {
-            _dir: dir,
-            data,
-            bin,
-            port,
-        }
+        wait_for_port(self.port, "PostgreSQL");
+    }
+
+    /// Stops the server at once, as a crash would: connections drop mid-transaction.
+    pub fn stop_server(&self) {
+        let _ = pg_command(&self.bin, "pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = pg_command(&self.bin, "pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "immediate", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        self.stop_server();
     }
 }
 

@@ -1,11 +1,13 @@
-//! Trouble outside Floe: a catalog that is locked for a while, and a topic that was
-//! deleted and re-created behind the job's back.
+//! Trouble outside Floe: a catalog that is locked for a while, a catalog server that
+//! crashes and comes back, and a topic that was deleted and re-created behind the job's
+//! back.
 
 use std::process::Command;
 use std::time::Duration;
 
-use crate::fixture::{Broker, Lake, assert_exactly_once};
+use crate::fixture::{Broker, Lake, assert_exactly_once, orders_job_in};
 use crate::pyiceberg::python;
+use crate::services::Postgres;
 
 #[test]
 fn a_locked_catalog_delays_commits_and_loses_nothing() {
@@ -46,6 +48,44 @@ fn a_locked_catalog_delays_commits_and_loses_nothing() {
     assert!(status.success(), "the job rides the lock out:\n{text}");
     assert!(
         text.contains("retrying"),
+        "the job says what it is waiting for:\n{text}"
+    );
+    assert_exactly_once(&lake, per_partition);
+}
+
+#[test]
+fn a_postgres_catalog_that_goes_down_delays_commits_and_loses_nothing() {
+    let broker = Broker::start(&["orders:4"]);
+    let pg = Postgres::start();
+    let lake = Lake::with_job(|dir| {
+        orders_job_in(
+            &format!(
+                "'type' = 'sql',\n  'uri' = 'postgres://floe@127.0.0.1:{}/postgres',\n  'warehouse' = 'file://{}/warehouse'",
+                pg.port,
+                dir.display()
+            ),
+            "500ms",
+        )
+    });
+    let per_partition = 3000;
+    let mut producer = broker.produce(per_partition * 4, 4, 0, Some(3000));
+    let (mut run, log) = lake.spawn_replica(&broker, "floe-e2e", "5s");
+    assert!(
+        log.wait_for("committed", Duration::from_secs(60)),
+        "{}",
+        log.text()
+    );
+    // The catalog server crashes: open connections break, new ones are refused, for
+    // eight seconds, while records keep arriving. Then it comes back with its data.
+    pg.stop_server();
+    std::thread::sleep(Duration::from_secs(8));
+    pg.start_server();
+    assert!(producer.wait().expect("producer").success());
+    let status = run.wait().expect("floe");
+    let text = log.text();
+    assert!(status.success(), "the job rides the outage out:\n{text}");
+    assert!(
+        text.contains("the commit is waiting for the catalog"),
         "the job says what it is waiting for:\n{text}"
     );
     assert_exactly_once(&lake, per_partition);

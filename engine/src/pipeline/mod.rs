@@ -5,6 +5,7 @@ mod progress;
 pub mod rules;
 mod runner;
 mod table_state;
+mod waiting;
 
 pub use counts::RecordCounts;
 pub use progress::Counters;

@@ -16,6 +16,7 @@ use iceberg::table::Table;
 use tracing::info;
 
 use super::RecordCounts;
+use super::waiting::noting_waits;
 use crate::error::Result;
 
 /// One target table of the job.
@@ -188,7 +189,13 @@ impl TableState {
         };
         crate::failpoint::hit("before-commit");
         let started = Instant::now();
-        let (table, outcome) = commit(&self.catalog, self.table.clone(), &req, policy).await?;
+        let name = self.name.to_string();
+        let (table, outcome) = noting_waits(
+            "the commit",
+            &name,
+            commit(&self.catalog, self.table.clone(), &req, policy),
+        )
+        .await?;
         let commit_ms = started.elapsed().as_secs_f64() * 1000.0;
         crate::failpoint::hit("after-commit");
         self.table = table;
@@ -213,7 +220,13 @@ impl TableState {
     /// may have committed the partitions this one is about to read. Pending work stays,
     /// and so do the offsets it starts from: the commit's fence checks those.
     pub async fn reload(&mut self, policy: &RetryPolicy) -> Result<()> {
-        let table = refresh(self.catalog.as_ref(), &self.table, policy).await?;
+        let name = self.name.to_string();
+        let table = noting_waits(
+            "reloading the table",
+            &name,
+            refresh(self.catalog.as_ref(), &self.table, policy),
+        )
+        .await?;
         let mut committed = latest_checkpoint(&self.name.to_string(), table.metadata(), &self.job)?
             .map(|c| c.offsets)
             .unwrap_or_default();
