@@ -33,6 +33,7 @@ const REST_OPTIONS: &[&str] = &[
     "scope",
     "audience",
     "resource",
+    "prefix",
 ];
 const SOURCE_OPTIONS: &[&str] = &[
     "connector",

@@ -1,16 +1,18 @@
-//! An Iceberg REST catalog with OAuth2 client credentials: Floe writes through it,
-//! PyIceberg's REST client reads the same tables, and a wrong credential is refused at
-//! start without the secret showing.
+//! An Iceberg REST catalog with OAuth2 client credentials and prefixed routes: Floe
+//! writes through it, PyIceberg's REST client reads the same tables, and a wrong
+//! credential is refused at start without the secret showing.
 
 use crate::fixture::{Broker, Lake, assert_exactly_once, orders_job_in};
 use crate::pyiceberg::{assert_pyiceberg_orders, read_through};
-use crate::services::RestCatalog;
+use crate::services::{PrefixFrom, REST_PREFIX, RestCatalog};
 
 const SECRET: &str = "rest-secret-never-logged";
 
-fn rest_lake(rest: &RestCatalog, secret: &str) -> Lake {
+/// A lake on `rest`, with the catalog options `extra` besides the address, warehouse
+/// and credential.
+fn rest_lake(rest: &RestCatalog, secret: &str, extra: &str) -> Lake {
     let catalog = format!(
-        "'type' = 'rest',\n  'uri' = '{}',\n  'warehouse' = '{}',\n  'credential' = 'floe:${{REST_SECRET}}'",
+        "'type' = 'rest',\n  'uri' = '{}',\n  'warehouse' = '{}',\n  'credential' = 'floe:${{REST_SECRET}}'{extra}",
         rest.uri, rest.warehouse
     );
     let mut lake = Lake::with_job(|_| orders_job_in(&catalog, "1s"));
@@ -21,8 +23,8 @@ fn rest_lake(rest: &RestCatalog, secret: &str) -> Lake {
 #[test]
 fn a_rest_catalog_serves_floe_and_pyiceberg() {
     let broker = Broker::start(&["orders:4"]);
-    let rest = RestCatalog::start(&format!("floe:{SECRET}"));
-    let lake = rest_lake(&rest, SECRET);
+    let rest = RestCatalog::start(&format!("floe:{SECRET}"), PrefixFrom::Config);
+    let lake = rest_lake(&rest, SECRET, "");
     broker.produce_all(4000, 4, 0);
     let out = lake.run_until_idle(&broker, "4s");
     let log = String::from_utf8_lossy(&out.stderr);
@@ -40,11 +42,24 @@ fn a_rest_catalog_serves_floe_and_pyiceberg() {
 }
 
 #[test]
+fn a_prefix_the_server_does_not_hand_out_is_configured() {
+    let broker = Broker::start(&["orders:4"]);
+    let rest = RestCatalog::start(&format!("floe:{SECRET}"), PrefixFrom::Client);
+    broker.produce_all(400, 4, 0);
+    // Without the prefix, the server has no such routes: the first request fails at start.
+    let err = rest_lake(&rest, SECRET, "").run_failing(&broker, "3s");
+    assert!(err.contains("first request to the REST catalog"), "{err}");
+    let lake = rest_lake(&rest, SECRET, &format!(",\n  'prefix' = '{REST_PREFIX}'"));
+    lake.run_until_idle(&broker, "3s");
+    assert_exactly_once(&lake, 100);
+}
+
+#[test]
 fn a_wrong_rest_credential_is_refused_at_start() {
     let broker = Broker::start(&["orders:1"]);
-    let rest = RestCatalog::start(&format!("floe:{SECRET}"));
+    let rest = RestCatalog::start(&format!("floe:{SECRET}"), PrefixFrom::Config);
     let wrong = "not-the-secret-either";
-    let lake = rest_lake(&rest, wrong);
+    let lake = rest_lake(&rest, wrong, "");
     let err = lake.run_failing(&broker, "3s");
     assert!(
         err.contains("catalog lake") && err.contains(&rest.uri),

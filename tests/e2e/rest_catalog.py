@@ -4,9 +4,11 @@ No REST catalog server installs from the registries the tests may use, so this o
 serves the REST OpenAPI routes Floe and PyIceberg call, with PyIceberg's own models of
 the spec's requests and responses, and keeps the tables in PyIceberg's SQL catalog:
 table metadata, requirement checks and commits are PyIceberg's, not the tests'.
-Clients authenticate with OAuth2 client credentials (POST /v1/oauth/tokens).
+Clients authenticate with OAuth2 client credentials (POST /v1/oauth/tokens). As Polaris
+and Lakekeeper do, the catalog's routes live under a prefix (/v1/PREFIX/namespaces/...),
+which the server hands out in its /v1/config answer, or which the client must know.
 
-Usage: rest_catalog.py PORT CLIENT_ID:CLIENT_SECRET SQLITE_PATH WAREHOUSE
+Usage: rest_catalog.py PORT CLIENT_ID:CLIENT_SECRET SQLITE_PATH WAREHOUSE PREFIX config|client
 Prints "listening" once it accepts connections.
 """
 import json
@@ -29,7 +31,7 @@ from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC
 from pyiceberg.table import CommitTableRequest
 from pyiceberg.table.sorting import UNSORTED_SORT_ORDER
 
-port, credential, sqlite_path, warehouse = sys.argv[1:5]
+port, credential, sqlite_path, warehouse, prefix, prefix_from = sys.argv[1:7]
 catalog = SqlCatalog("rest", uri=f"sqlite:///{sqlite_path}", warehouse=warehouse)
 tokens = set()
 lock = Lock()
@@ -72,8 +74,13 @@ class Handler(BaseHTTPRequestHandler):
                 return self.token()
             if self.headers.get("Authorization", "").removeprefix("Bearer ") not in tokens:
                 raise Error(401, "NotAuthorizedException", "not authorized")
+            if parts == ["config"]:
+                overrides = {"prefix": prefix} if prefix_from == "config" else {}
+                return self.reply(200, {"defaults": {}, "overrides": overrides})
+            if parts[:1] != [prefix]:
+                raise Error(404, "NotFoundException", f"no route for {self.command} {self.path}")
             with lock:
-                self.route(parts)
+                self.route(parts[1:])
         except Error as e:
             self.reply(e.code, {"error": {"message": e.message, "type": e.kind, "code": e.code}})
         except (NoSuchTableError, NoSuchNamespaceError) as e:
@@ -103,8 +110,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def route(self, parts):
         m = self.command
-        if parts == ["config"]:
-            return self.reply(200, {"defaults": {}, "overrides": {}})
         if parts == ["namespaces"]:
             if m == "GET":
                 return self.reply(200, {"namespaces": [list(n) for n in catalog.list_namespaces()]})

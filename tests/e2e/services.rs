@@ -198,6 +198,7 @@ impl Drop for S3Server {
 
 /// An Iceberg REST catalog server (`rest_catalog.py`: the spec's routes over PyIceberg's
 /// SQL catalog) requiring OAuth2 client credentials, with its warehouse in a temp dir.
+/// Its routes live under the prefix [`REST_PREFIX`].
 pub struct RestCatalog {
     child: Child,
     _dir: tempfile::TempDir,
@@ -207,28 +208,39 @@ pub struct RestCatalog {
     pub warehouse: String,
 }
 
+/// The URL prefix of the test REST catalog's routes.
+pub const REST_PREFIX: &str = "lake-catalog";
+
+/// Who tells the REST client the routes' prefix.
+#[derive(Debug, Clone, Copy)]
+pub enum PrefixFrom {
+    /// The server, in its `/v1/config` answer.
+    Config,
+    /// Nobody: the client must be configured with it.
+    Client,
+}
+
 impl RestCatalog {
     /// Starts the server accepting `client_id:client_secret`.
-    pub fn start(credential: &str) -> RestCatalog {
-        use std::io::{BufRead, BufReader};
+    pub fn start(credential: &str, prefix_from: PrefixFrom) -> RestCatalog {
         let dir = tempfile::tempdir().expect("temp dir");
         let warehouse = format!("file://{}/warehouse", dir.path().display());
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/rest_catalog.py");
         let port = free_port();
-        let mut child = Command::new(python())
-            .arg(script)
-            .arg(port.to_string())
-            .arg(credential)
-            .arg(dir.path().join("rest.db"))
-            .arg(&warehouse)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the REST catalog");
-        let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = BufReader::new(out).read_line(&mut line);
-        }
-        assert_eq!(line.trim(), "listening", "the REST catalog did not start");
+        let child = start_script(
+            "rest_catalog.py",
+            &[
+                port.to_string(),
+                credential.to_string(),
+                dir.path().join("rest.db").display().to_string(),
+                warehouse.clone(),
+                REST_PREFIX.to_string(),
+                match prefix_from {
+                    PrefixFrom::Config => "config",
+                    PrefixFrom::Client => "client",
+                }
+                .to_string(),
+            ],
+        );
         RestCatalog {
             child,
             _dir: dir,
@@ -239,6 +251,57 @@ impl RestCatalog {
 }
 
 impl Drop for RestCatalog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the Python server `tests/e2e/{script}` with `args` and waits until it prints
+/// "listening".
+fn start_script(script: &str, args: &[String]) -> Child {
+    use std::io::{BufRead, BufReader};
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/e2e")
+        .join(script);
+    let mut child = Command::new(python())
+        .arg(path)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {script}: {e}"));
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    assert_eq!(line.trim(), "listening", "{script} did not start");
+    child
+}
+
+/// A proxy in front of a store that answers every `every`-th request with S3's
+/// "503 SlowDown" (`throttle_proxy.py`), as a throttling S3 does.
+pub struct ThrottleProxy {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl ThrottleProxy {
+    /// Starts the proxy in front of `upstream`.
+    pub fn start(upstream: &str, every: u32) -> ThrottleProxy {
+        let port = free_port();
+        let child = start_script(
+            "throttle_proxy.py",
+            &[port.to_string(), upstream.to_string(), every.to_string()],
+        );
+        ThrottleProxy {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for ThrottleProxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

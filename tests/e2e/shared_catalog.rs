@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::fixture::{Broker, Lake, assert_exactly_once, orders_job_in};
 use crate::pyiceberg::{assert_pyiceberg_orders, read_through};
-use crate::services::{AZURITE_ACCOUNT, AZURITE_KEY, Azurite, Postgres, S3Server};
+use crate::services::{AZURITE_ACCOUNT, AZURITE_KEY, Azurite, Postgres, S3Server, ThrottleProxy};
 
 const PG_PASSWORD: &str = "pg-pw-never-logged";
 const S3_SECRET: &str = "s3-secret-never-logged";
@@ -107,6 +107,39 @@ fn a_store_that_fails_names_the_location_and_not_the_secret() {
         );
         assert_no_secrets("the error", &err, &[PG_PASSWORD, S3_SECRET]);
     }
+}
+
+#[test]
+fn a_throttling_store_slows_the_job_down_and_loses_nothing() {
+    let broker = Broker::start(&["orders:4"]);
+    let s3 = S3Server::start("lake");
+    // One request in four is refused with "503 SlowDown": data files, manifests and
+    // metadata alike, on writes and reads.
+    let proxy = ThrottleProxy::start(&s3.endpoint, 4);
+    let mut lake = Lake::with_job(|dir| {
+        let catalog = format!(
+            "'type' = 'sql',
+  'uri' = 'sqlite://{}/catalog.db',
+  'warehouse' = 's3://lake/warehouse',
+  'storage.s3.endpoint' = '{}',
+  'storage.s3.region' = 'us-east-1',
+  'storage.s3.access-key-id' = 'floe',
+  'storage.s3.secret-access-key' = '${{S3_SECRET}}'",
+            dir.display(),
+            proxy.endpoint
+        );
+        orders_job_in(&catalog, "500ms")
+    });
+    lake.env = secrets();
+    broker.produce_all(4000, 4, 0);
+    let out = lake.run_until_idle(&broker, "4s");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("503") && log.contains("committed"),
+        "the job backs off and commits:\n{log}"
+    );
+    assert_no_secrets("the log", &log, &[S3_SECRET]);
+    assert_exactly_once(&lake, 1000);
 }
 
 #[test]

@@ -43,7 +43,7 @@ pub enum CatalogKind {
         /// The server's base URL.
         uri: String,
         /// Client settings: `credential`, `token`, `oauth2-server-uri`, `scope`,
-        /// `audience`, `resource`, `header.*`.
+        /// `audience`, `resource`, `prefix`, `header.*`.
         options: BTreeMap<String, String>,
     },
 }
