@@ -1,8 +1,8 @@
 //! Shared fixtures: a broker process on loopback, a temporary warehouse, the `floe` binary.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::Duration;
 
 /// Reads the child's stderr until a line contains `needle`; keeps draining it afterwards.
@@ -63,6 +63,8 @@ pub fn floe() -> Command {
 /// A Kafka-protocol broker in a process of its own (`floe broker`), stopped on drop.
 pub struct Broker {
     child: Child,
+    /// The broker's answers to commands.
+    out: BufReader<ChildStdout>,
     /// `host:port`.
     pub bootstrap: String,
 }
@@ -81,21 +83,48 @@ impl Broker {
             .stderr(Stdio::null())
             .spawn()
             .expect("start floe broker");
-        let stdout = child.stdout.take().expect("broker stdout");
+        let mut out = BufReader::new(child.stdout.take().expect("broker stdout"));
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read bootstrap line");
+        out.read_line(&mut line).expect("read bootstrap line");
         let bootstrap = line
             .trim()
             .strip_prefix("bootstrap.servers=")
             .unwrap_or_else(|| panic!("unexpected broker output: {line}"))
             .to_string();
-        Broker { child, bootstrap }
+        Broker {
+            child,
+            out,
+            bootstrap,
+        }
+    }
+
+    /// Takes the broker down (`"down"`: connections drop, new ones are refused) or brings
+    /// it back with its log (`"up"`), and waits until it has.
+    pub fn switch(&mut self, command: &str) {
+        let stdin = self.child.stdin.as_mut().expect("broker stdin");
+        writeln!(stdin, "{command}").expect("send a command to the broker");
+        stdin.flush().expect("flush broker stdin");
+        let mut line = String::new();
+        self.out
+            .read_line(&mut line)
+            .expect("read the broker's answer");
+        assert_eq!(line.trim(), command, "the broker did not confirm");
     }
 
     /// Produces `records` generated orders over `partitions`, starting at index `start`.
     pub fn produce(&self, records: u64, partitions: u32, start: u64, rate: Option<u64>) -> Child {
+        self.produce_with(records, partitions, start, rate, &[])
+    }
+
+    /// Like [`Self::produce`], with librdkafka producer `properties` (`key=value`).
+    pub fn produce_with(
+        &self,
+        records: u64,
+        partitions: u32,
+        start: u64,
+        rate: Option<u64>,
+        properties: &[&str],
+    ) -> Child {
         let mut c = floe();
         c.args([
             "produce",
@@ -113,6 +142,9 @@ impl Broker {
         .args(["--start", &start.to_string()]);
         if let Some(r) = rate {
             c.args(["--rate", &r.to_string()]);
+        }
+        for p in properties {
+            c.args(["--property", p]);
         }
         c.stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -1,6 +1,6 @@
 //! Trouble outside Floe: a catalog that is locked for a while, a catalog server that
-//! crashes and comes back, and a topic that was deleted and re-created behind the job's
-//! back.
+//! crashes and comes back, a broker that goes down mid-run, and a topic that was deleted
+//! and re-created behind the job's back.
 
 use std::process::Command;
 use std::time::Duration;
@@ -86,6 +86,44 @@ fn a_postgres_catalog_that_goes_down_delays_commits_and_loses_nothing() {
     assert!(status.success(), "the job rides the outage out:\n{text}");
     assert!(
         text.contains("the commit is waiting for the catalog"),
+        "the job says what it is waiting for:\n{text}"
+    );
+    assert_exactly_once(&lake, per_partition);
+}
+
+#[test]
+fn a_broker_that_goes_down_mid_run_delays_the_job_and_loses_nothing() {
+    let mut broker = Broker::start(&["orders:4"]);
+    let lake = Lake::new("500ms");
+    let per_partition = 3000;
+    // The producer retries what the outage interrupts; idempotence keeps those retries
+    // from writing a record twice into the topic.
+    let mut producer = broker.produce_with(
+        per_partition * 4,
+        4,
+        0,
+        Some(2000),
+        &["enable.idempotence=true"],
+    );
+    // Idle time counts during the outage and the group's rejoin after it: the limit is
+    // well above both.
+    let (mut run, log) = lake.spawn_replica(&broker, "floe-e2e", "30s");
+    assert!(
+        log.wait_for("committed", Duration::from_secs(60)),
+        "{}",
+        log.text()
+    );
+    // Connections drop and new ones are refused for eight seconds, longer than the
+    // group's session timeout: the job's membership expires meanwhile.
+    broker.switch("down");
+    std::thread::sleep(Duration::from_secs(8));
+    broker.switch("up");
+    assert!(producer.wait().expect("producer").success());
+    let status = run.wait().expect("floe");
+    let text = log.text();
+    assert!(status.success(), "the job rides the outage out:\n{text}");
+    assert!(
+        text.contains("retrying"),
         "the job says what it is waiting for:\n{text}"
     );
     assert_exactly_once(&lake, per_partition);

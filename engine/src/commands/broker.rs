@@ -7,7 +7,9 @@ use crate::embedded::broker::EmbeddedBroker;
 use crate::error::{EngineError, Result};
 
 /// Starts the broker, creates `topics` (`name:partitions`), prints
-/// `bootstrap.servers=HOST:PORT`, and runs until standard input closes.
+/// `bootstrap.servers=HOST:PORT`, and runs until standard input closes. The lines `down`
+/// and `up` on standard input take the broker down and bring it back (its log kept), for
+/// outage tests; each is answered with the same word once done.
 pub fn broker(topics: &[String]) -> Result<()> {
     let broker = EmbeddedBroker::start()?;
     for t in topics {
@@ -23,8 +25,16 @@ pub fn broker(topics: &[String]) -> Result<()> {
     let _ = std::io::stdout().flush();
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
-        if line.is_err() {
-            break;
+        let Ok(line) = line else { break };
+        let command = line.trim();
+        match command {
+            "down" | "up" => {
+                broker.set_up(command == "up")?;
+                println!("{command}");
+                let _ = std::io::stdout().flush();
+            }
+            "" => {}
+            other => eprintln!("floe broker: unknown command '{other}' (down, up)"),
         }
     }
     Ok(())

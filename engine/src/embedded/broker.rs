@@ -8,6 +8,9 @@ use rdkafka::producer::DefaultProducerContext;
 
 use crate::error::{EngineError, Result};
 
+/// The id of the one broker of the cluster.
+const BROKER_ID: i32 = 1;
+
 /// A running embedded broker.
 pub struct EmbeddedBroker {
     cluster: MockCluster<'static, DefaultProducerContext>,
@@ -32,6 +35,19 @@ impl EmbeddedBroker {
     /// `host:port` to connect to.
     pub fn bootstrap_servers(&self) -> String {
         self.cluster.bootstrap_servers()
+    }
+
+    /// Takes the broker down (`up` false): connections drop and new ones are refused, as
+    /// when a broker process stops; the log is kept for when it comes back up.
+    pub fn set_up(&self, up: bool) -> Result<()> {
+        let result = if up {
+            self.cluster.broker_up(BROKER_ID)
+        } else {
+            self.cluster.broker_down(BROKER_ID)
+        };
+        result.map_err(|e| {
+            EngineError::Other(format!("cannot take the embedded broker up or down: {e}"))
+        })
     }
 
     /// Creates `topic` with `partitions` partitions.
