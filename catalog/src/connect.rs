@@ -12,6 +12,7 @@ use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 use crate::error::{CatalogError, Result};
 use crate::storage::azure::AzureConfig;
+use crate::storage::gcs::{GcsConfig, split_gcs};
 use crate::storage::s3::{S3Config, split_s3};
 use crate::storage::{ObjectStorageFactory, StoreConfig};
 
@@ -180,18 +181,26 @@ fn redact_password(uri: &str) -> String {
     }
 }
 
+/// `scheme://bucket/prefix`, without a trailing slash.
+fn bucket_location(scheme: &str, bucket: &str, prefix: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        format!("{scheme}://{bucket}")
+    } else {
+        format!("{scheme}://{bucket}/{prefix}")
+    }
+}
+
 /// The absolute warehouse URI and the store its files go to, from the warehouse
 /// location and the `storage.*` options.
 fn warehouse_store(config: &CatalogConfig) -> Result<(String, StoreConfig), String> {
     if let Some((bucket, prefix)) = split_s3(&config.warehouse) {
         let s3 = S3Config::new(bucket, &config.storage)?;
-        let prefix = prefix.trim_matches('/');
-        let warehouse = if prefix.is_empty() {
-            format!("s3://{bucket}")
-        } else {
-            format!("s3://{bucket}/{prefix}")
-        };
-        return Ok((warehouse, StoreConfig::S3(s3)));
+        return Ok((bucket_location("s3", bucket, prefix), StoreConfig::S3(s3)));
+    }
+    if let Some((bucket, prefix)) = split_gcs(&config.warehouse) {
+        let gcs = GcsConfig::new(bucket, &config.storage)?;
+        return Ok((bucket_location("gs", bucket, prefix), StoreConfig::Gcs(gcs)));
     }
     let azure_schemes = [
         "abfss://", "abfs://", "wasbs://", "wasb://", "az://", "azure://",
@@ -211,7 +220,7 @@ fn warehouse_store(config: &CatalogConfig) -> Result<(String, StoreConfig), Stri
     }
     let path = local_path(&config.warehouse, &["file://", "file:"]).ok_or_else(|| {
         format!(
-            "warehouse '{}' must be a file://, s3:// or Azure (abfss://, az://) location",
+            "warehouse '{}' must be a file://, s3://, gs:// or Azure (abfss://, az://) location",
             config.warehouse
         )
     })?;

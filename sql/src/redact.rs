@@ -29,6 +29,7 @@ pub fn is_secret_key(key: &str) -> bool {
     SECRET_WORDS.iter().any(|w| k.contains(w))
         || k.ends_with("access-key")
         || k.ends_with("access_key")
+        || k.ends_with("account-key")
         || k.ends_with("session-token")
 }
 
@@ -81,10 +82,18 @@ mod tests {
             "sasl.jaas.config",
             "s3.secret-access-key",
             "sasl.oauthbearer.client.secret",
+            "storage.adls.account-key",
+            "storage.adls.sas-token",
+            "storage.gcs.service-account-key",
         ] {
             assert!(is_secret_key(k), "{k}");
         }
-        for k in ["sasl.username", "bootstrap.servers", "s3.region"] {
+        for k in [
+            "sasl.username",
+            "bootstrap.servers",
+            "s3.region",
+            "storage.gcs.service-account-path",
+        ] {
             assert!(!is_secret_key(k), "{k}");
         }
         assert_eq!(

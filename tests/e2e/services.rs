@@ -372,28 +372,33 @@ impl Azurite {
 
     /// Names of the blobs in `container` under `prefix`.
     pub fn list(&self, container: &str, prefix: &str) -> Vec<String> {
-        let out = Command::new(python())
-            .args([
-                "-c",
-                "import sys; from azure.storage.blob import BlobServiceClient; \
-                 c = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2]); \
-                 print('\\n'.join(b.name for b in c.list_blobs(name_starts_with=sys.argv[3])))",
-                &self.connection_string(),
-                container,
-                prefix,
-            ])
-            .output()
-            .expect("list blobs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
+        python_lines(
+            "import sys; from azure.storage.blob import BlobServiceClient; \
+             c = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2]); \
+             print('\\n'.join(b.name for b in c.list_blobs(name_starts_with=sys.argv[3])))",
+            &[&self.connection_string(), container, prefix],
+        )
     }
+}
+
+/// The lines `code` prints when the tests' Python runs it with `args`; panics with its
+/// error output if it fails.
+fn python_lines(code: &str, args: &[&str]) -> Vec<String> {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 impl Drop for Azurite {

@@ -1,7 +1,8 @@
 //! A warehouse on an S3-compatible store with a PostgreSQL catalog: two replicas share
 //! the catalog, PyIceberg reads the same tables through the same catalog and store, and a
 //! store that fails gives a clear error that names the location but not the secret. And
-//! a warehouse on Azure Blob Storage (Azurite).
+//! a warehouse on Azure Blob Storage (Azurite), and a Google Cloud Storage store that does
+//! not answer.
 
 use std::time::Duration;
 
@@ -173,4 +174,35 @@ fn an_azure_warehouse_holds_the_tables_exactly_once() {
         parquet.iter().any(|b| b.ends_with(".parquet")),
         "data files in the container: {parquet:?}"
     );
+}
+
+#[test]
+fn a_gcs_store_that_does_not_answer_names_the_location_and_not_the_secret() {
+    const PRIVATE_KEY: &str = "gcs-private-key-never-logged";
+    let broker = Broker::start(&["orders:1"]);
+    let down = format!("http://127.0.0.1:{}", crate::services::free_port());
+    let mut lake = Lake::with_job(|dir| {
+        let catalog = format!(
+            "'type' = 'sql',
+  'uri' = 'sqlite://{}/catalog.db',
+  'warehouse' = 'gs://lake/warehouse',
+  'storage.gcs.endpoint' = '{down}',
+  'storage.gcs.service-account-key' = '${{GCS_KEY}}',
+  'storage.gcs.max-retries' = '1',
+  'storage.gcs.retry-timeout' = '2s'",
+            dir.display()
+        );
+        orders_job_in(&catalog, "1s")
+    });
+    // A service account key without an OAuth2 token exchange, as emulators take it.
+    let key = format!(
+        r#"{{"disable_oauth": true, "client_email": "floe@test", "private_key_id": "k1", "private_key": "{PRIVATE_KEY}"}}"#
+    );
+    lake.env = vec![("GCS_KEY".into(), key)];
+    let err = lake.run_failing(&broker, "3s");
+    assert!(
+        err.contains("gs://lake/warehouse/"),
+        "the error names the location: {err}"
+    );
+    assert_no_secrets("the error", &err, &[PRIVATE_KEY]);
 }

@@ -2,11 +2,13 @@
 //! one configured object store.
 //!
 //! iceberg-rust asks a [`StorageFactory`] for a [`Storage`] per table; ours maps Iceberg's
-//! URIs (`file:///…`, `s3://bucket/…`) to object-store paths. The store itself is built lazily from a
+//! URIs (`file:///…`, `s3://bucket/…`, `gs://bucket/…`, Azure's) to object-store paths. The
+//! store itself is built lazily from a
 //! serialisable [`StoreConfig`], because iceberg-rust may serialise storages with the
 //! table's `FileIO`.
 
 pub mod azure;
+pub mod gcs;
 mod io;
 mod options;
 pub mod s3;
@@ -28,6 +30,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use azure::AzureConfig;
+use gcs::GcsConfig;
 use io::{ObjectRead, ObjectWrite};
 use s3::{S3Config, split_s3};
 
@@ -41,6 +44,8 @@ pub enum StoreConfig {
     /// One Azure container; paths are `abfss://container@account…/key` (or the
     /// warehouse's other Azure form).
     Azure(AzureConfig),
+    /// One Google Cloud Storage bucket; paths are `gs://bucket/key` URIs.
+    Gcs(GcsConfig),
 }
 
 impl StoreConfig {
@@ -59,6 +64,13 @@ impl StoreConfig {
                 Error::new(
                     ErrorKind::DataInvalid,
                     format!("cannot set up the Azure client for {}", c.root),
+                )
+                .with_source(e)
+            }),
+            Self::Gcs(c) => c.build().map_err(|e| {
+                Error::new(
+                    ErrorKind::DataInvalid,
+                    format!("cannot set up the GCS client for bucket {}", c.bucket),
                 )
                 .with_source(e)
             }),
@@ -111,12 +123,25 @@ impl ObjectStorage {
             StoreConfig::Local => format!("file:///{path}"),
             StoreConfig::S3(c) => format!("s3://{}/{path}", c.bucket),
             StoreConfig::Azure(c) => format!("{}/{path}", c.root),
+            StoreConfig::Gcs(c) => format!("gs://{}/{path}", c.bucket),
         }
     }
 
     /// Maps an Iceberg location to a path in the store.
     pub fn path(&self, location: &str) -> Result<Path> {
         match &self.config {
+            StoreConfig::Gcs(c) => {
+                let key = c.key_of(location).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::DataInvalid,
+                        format!(
+                            "'{location}' is outside the warehouse's bucket gs://{}",
+                            c.bucket
+                        ),
+                    )
+                })?;
+                parse_key(location, key)
+            }
             StoreConfig::Azure(c) => {
                 let key = c.key_of(location).ok_or_else(|| {
                     Error::new(
@@ -127,12 +152,7 @@ impl ObjectStorage {
                         ),
                     )
                 })?;
-                Path::parse(key).map_err(|e| {
-                    Error::new(
-                        ErrorKind::DataInvalid,
-                        format!("bad location '{location}': {e}"),
-                    )
-                })
+                parse_key(location, key)
             }
             StoreConfig::S3(c) => {
                 let Some((bucket, key)) = split_s3(location) else {
@@ -150,12 +170,7 @@ impl ObjectStorage {
                         ),
                     ));
                 }
-                Path::parse(key).map_err(|e| {
-                    Error::new(
-                        ErrorKind::DataInvalid,
-                        format!("bad location '{location}': {e}"),
-                    )
-                })
+                parse_key(location, key)
             }
             StoreConfig::Local => {
                 let p = location
@@ -168,15 +183,20 @@ impl ObjectStorage {
                         format!("'{location}' is not an absolute file location"),
                     ));
                 }
-                Path::parse(p.trim_start_matches('/')).map_err(|e| {
-                    Error::new(
-                        ErrorKind::DataInvalid,
-                        format!("bad location '{location}': {e}"),
-                    )
-                })
+                parse_key(location, p.trim_start_matches('/'))
             }
         }
     }
+}
+
+/// The store path of `key`, the part of `location` inside the store.
+fn parse_key(location: &str, key: &str) -> Result<Path> {
+    Path::parse(key).map_err(|e| {
+        Error::new(
+            ErrorKind::DataInvalid,
+            format!("bad location '{location}': {e}"),
+        )
+    })
 }
 
 /// Turns an object-store error into an Iceberg error naming the location.
