@@ -27,6 +27,18 @@ fn catalog(pg: &Postgres, endpoint: &str, bucket: &str, extra: &str) -> String {
     )
 }
 
+/// A lake with a SQLite catalog in its temp dir and the warehouse `warehouse` declares
+/// (the `'warehouse'` and `'storage.*'` options).
+fn sqlite_lake(warehouse: &str, commit_interval: &str) -> Lake {
+    Lake::with_job(|dir| {
+        let catalog = format!(
+            "'type' = 'sql',\n  'uri' = 'sqlite://{}/catalog.db',\n  {warehouse}",
+            dir.display()
+        );
+        orders_job_in(&catalog, commit_interval)
+    })
+}
+
 fn secrets() -> Vec<(String, String)> {
     vec![
         ("PG_PASSWORD".into(), PG_PASSWORD.into()),
@@ -117,20 +129,17 @@ fn a_throttling_store_slows_the_job_down_and_loses_nothing() {
     // One request in four is refused with "503 SlowDown": data files, manifests and
     // metadata alike, on writes and reads.
     let proxy = ThrottleProxy::start(&s3.endpoint, 4);
-    let mut lake = Lake::with_job(|dir| {
-        let catalog = format!(
-            "'type' = 'sql',
-  'uri' = 'sqlite://{}/catalog.db',
-  'warehouse' = 's3://lake/warehouse',
+    let mut lake = sqlite_lake(
+        &format!(
+            "'warehouse' = 's3://lake/warehouse',
   'storage.s3.endpoint' = '{}',
   'storage.s3.region' = 'us-east-1',
   'storage.s3.access-key-id' = 'floe',
   'storage.s3.secret-access-key' = '${{S3_SECRET}}'",
-            dir.display(),
             proxy.endpoint
-        );
-        orders_job_in(&catalog, "500ms")
-    });
+        ),
+        "500ms",
+    );
     lake.env = secrets();
     broker.produce_all(4000, 4, 0);
     let out = lake.run_until_idle(&broker, "4s");
@@ -147,18 +156,15 @@ fn a_throttling_store_slows_the_job_down_and_loses_nothing() {
 fn an_azure_warehouse_holds_the_tables_exactly_once() {
     let broker = Broker::start(&["orders:4"]);
     let azure = Azurite::start("lake");
-    let mut lake = Lake::with_job(|dir| {
-        let catalog = format!(
-            "'type' = 'sql',
-  'uri' = 'sqlite://{}/catalog.db',
-  'warehouse' = 'abfss://lake@{AZURITE_ACCOUNT}.dfs.core.windows.net/warehouse',
+    let mut lake = sqlite_lake(
+        &format!(
+            "'warehouse' = 'abfss://lake@{AZURITE_ACCOUNT}.dfs.core.windows.net/warehouse',
   'storage.adls.endpoint' = '{}',
   'storage.adls.account-key' = '${{AZURE_KEY}}'",
-            dir.display(),
             azure.endpoint
-        );
-        orders_job_in(&catalog, "1s")
-    });
+        ),
+        "1s",
+    );
     lake.env = vec![("AZURE_KEY".into(), AZURITE_KEY.into())];
     broker.produce_all(4000, 4, 0);
     let out = lake.run_until_idle(&broker, "4s");
@@ -181,19 +187,16 @@ fn a_gcs_store_that_does_not_answer_names_the_location_and_not_the_secret() {
     const PRIVATE_KEY: &str = "gcs-private-key-never-logged";
     let broker = Broker::start(&["orders:1"]);
     let down = format!("http://127.0.0.1:{}", crate::services::free_port());
-    let mut lake = Lake::with_job(|dir| {
-        let catalog = format!(
-            "'type' = 'sql',
-  'uri' = 'sqlite://{}/catalog.db',
-  'warehouse' = 'gs://lake/warehouse',
+    let mut lake = sqlite_lake(
+        &format!(
+            "'warehouse' = 'gs://lake/warehouse',
   'storage.gcs.endpoint' = '{down}',
   'storage.gcs.service-account-key' = '${{GCS_KEY}}',
   'storage.gcs.max-retries' = '1',
-  'storage.gcs.retry-timeout' = '2s'",
-            dir.display()
-        );
-        orders_job_in(&catalog, "1s")
-    });
+  'storage.gcs.retry-timeout' = '2s'"
+        ),
+        "1s",
+    );
     // A service account key without an OAuth2 token exchange, as emulators take it.
     let key = format!(
         r#"{{"disable_oauth": true, "client_email": "floe@test", "private_key_id": "k1", "private_key": "{PRIVATE_KEY}"}}"#

@@ -2,55 +2,71 @@
 //! crashes and comes back, a broker that goes down mid-run, and a topic that was deleted
 //! and re-created behind the job's back.
 
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::Duration;
 
-use crate::fixture::{Broker, Lake, assert_exactly_once, orders_job_in};
+use crate::fixture::{Broker, Lake, StderrLog, assert_exactly_once, orders_job_in};
 use crate::pyiceberg::python;
 use crate::services::Postgres;
 
-#[test]
-fn a_locked_catalog_delays_commits_and_loses_nothing() {
-    let broker = Broker::start(&["orders:4"]);
-    let lake = Lake::new("500ms");
-    let per_partition = 3000;
-    let mut producer = broker.produce(per_partition * 4, 4, 0, Some(3000));
-    let (mut run, log) = lake.spawn_replica(&broker, "floe-e2e", "5s");
+/// Orders per partition (of 4) that the trouble tests produce while the trouble lasts.
+const PER_PARTITION: u64 = 3000;
+
+/// Waits for the first commit of `run`, causes `trouble`, and checks that the job rode
+/// it out, said `says` meanwhile, and holds every order `producer` wrote exactly once.
+fn rides_out(
+    lake: &Lake,
+    mut producer: Child,
+    (mut run, log): (Child, StderrLog),
+    trouble: impl FnOnce(),
+    says: &str,
+) {
     assert!(
         log.wait_for("committed", Duration::from_secs(60)),
         "{}",
         log.text()
     );
-    // Another process holds the catalog database exclusively for eight seconds: every
-    // commit and reload in that time fails, and must be retried, not skipped.
-    let db = lake.dir.path().join("catalog.db");
-    let locker = Command::new(python())
-        .args([
-            "-c",
-            "import sqlite3, sys, time\n\
-             c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)\n\
-             c.execute('BEGIN EXCLUSIVE')\n\
-             print('locked', flush=True)\n\
-             time.sleep(8)\n\
-             c.execute('ROLLBACK')",
-        ])
-        .arg(&db)
-        .output()
-        .expect("lock the catalog");
-    assert!(
-        locker.status.success() && String::from_utf8_lossy(&locker.stdout).contains("locked"),
-        "{}",
-        String::from_utf8_lossy(&locker.stderr)
-    );
+    trouble();
     assert!(producer.wait().expect("producer").success());
     let status = run.wait().expect("floe");
     let text = log.text();
-    assert!(status.success(), "the job rides the lock out:\n{text}");
+    assert!(status.success(), "the job rides the trouble out:\n{text}");
     assert!(
-        text.contains("retrying"),
-        "the job says what it is waiting for:\n{text}"
+        text.contains(says),
+        "the job says what it is waiting for ({says}):\n{text}"
     );
-    assert_exactly_once(&lake, per_partition);
+    assert_exactly_once(lake, PER_PARTITION);
+}
+
+#[test]
+fn a_locked_catalog_delays_commits_and_loses_nothing() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::new("500ms");
+    let producer = broker.produce(PER_PARTITION * 4, 4, 0, Some(3000));
+    let run = lake.spawn_replica(&broker, "floe-e2e", "5s");
+    // Another process holds the catalog database exclusively for eight seconds: every
+    // commit and reload in that time fails, and must be retried, not skipped.
+    let lock = || {
+        let locker = Command::new(python())
+            .args([
+                "-c",
+                "import sqlite3, sys, time\n\
+                 c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)\n\
+                 c.execute('BEGIN EXCLUSIVE')\n\
+                 print('locked', flush=True)\n\
+                 time.sleep(8)\n\
+                 c.execute('ROLLBACK')",
+            ])
+            .arg(lake.dir.path().join("catalog.db"))
+            .output()
+            .expect("lock the catalog");
+        assert!(
+            locker.status.success() && String::from_utf8_lossy(&locker.stdout).contains("locked"),
+            "{}",
+            String::from_utf8_lossy(&locker.stderr)
+        );
+    };
+    rides_out(&lake, producer, run, lock, "retrying");
 }
 
 #[test]
@@ -67,39 +83,32 @@ fn a_postgres_catalog_that_goes_down_delays_commits_and_loses_nothing() {
             "500ms",
         )
     });
-    let per_partition = 3000;
-    let mut producer = broker.produce(per_partition * 4, 4, 0, Some(3000));
-    let (mut run, log) = lake.spawn_replica(&broker, "floe-e2e", "5s");
-    assert!(
-        log.wait_for("committed", Duration::from_secs(60)),
-        "{}",
-        log.text()
-    );
+    let producer = broker.produce(PER_PARTITION * 4, 4, 0, Some(3000));
+    let run = lake.spawn_replica(&broker, "floe-e2e", "5s");
     // The catalog server crashes: open connections break, new ones are refused, for
     // eight seconds, while records keep arriving. Then it comes back with its data.
-    pg.stop_server();
-    std::thread::sleep(Duration::from_secs(8));
-    pg.start_server();
-    assert!(producer.wait().expect("producer").success());
-    let status = run.wait().expect("floe");
-    let text = log.text();
-    assert!(status.success(), "the job rides the outage out:\n{text}");
-    assert!(
-        text.contains("the commit is waiting for the catalog"),
-        "the job says what it is waiting for:\n{text}"
+    let crash = || {
+        pg.stop_server();
+        std::thread::sleep(Duration::from_secs(8));
+        pg.start_server();
+    };
+    rides_out(
+        &lake,
+        producer,
+        run,
+        crash,
+        "the commit is waiting for the catalog",
     );
-    assert_exactly_once(&lake, per_partition);
 }
 
 #[test]
 fn a_broker_that_goes_down_mid_run_delays_the_job_and_loses_nothing() {
     let mut broker = Broker::start(&["orders:4"]);
     let lake = Lake::new("500ms");
-    let per_partition = 3000;
     // The producer retries what the outage interrupts; idempotence keeps those retries
     // from writing a record twice into the topic.
-    let mut producer = broker.produce_with(
-        per_partition * 4,
+    let producer = broker.produce_with(
+        PER_PARTITION * 4,
         4,
         0,
         Some(2000),
@@ -107,26 +116,15 @@ fn a_broker_that_goes_down_mid_run_delays_the_job_and_loses_nothing() {
     );
     // Idle time counts during the outage and the group's rejoin after it: the limit is
     // well above both.
-    let (mut run, log) = lake.spawn_replica(&broker, "floe-e2e", "30s");
-    assert!(
-        log.wait_for("committed", Duration::from_secs(60)),
-        "{}",
-        log.text()
-    );
+    let run = lake.spawn_replica(&broker, "floe-e2e", "30s");
     // Connections drop and new ones are refused for eight seconds, longer than the
     // group's session timeout: the job's membership expires meanwhile.
-    broker.switch("down");
-    std::thread::sleep(Duration::from_secs(8));
-    broker.switch("up");
-    assert!(producer.wait().expect("producer").success());
-    let status = run.wait().expect("floe");
-    let text = log.text();
-    assert!(status.success(), "the job rides the outage out:\n{text}");
-    assert!(
-        text.contains("retrying"),
-        "the job says what it is waiting for:\n{text}"
-    );
-    assert_exactly_once(&lake, per_partition);
+    let outage = || {
+        broker.switch("down");
+        std::thread::sleep(Duration::from_secs(8));
+        broker.switch("up");
+    };
+    rides_out(&lake, producer, run, outage, "retrying");
 }
 
 #[test]
