@@ -154,8 +154,18 @@ pub struct S3Server {
 }
 
 impl S3Server {
-    /// Starts the server and creates `bucket`.
+    /// Starts the server and creates `bucket`; any keys are accepted.
     pub fn start(bucket: &str) -> S3Server {
+        Self::start_with(bucket, false)
+    }
+
+    /// Like [`Self::start`], but after the bucket is created every request must be signed
+    /// with keys of a user the server knows (it knows none), as AWS checks them.
+    pub fn start_checking_keys(bucket: &str) -> S3Server {
+        Self::start_with(bucket, true)
+    }
+
+    fn start_with(bucket: &str, check_keys: bool) -> S3Server {
         let python = python();
         let server = python.with_file_name("moto_server");
         assert!(
@@ -163,7 +173,12 @@ impl S3Server {
             "moto's S3 server is needed: run scripts/python-env.sh (the README's test command does)"
         );
         let port = free_port();
-        let child = Command::new(server)
+        let mut cmd = Command::new(server);
+        if check_keys {
+            // The one request moto lets through unchecked: creating the bucket.
+            cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", "1");
+        }
+        let child = cmd
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

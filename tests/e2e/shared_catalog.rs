@@ -106,17 +106,23 @@ fn a_store_that_fails_names_the_location_and_not_the_secret() {
     let broker = Broker::start(&["orders:1"]);
     let pg = Postgres::start();
     let s3 = S3Server::start("lake");
+    let checking = S3Server::start_checking_keys("lake");
     let down = format!("http://127.0.0.1:{}", crate::services::free_port());
     let fast_retries = ",\n  'storage.s3.max-retries' = '1',\n  'storage.s3.retry-timeout' = '2s'";
-    // A bucket that does not exist; a store that does not answer.
-    for (endpoint, bucket) in [(s3.endpoint.as_str(), "missing"), (down.as_str(), "lake")] {
+    // A bucket that does not exist; keys the store does not know; a store that does not
+    // answer.
+    for (endpoint, bucket, says) in [
+        (s3.endpoint.as_str(), "missing", "NoSuchBucket"),
+        (checking.endpoint.as_str(), "lake", "InvalidAccessKeyId"),
+        (down.as_str(), "lake", "error sending request"),
+    ] {
         let mut lake =
             Lake::with_job(|_| orders_job_in(&catalog(&pg, endpoint, bucket, fast_retries), "1s"));
         lake.env = secrets();
         let err = lake.run_failing(&broker, "3s");
         assert!(
-            err.contains(&format!("s3://{bucket}/warehouse/")),
-            "the error names the location: {err}"
+            err.contains(&format!("s3://{bucket}/warehouse/")) && err.contains(says),
+            "the error names the location and says what went wrong ({says}): {err}"
         );
         assert_no_secrets("the error", &err, &[PG_PASSWORD, S3_SECRET]);
     }
