@@ -11,9 +11,6 @@ use iceberg_catalog_rest::{
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 use crate::error::{CatalogError, Result};
-use crate::storage::azure::AzureConfig;
-use crate::storage::gcs::{GcsConfig, split_gcs};
-use crate::storage::s3::{S3Config, split_s3};
 use crate::storage::{ObjectStorageFactory, StoreConfig};
 
 /// Which catalog implementation and where it lives.
@@ -106,7 +103,9 @@ pub async fn open_catalog(config: &CatalogConfig) -> Result<OpenCatalog> {
         message,
     };
     let (warehouse, store) = warehouse_store(config).map_err(&cfg_err)?;
-    store.build().map_err(|e| cfg_err(e.to_string()))?;
+    if !matches!(store, StoreConfig::ByLocation { .. }) {
+        store.build().map_err(|e| cfg_err(e.to_string()))?;
+    }
     let factory = Arc::new(ObjectStorageFactory::new(store.clone()));
     let catalog: Arc<dyn Catalog> = match &config.kind {
         CatalogKind::Sql { uri } => {
@@ -181,37 +180,19 @@ fn redact_password(uri: &str) -> String {
     }
 }
 
-/// `scheme://bucket/prefix`, without a trailing slash.
-fn bucket_location(scheme: &str, bucket: &str, prefix: &str) -> String {
-    let prefix = prefix.trim_matches('/');
-    if prefix.is_empty() {
-        format!("{scheme}://{bucket}")
-    } else {
-        format!("{scheme}://{bucket}/{prefix}")
-    }
-}
-
 /// The absolute warehouse URI and the store its files go to, from the warehouse
-/// location and the `storage.*` options.
+/// location and the `storage.*` options. A REST catalog's warehouse given by a logical
+/// name (no scheme) leaves the store to the tables' locations.
 fn warehouse_store(config: &CatalogConfig) -> Result<(String, StoreConfig), String> {
-    if let Some((bucket, prefix)) = split_s3(&config.warehouse) {
-        let s3 = S3Config::new(bucket, &config.storage)?;
-        return Ok((bucket_location("s3", bucket, prefix), StoreConfig::S3(s3)));
+    if matches!(config.kind, CatalogKind::Rest { .. }) && !config.warehouse.contains("://") {
+        let store = StoreConfig::ByLocation {
+            options: config.storage.clone(),
+            vended: HashMap::new(),
+        };
+        return Ok((config.warehouse.clone(), store));
     }
-    if let Some((bucket, prefix)) = split_gcs(&config.warehouse) {
-        let gcs = GcsConfig::new(bucket, &config.storage)?;
-        return Ok((bucket_location("gs", bucket, prefix), StoreConfig::Gcs(gcs)));
-    }
-    let azure_schemes = [
-        "abfss://", "abfs://", "wasbs://", "wasb://", "az://", "azure://",
-    ];
-    if azure_schemes
-        .iter()
-        .any(|s| config.warehouse.starts_with(s))
-    {
-        let azure = AzureConfig::new(&config.warehouse, &config.storage)?;
-        let warehouse = config.warehouse.trim_end_matches('/').to_string();
-        return Ok((warehouse, StoreConfig::Azure(azure)));
+    if let Some(found) = StoreConfig::for_cloud_location(&config.warehouse, &config.storage) {
+        return found;
     }
     if let Some(k) = config.storage.keys().next() {
         return Err(format!(

@@ -55,6 +55,39 @@ fn a_prefix_the_server_does_not_hand_out_is_configured() {
 }
 
 #[test]
+fn a_warehouse_named_logically_is_placed_by_the_server() {
+    let broker = Broker::start(&["orders:4"]);
+    let rest = RestCatalog::start_named(
+        &format!("floe:{SECRET}"),
+        PrefixFrom::Config,
+        Some("sales-lake"),
+    );
+    broker.produce_all(400, 4, 0);
+    let named = |warehouse: &str| {
+        let catalog = format!(
+            "'type' = 'rest',\n  'uri' = '{}',\n  'warehouse' = '{warehouse}',\n  'credential' = 'floe:${{REST_SECRET}}'",
+            rest.uri
+        );
+        let mut lake = Lake::with_job(|_| orders_job_in(&catalog, "1s"));
+        lake.env = vec![("REST_SECRET".into(), SECRET.into())];
+        lake
+    };
+    let err = named("no-such-lake").run_failing(&broker, "3s");
+    assert!(err.contains("no warehouse named"), "{err}");
+    let lake = named("sales-lake");
+    lake.run_until_idle(&broker, "3s");
+    assert_exactly_once(&lake, 100);
+    // The tables live where the server put them, under its own warehouse location.
+    let v = read_through(
+        &rest.uri,
+        "sales-lake",
+        &[format!("credential=floe:{SECRET}")],
+        "sales.orders_clean",
+    );
+    assert_pyiceberg_orders(&v, 100);
+}
+
+#[test]
 fn a_wrong_rest_credential_is_refused_at_start() {
     let broker = Broker::start(&["orders:1"]);
     let rest = RestCatalog::start(&format!("floe:{SECRET}"), PrefixFrom::Config);

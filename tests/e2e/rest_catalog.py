@@ -8,7 +8,10 @@ Clients authenticate with OAuth2 client credentials (POST /v1/oauth/tokens). As 
 and Lakekeeper do, the catalog's routes live under a prefix (/v1/PREFIX/namespaces/...),
 which the server hands out in its /v1/config answer, or which the client must know.
 
-Usage: rest_catalog.py PORT CLIENT_ID:CLIENT_SECRET SQLITE_PATH WAREHOUSE PREFIX config|client
+Like Polaris and Lakekeeper, it may name its warehouse logically: then clients ask for
+it by that NAME, and the server places tables under its WAREHOUSE location itself.
+
+Usage: rest_catalog.py PORT CLIENT_ID:CLIENT_SECRET SQLITE_PATH WAREHOUSE PREFIX config|client [NAME]
 Prints "listening" once it accepts connections.
 """
 import json
@@ -32,6 +35,7 @@ from pyiceberg.table import CommitTableRequest
 from pyiceberg.table.sorting import UNSORTED_SORT_ORDER
 
 port, credential, sqlite_path, warehouse, prefix, prefix_from = sys.argv[1:7]
+name = sys.argv[7] if len(sys.argv) > 7 else None
 catalog = SqlCatalog("rest", uri=f"sqlite:///{sqlite_path}", warehouse=warehouse)
 tokens = set()
 lock = Lock()
@@ -75,6 +79,9 @@ class Handler(BaseHTTPRequestHandler):
             if self.headers.get("Authorization", "").removeprefix("Bearer ") not in tokens:
                 raise Error(401, "NotAuthorizedException", "not authorized")
             if parts == ["config"]:
+                asked = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query).get("warehouse", [None])[0]
+                if name is not None and asked != name:
+                    raise Error(404, "NoSuchWarehouseException", f"no warehouse named {asked!r}")
                 overrides = {"prefix": prefix} if prefix_from == "config" else {}
                 return self.reply(200, {"defaults": {}, "overrides": overrides})
             if parts[:1] != [prefix]:

@@ -238,12 +238,22 @@ pub enum PrefixFrom {
 impl RestCatalog {
     /// Starts the server accepting `client_id:client_secret`.
     pub fn start(credential: &str, prefix_from: PrefixFrom) -> RestCatalog {
+        Self::start_named(credential, prefix_from, None)
+    }
+
+    /// Like [`Self::start`]; with `name`, clients must ask for the warehouse by that
+    /// logical name, and the server places the tables itself.
+    pub fn start_named(
+        credential: &str,
+        prefix_from: PrefixFrom,
+        name: Option<&str>,
+    ) -> RestCatalog {
         let dir = tempfile::tempdir().expect("temp dir");
         let warehouse = format!("file://{}/warehouse", dir.path().display());
         let port = free_port();
         let child = start_script(
             "rest_catalog.py",
-            &[
+            &vec![
                 port.to_string(),
                 credential.to_string(),
                 dir.path().join("rest.db").display().to_string(),
@@ -254,7 +264,10 @@ impl RestCatalog {
                     PrefixFrom::Client => "client",
                 }
                 .to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(name.map(str::to_string))
+            .collect::<Vec<_>>(),
         );
         RestCatalog {
             child,

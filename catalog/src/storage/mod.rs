@@ -13,6 +13,7 @@ mod io;
 mod options;
 pub mod s3;
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
@@ -30,7 +31,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use azure::AzureConfig;
-use gcs::GcsConfig;
+use gcs::{GcsConfig, split_gcs};
 use io::{ObjectRead, ObjectWrite};
 use s3::{S3Config, split_s3};
 
@@ -46,6 +47,15 @@ pub enum StoreConfig {
     Azure(AzureConfig),
     /// One Google Cloud Storage bucket; paths are `gs://bucket/key` URIs.
     Gcs(GcsConfig),
+    /// Whichever store the first location a storage sees belongs to: a REST catalog that
+    /// names its warehouse by a logical name places the tables where it likes. The
+    /// `storage.*` options of that store's kind apply, and credentials the catalog vends.
+    ByLocation {
+        /// The catalog's `storage.*` options, prefix removed.
+        options: BTreeMap<String, String>,
+        /// Storage settings the catalog handed out with the table.
+        vended: HashMap<String, String>,
+    },
 }
 
 impl StoreConfig {
@@ -74,7 +84,97 @@ impl StoreConfig {
                 )
                 .with_source(e)
             }),
+            Self::ByLocation { .. } => Err(Error::new(
+                ErrorKind::Unexpected,
+                "the store is decided by the first location it is asked for",
+            )),
         }
+    }
+
+    /// The store of `location` if it is on a cloud store (`s3://`, `gs://`, Azure's
+    /// schemes), with the `storage.*` options of that kind, and the location without a
+    /// trailing slash. None for other locations.
+    pub fn for_cloud_location(
+        location: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Option<std::result::Result<(String, StoreConfig), String>> {
+        if let Some((bucket, prefix)) = split_s3(location) {
+            return Some(
+                S3Config::new(bucket, options)
+                    .map(|c| (bucket_location("s3", bucket, prefix), StoreConfig::S3(c))),
+            );
+        }
+        if let Some((bucket, prefix)) = split_gcs(location) {
+            return Some(
+                GcsConfig::new(bucket, options)
+                    .map(|c| (bucket_location("gs", bucket, prefix), StoreConfig::Gcs(c))),
+            );
+        }
+        if AZURE_SCHEMES.iter().any(|s| location.starts_with(s)) {
+            return Some(AzureConfig::new(location, options).map(|c| {
+                (
+                    location.trim_end_matches('/').to_string(),
+                    StoreConfig::Azure(c),
+                )
+            }));
+        }
+        None
+    }
+
+    /// The store a table at `location` lives in, for [`StoreConfig::ByLocation`]: only
+    /// the options of that store's kind apply, and vended S3 credentials win.
+    fn of_table(
+        location: &str,
+        options: &BTreeMap<String, String>,
+        vended: &HashMap<String, String>,
+    ) -> Result<StoreConfig> {
+        let kind = if split_s3(location).is_some() {
+            "s3."
+        } else if split_gcs(location).is_some() {
+            "gcs."
+        } else {
+            "adls."
+        };
+        let own: BTreeMap<String, String> = options
+            .iter()
+            .filter(|(k, _)| k.starts_with(kind))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let config = match Self::for_cloud_location(location, &own) {
+            Some(found) => {
+                found
+                    .map_err(|message| Error::new(ErrorKind::DataInvalid, message))?
+                    .1
+            }
+            None if location.starts_with("file:/") => StoreConfig::Local,
+            None => {
+                return Err(Error::new(
+                    ErrorKind::DataInvalid,
+                    format!(
+                        "'{location}' is on no store Floe knows (file://, s3://, gs://, abfss://, az://)"
+                    ),
+                ));
+            }
+        };
+        Ok(match config {
+            StoreConfig::S3(c) => StoreConfig::S3(c.with_vended(vended)),
+            other => other,
+        })
+    }
+}
+
+/// The schemes of Azure locations.
+const AZURE_SCHEMES: [&str; 6] = [
+    "abfss://", "abfs://", "wasbs://", "wasb://", "az://", "azure://",
+];
+
+/// `scheme://bucket/prefix`, without a trailing slash.
+fn bucket_location(scheme: &str, bucket: &str, prefix: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        format!("{scheme}://{bucket}")
+    } else {
+        format!("{scheme}://{bucket}/{prefix}")
     }
 }
 
@@ -82,19 +182,19 @@ impl StoreConfig {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ObjectStorage {
     config: StoreConfig,
+    /// For [`StoreConfig::ByLocation`]: the store the first location belonged to.
+    #[serde(skip)]
+    resolved: OnceLock<StoreConfig>,
     #[serde(skip)]
     store: OnceLock<Arc<dyn ObjectStore>>,
 }
 
 impl Clone for ObjectStorage {
     fn clone(&self) -> Self {
-        let store = OnceLock::new();
-        if let Some(s) = self.store.get() {
-            let _ = store.set(s.clone());
-        }
         Self {
             config: self.config.clone(),
-            store,
+            resolved: self.resolved.clone(),
+            store: self.store.clone(),
         }
     }
 }
@@ -104,8 +204,28 @@ impl ObjectStorage {
     pub fn new(config: StoreConfig) -> Self {
         Self {
             config,
+            resolved: OnceLock::new(),
             store: OnceLock::new(),
         }
+    }
+
+    /// The concrete store configuration; for [`StoreConfig::ByLocation`], decided by
+    /// `location` the first time one is given.
+    fn concrete(&self, location: Option<&str>) -> Result<&StoreConfig> {
+        let StoreConfig::ByLocation { options, vended } = &self.config else {
+            return Ok(&self.config);
+        };
+        if let Some(c) = self.resolved.get() {
+            return Ok(c);
+        }
+        let Some(location) = location else {
+            return Err(Error::new(
+                ErrorKind::Unexpected,
+                "the store is not known before a location is asked for",
+            ));
+        };
+        let found = StoreConfig::of_table(location, options, vended)?;
+        Ok(self.resolved.get_or_init(|| found))
     }
 
     /// The underlying object store (also used for listing and removing orphan files).
@@ -113,14 +233,14 @@ impl ObjectStorage {
         if let Some(s) = self.store.get() {
             return Ok(s.clone());
         }
-        let built = self.config.build()?;
+        let built = self.concrete(None)?.build()?;
         Ok(self.store.get_or_init(|| built).clone())
     }
 
     /// The Iceberg location of a path in the store: the inverse of [`Self::path`].
     pub fn location(&self, path: &Path) -> String {
-        match &self.config {
-            StoreConfig::Local => format!("file:///{path}"),
+        match self.concrete(None).unwrap_or(&self.config) {
+            StoreConfig::Local | StoreConfig::ByLocation { .. } => format!("file:///{path}"),
             StoreConfig::S3(c) => format!("s3://{}/{path}", c.bucket),
             StoreConfig::Azure(c) => format!("{}/{path}", c.root),
             StoreConfig::Gcs(c) => format!("gs://{}/{path}", c.bucket),
@@ -129,7 +249,11 @@ impl ObjectStorage {
 
     /// Maps an Iceberg location to a path in the store.
     pub fn path(&self, location: &str) -> Result<Path> {
-        match &self.config {
+        match self.concrete(Some(location))? {
+            StoreConfig::ByLocation { .. } => Err(Error::new(
+                ErrorKind::Unexpected,
+                "a store decided by location resolves to a concrete one",
+            )),
             StoreConfig::Gcs(c) => {
                 let key = c.key_of(location).ok_or_else(|| {
                     Error::new(
@@ -215,7 +339,8 @@ pub(crate) fn store_error(location: &str, what: &str, e: object_store::Error) ->
 #[typetag::serde]
 impl Storage for ObjectStorage {
     async fn exists(&self, path: &str) -> Result<bool> {
-        match self.store()?.head(&self.path(path)?).await {
+        let p = self.path(path)?;
+        match self.store()?.head(&p).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(store_error(path, "checking", e)),
@@ -223,18 +348,20 @@ impl Storage for ObjectStorage {
     }
 
     async fn metadata(&self, path: &str) -> Result<FileMetadata> {
+        let p = self.path(path)?;
         let meta = self
             .store()?
-            .head(&self.path(path)?)
+            .head(&p)
             .await
             .map_err(|e| store_error(path, "reading metadata of", e))?;
         Ok(FileMetadata { size: meta.size })
     }
 
     async fn read(&self, path: &str) -> Result<Bytes> {
+        let p = self.path(path)?;
         let got = self
             .store()?
-            .get(&self.path(path)?)
+            .get(&p)
             .await
             .map_err(|e| store_error(path, "reading", e))?;
         got.bytes()
@@ -243,31 +370,35 @@ impl Storage for ObjectStorage {
     }
 
     async fn reader(&self, path: &str) -> Result<Box<dyn FileRead>> {
+        let p = self.path(path)?;
         Ok(Box::new(ObjectRead::new(
             self.store()?,
-            self.path(path)?,
+            p,
             path.to_string(),
         )))
     }
 
     async fn write(&self, path: &str, bs: Bytes) -> Result<()> {
+        let p = self.path(path)?;
         self.store()?
-            .put(&self.path(path)?, bs.into())
+            .put(&p, bs.into())
             .await
             .map_err(|e| store_error(path, "writing", e))?;
         Ok(())
     }
 
     async fn writer(&self, path: &str) -> Result<Box<dyn FileWrite>> {
+        let p = self.path(path)?;
         Ok(Box::new(ObjectWrite::new(
             self.store()?,
-            self.path(path)?,
+            p,
             path.to_string(),
         )))
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
-        match self.store()?.delete(&self.path(path)?).await {
+        let p = self.path(path)?;
+        match self.store()?.delete(&p).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_error(path, "deleting", e)),
         }
@@ -321,6 +452,10 @@ impl StorageFactory for ObjectStorageFactory {
     fn build(&self, config: &StorageConfig) -> Result<Arc<dyn Storage>> {
         let store = match &self.config {
             StoreConfig::S3(c) => StoreConfig::S3(c.with_vended(config.props())),
+            StoreConfig::ByLocation { options, .. } => StoreConfig::ByLocation {
+                options: options.clone(),
+                vended: config.props().clone(),
+            },
             other => other.clone(),
         };
         Ok(Arc::new(ObjectStorage::new(store)))
@@ -347,6 +482,43 @@ mod tests {
         assert_eq!(r.read(6..11).await?, Bytes::from_static(b"world"));
         storage.delete(&loc).await?;
         assert!(!storage.exists(&loc).await?);
+        Ok(())
+    }
+
+    #[test]
+    fn a_store_decided_by_location_takes_that_kinds_options_and_vended_keys() -> Result<()> {
+        let options: BTreeMap<String, String> =
+            [("s3.region", "eu-west-1"), ("adls.account-key", "a2V5")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let vended: HashMap<String, String> =
+            [("s3.access-key-id".to_string(), "vended".to_string())].into();
+        let storage = ObjectStorage::new(StoreConfig::ByLocation { options, vended });
+        assert!(storage.store().is_err(), "nothing to decide by yet");
+        let path = storage.path("s3://lake/wh/t/data/x.parquet")?;
+        assert_eq!(path.as_ref(), "wh/t/data/x.parquet");
+        let Ok(StoreConfig::S3(c)) = storage.concrete(None) else {
+            panic!("decided for S3");
+        };
+        assert_eq!(c.bucket, "lake");
+        assert_eq!(
+            c.options.get("s3.access-key-id").map(String::as_str),
+            Some("vended")
+        );
+        assert!(!c.options.contains_key("adls.account-key"));
+        assert!(
+            storage.path("s3://other/x").is_err(),
+            "one storage, one bucket"
+        );
+        assert!(
+            ObjectStorage::new(StoreConfig::ByLocation {
+                options: BTreeMap::new(),
+                vended: HashMap::new()
+            })
+            .path("ftp://x/y")
+            .is_err()
+        );
         Ok(())
     }
 
