@@ -18,12 +18,21 @@ fn catalog(pg: &Postgres, endpoint: &str, bucket: &str, extra: &str) -> String {
     format!(
         "'type' = 'sql',
   'uri' = 'postgres://floe:${{PG_PASSWORD}}@127.0.0.1:{port}/postgres',
-  'warehouse' = 's3://{bucket}/warehouse',
+  {}{extra}",
+        s3_warehouse(endpoint, bucket),
+        port = pg.port
+    )
+}
+
+/// The warehouse options of a lake in `bucket` of the S3 server at `endpoint`, with the
+/// secret key from `${S3_SECRET}`.
+fn s3_warehouse(endpoint: &str, bucket: &str) -> String {
+    format!(
+        "'warehouse' = 's3://{bucket}/warehouse',
   'storage.s3.endpoint' = '{endpoint}',
   'storage.s3.region' = 'us-east-1',
   'storage.s3.access-key-id' = 'floe',
-  'storage.s3.secret-access-key' = '${{S3_SECRET}}'{extra}",
-        port = pg.port
+  'storage.s3.secret-access-key' = '${{S3_SECRET}}'"
     )
 }
 
@@ -135,17 +144,7 @@ fn a_throttling_store_slows_the_job_down_and_loses_nothing() {
     // One request in four is refused with "503 SlowDown": data files, manifests and
     // metadata alike, on writes and reads.
     let proxy = ThrottleProxy::start(&s3.endpoint, 4);
-    let mut lake = sqlite_lake(
-        &format!(
-            "'warehouse' = 's3://lake/warehouse',
-  'storage.s3.endpoint' = '{}',
-  'storage.s3.region' = 'us-east-1',
-  'storage.s3.access-key-id' = 'floe',
-  'storage.s3.secret-access-key' = '${{S3_SECRET}}'",
-            proxy.endpoint
-        ),
-        "500ms",
-    );
+    let mut lake = sqlite_lake(&s3_warehouse(&proxy.endpoint, "lake"), "500ms");
     lake.env = secrets();
     broker.produce_all(4000, 4, 0);
     let out = lake.run_until_idle(&broker, "4s");

@@ -237,7 +237,8 @@ impl ObjectStorage {
         Ok(self.store.get_or_init(|| built).clone())
     }
 
-    /// The Iceberg location of a path in the store: the inverse of [`Self::path`].
+    /// The Iceberg location of a path in the store: the inverse of [`Self::path`]. Paths
+    /// come from this storage's store, so a store decided by location is decided by then.
     pub fn location(&self, path: &Path) -> String {
         match self.concrete(None).unwrap_or(&self.config) {
             StoreConfig::Local | StoreConfig::ByLocation { .. } => format!("file:///{path}"),

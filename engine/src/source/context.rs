@@ -6,6 +6,7 @@
 //! pipeline first reloads the tables' committed offsets, which another replica may have
 //! moved, and reading starts there.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
@@ -135,7 +136,7 @@ impl FloeContext {
         tpl: &mut TopicPartitionList,
     ) -> OffsetMap {
         let resume = self.shared.resume();
-        let known = |topic: &str| resume.iter().any(|(tp, _)| tp.topic == topic);
+        let known: HashSet<&str> = resume.iter().map(|(tp, _)| tp.topic.as_str()).collect();
         let assigned: Vec<TopicPartition> = tpl
             .elements()
             .iter()
@@ -147,7 +148,7 @@ impl FloeContext {
         for tp in assigned {
             let offset = match resume.get(&tp) {
                 Some(o) => Offset::Offset(o),
-                None if known(&tp.topic) => {
+                None if known.contains(tp.topic.as_str()) => {
                     info!(partition = %tp, "partition new since the job started: reading it from the beginning");
                     Offset::Beginning
                 }
