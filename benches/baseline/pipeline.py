@@ -33,6 +33,7 @@ consumer = Consumer({
     "fetch.max.bytes": 52428800,
     "max.partition.fetch.bytes": 10485760,
     "queued.min.messages": 200000,
+    "fetch.queue.backoff.ms": 10,
 })
 consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
 

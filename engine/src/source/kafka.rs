@@ -116,6 +116,11 @@ pub fn consumer_config(def: &SourceDef, bootstrap: &str) -> ClientConfig {
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
         .set("queued.min.messages", "200000")
+        // With all partitions feeding one consumer queue, the queue is over the
+        // threshold above as a whole, and librdkafka then postpones every partition's
+        // next fetch by this much (default 1 s): the reader drained the queue in a
+        // fraction of that and sat idle. Checking again soon keeps fetches flowing.
+        .set("fetch.queue.backoff.ms", "10")
         // A broker may hold a fetch this long waiting for more data; freshness pays it.
         .set("fetch.wait.max.ms", "100");
     for (k, v) in &def.kafka.properties {
