@@ -169,6 +169,10 @@ enum Command {
         /// Topics to create, as name:partitions.
         #[arg(long = "topic")]
         topics: Vec<String>,
+        /// How long a new consumer group waits for more members before its first
+        /// assignment (Kafka's group.initial.rebalance.delay.ms).
+        #[arg(long, value_parser = duration, default_value = "3s")]
+        group_join_delay: Duration,
     },
 }
 
@@ -307,7 +311,10 @@ fn main() -> ExitCode {
                 remove,
                 older_than,
             } => commands::orphans::orphans(&job, &table, remove, older_than).await?,
-            Command::Broker { topics } => commands::broker::broker(&topics)?,
+            Command::Broker {
+                topics,
+                group_join_delay,
+            } => commands::broker::broker(&topics, group_join_delay)?,
         }
         Ok(())
     });

@@ -2,6 +2,7 @@
 //! and local experiments that must survive the `floe run` process.
 
 use std::io::{BufRead, Write};
+use std::time::Duration;
 
 use crate::embedded::broker::EmbeddedBroker;
 use crate::error::{EngineError, Result};
@@ -10,8 +11,8 @@ use crate::error::{EngineError, Result};
 /// `bootstrap.servers=HOST:PORT`, and runs until standard input closes. The lines `down`
 /// and `up` on standard input take the broker down and bring it back (its log kept), for
 /// outage tests; each is answered with the same word once done.
-pub fn broker(topics: &[String]) -> Result<()> {
-    let broker = EmbeddedBroker::start()?;
+pub fn broker(topics: &[String], group_join_delay: Duration) -> Result<()> {
+    let broker = EmbeddedBroker::start(group_join_delay)?;
     for t in topics {
         let (name, parts) = t.split_once(':').unwrap_or((t.as_str(), "1"));
         let parts: u32 = parts.parse().map_err(|_| {

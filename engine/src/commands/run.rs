@@ -8,17 +8,14 @@ use floe_sinks::RetryPolicy;
 use floe_sql::job::{EmbeddedFeed, SourceDef};
 use tracing::{error, info, warn};
 
-use crate::embedded::broker::EmbeddedBroker;
-use crate::embedded::generator::{Feed, GenerateSpec, produce};
+use crate::embedded::broker::{EmbeddedBroker, RETENTION_BYTES_PER_PARTITION, retained_records};
+use crate::embedded::generator::{Feed, GenerateSpec, produce, typical_record_bytes};
 use crate::error::Result;
 use crate::pipeline::{self, RunOptions, TableState};
 use crate::setup::{
     catalog_of, ensure_dead_letter_tables, ensure_tables, load_and_compile, open_catalogs,
 };
 use crate::shutdown;
-
-/// Records per partition librdkafka's mock broker keeps before it drops the oldest.
-const EMBEDDED_RETENTION_RECORDS: u64 = 100_000;
 
 /// Settings from the command line.
 #[derive(Debug, Clone)]
@@ -91,7 +88,9 @@ pub async fn run(path: &Path, args: RunArgs) -> Result<()> {
             None => bootstraps.push(s.kafka.bootstrap_servers.clone()),
             Some(feed) => {
                 if broker.is_none() {
-                    broker = Some(EmbeddedBroker::start()?);
+                    // This job is the broker's only consumer: no other member is worth
+                    // waiting for before the first assignment.
+                    broker = Some(EmbeddedBroker::start(Duration::ZERO)?);
                 }
                 let Some(b) = broker.as_ref() else { continue };
                 b.create_topic(&s.kafka.topic, feed.partitions)?;
@@ -101,12 +100,14 @@ pub async fn run(path: &Path, args: RunArgs) -> Result<()> {
                 let per_partition = feed
                     .records
                     .map_or(u64::MAX, |n| n.div_ceil(u64::from(feed.partitions)));
-                if feed.rate.is_none() && per_partition > EMBEDDED_RETENTION_RECORDS {
+                let retained = retained_records(typical_record_bytes(spec.feed));
+                if feed.rate.is_none() && per_partition > retained {
                     warn!(
                         source = %s.name,
-                        "the embedded broker keeps only the newest {EMBEDDED_RETENTION_RECORDS} records (and 5 MB) per partition; \
+                        "the embedded broker keeps only the newest {} MB (about {retained} records of this feed) per partition; \
                          unpaced, the generator can outrun the job and records will expire unread (the job then stops with an \
-                         out-of-range error). Set 'embedded.rate' or more 'embedded.partitions'"
+                         out-of-range error). Set 'embedded.rate' or more 'embedded.partitions'",
+                        RETENTION_BYTES_PER_PARTITION >> 20
                     );
                 }
                 let addr = bootstrap.clone();

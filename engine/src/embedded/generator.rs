@@ -95,6 +95,25 @@ fn write_record(
     id
 }
 
+/// The key and value bytes of a typical record of `feed` (its first record), for sizing
+/// logs.
+pub fn typical_record_bytes(feed: Feed) -> u64 {
+    let spec = GenerateSpec {
+        topic: String::new(),
+        partitions: 1,
+        ranges: vec![(0, 1)],
+        rate: None,
+        paced_from: vec![0],
+        seed: 1,
+        properties: vec![],
+        dirty_every: None,
+        feed,
+    };
+    let (mut out, mut text) = (Vec::new(), String::new());
+    let id = write_record(&spec, 0, 0, &mut out, &mut text);
+    (out.len() + id.to_string().len()) as u64
+}
+
 /// The bad records a dirty feed mixes in, in the order they take turns.
 pub const DIRT: [&str; 11] = [
     "not-json",
