@@ -32,6 +32,10 @@ impl Broker {
     pub fn start(floe: &Path, topic: &str, partitions: u32) -> Result<Broker> {
         let mut child = Command::new(floe)
             .args(["broker", "--topic", &format!("{topic}:{partitions}")])
+            // The ceilings and the Python baseline read without a consumer group; Floe
+            // joins one, and Kafka's default wait of 3 s for more members would be counted
+            // against it alone.
+            .args(["--group-join-delay", "0s"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -16,6 +16,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use floe_engine::embedded::broker::retained_records;
+use floe_engine::embedded::generator::{Feed, typical_record_bytes};
 use floe_sql::{EnvVariables, parse_job};
 use serde_json::json;
 
@@ -26,11 +28,12 @@ use crate::report::{Row, percentile};
 #[derive(Debug, Parser)]
 #[command(about = "Floe's end-to-end ingest benchmark (see the README's performance section)")]
 struct Args {
-    /// Bids to pre-produce.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Bids to pre-produce. The broker keeps about 5 MB per partition (some 30 000
+    /// bids), so more events need more partitions.
+    #[arg(long, default_value_t = 800_000)]
     events: u64,
     /// Partitions of the topic.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 32)]
     partitions: u32,
     /// Jobs of benches/jobs to run.
     #[arg(long, value_delimiter = ',', default_value = "q0,q1,q2,validate")]
@@ -110,6 +113,7 @@ async fn main() -> Result<()> {
         args.freshness_seconds = 3;
         args.commit_interval = "1s".into();
     }
+    check_retention(&args)?;
     let floe = floe_binary()?;
     let jobs_dir = repo().join("benches/jobs");
     let work = tempfile::tempdir()?;
@@ -257,6 +261,27 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// Fails when the broker would drop bids before they are read: it keeps about 5 MB per
+/// partition (less data per record when the producer compresses).
+fn check_retention(args: &Args) -> Result<()> {
+    let compressed = args
+        .producer_properties
+        .iter()
+        .any(|p| p.starts_with("compression.type=") && !p.ends_with("=none"));
+    let per_partition = args.events.div_ceil(u64::from(args.partitions.max(1)));
+    let retained = retained_records(typical_record_bytes(Feed::Bids));
+    if !compressed && per_partition > retained {
+        bail!(
+            "--events {} over --partitions {} puts {per_partition} bids in each partition, but the broker keeps only \
+             about {retained} per partition (5 MB): use at least {} partitions, or fewer events",
+            args.events,
+            args.partitions,
+            args.events.div_ceil(retained)
+        );
+    }
+    Ok(())
+}
+
 /// Variables of the benchmark jobs when parsed in-process.
 struct BenchVars(PathBuf, String);
 
@@ -332,9 +357,10 @@ async fn measure_freshness(
             args.producer_properties.clone(),
         );
         std::thread::spawn(move || {
-            // Give the job time to join its group, so that waiting for the join is not
-            // counted as staleness.
-            std::thread::sleep(std::time::Duration::from_secs(4));
+            // Let the job start and join its group first (the broker assigns at once). It
+            // stops after 3 s without records, so the producer must not wait much longer;
+            // records that arrive before its first commit are not counted anyway.
+            std::thread::sleep(std::time::Duration::from_secs(1));
             broker::produce(
                 &floe,
                 &bootstrap,
