@@ -106,23 +106,19 @@ impl EmbeddedBroker {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use rdkafka::consumer::{BaseConsumer, Consumer};
 
     use super::*;
     use crate::embedded::generator::{Feed, GenerateSpec, produce, typical_record_bytes};
 
-    fn bids(topic: &str, from: u64, to: u64) -> GenerateSpec {
-        GenerateSpec {
-            topic: topic.into(),
-            partitions: 1,
-            ranges: vec![(from, to)],
-            rate: None,
-            paced_from: vec![0],
-            seed: 1,
-            properties: vec![],
-            dirty_every: None,
-            feed: Feed::Bids,
-        }
+    fn consumer(bootstrap: &str) -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", "embedded-broker-test")
+            .create()
+            .expect("consumer")
     }
 
     /// The retention estimate is on the safe side: a partition filled to it still starts
@@ -134,28 +130,49 @@ mod tests {
         let bootstrap = broker.bootstrap_servers();
         let n = retained_records(typical_record_bytes(Feed::Bids));
         assert!((20_000..40_000).contains(&n), "{n} bids per partition");
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", "retention")
-            .create()
-            .expect("consumer");
+        let consumer = consumer(&bootstrap);
         let watermarks = || {
             consumer
                 .fetch_watermarks("bids", 0, Duration::from_secs(10))
                 .expect("watermarks")
         };
-        assert_eq!(
-            produce(&bootstrap, &bids("bids", 0, n)).expect("produce"),
-            n
-        );
+        let bids = |from, to| GenerateSpec::one_partition("bids", Feed::Bids, from, to);
+        assert_eq!(produce(&bootstrap, &bids(0, n)).expect("produce"), n);
         assert_eq!(
             watermarks(),
             (0, n as i64),
             "records within the estimate were dropped"
         );
-        produce(&bootstrap, &bids("bids", n, 2 * n)).expect("produce");
+        produce(&bootstrap, &bids(n, 2 * n)).expect("produce");
         let (start, end) = watermarks();
         assert_eq!(end, 2 * n as i64);
         assert!(start > 0, "the broker kept all of {end} records");
+    }
+
+    /// True when a lone member of a new group gets its partitions within `wait`.
+    fn assigned_within(group_join_delay: Duration, wait: Duration) -> bool {
+        let broker = EmbeddedBroker::start(group_join_delay).expect("broker");
+        broker.create_topic("t", 1).expect("topic");
+        let consumer = consumer(&broker.bootstrap_servers());
+        consumer.subscribe(&["t"]).expect("subscribe");
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            let _ = consumer.poll(Duration::from_millis(100));
+            if consumer.assignment().is_ok_and(|a| a.count() > 0) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The delay is the broker's wait for more members before a new group's first
+    /// assignment: none at zero (Kafka's default would be 3 s), the whole delay otherwise.
+    #[test]
+    fn a_new_group_is_assigned_after_the_join_delay() {
+        assert!(assigned_within(Duration::ZERO, Duration::from_millis(2500)));
+        assert!(!assigned_within(
+            Duration::from_secs(60),
+            Duration::from_secs(4)
+        ));
     }
 }

@@ -95,20 +95,27 @@ fn write_record(
     id
 }
 
+impl GenerateSpec {
+    /// Records `from..to` of `feed` (seed 1, clean, unpaced) into partition 0 of `topic`.
+    pub fn one_partition(topic: &str, feed: Feed, from: u64, to: u64) -> Self {
+        Self {
+            topic: topic.to_string(),
+            partitions: 1,
+            ranges: vec![(from, to)],
+            rate: None,
+            paced_from: vec![0],
+            seed: 1,
+            properties: vec![],
+            dirty_every: None,
+            feed,
+        }
+    }
+}
+
 /// The key and value bytes of a typical record of `feed` (its first record), for sizing
 /// logs.
 pub fn typical_record_bytes(feed: Feed) -> u64 {
-    let spec = GenerateSpec {
-        topic: String::new(),
-        partitions: 1,
-        ranges: vec![(0, 1)],
-        rate: None,
-        paced_from: vec![0],
-        seed: 1,
-        properties: vec![],
-        dirty_every: None,
-        feed,
-    };
+    let spec = GenerateSpec::one_partition("", feed, 0, 1);
     let (mut out, mut text) = (Vec::new(), String::new());
     let id = write_record(&spec, 0, 0, &mut out, &mut text);
     (out.len() + id.to_string().len()) as u64
