@@ -96,17 +96,13 @@ fn a_crash_between_writing_files_and_committing_loses_nothing() {
 
     // The aborted commit left its files behind: orphans, listed and safely removed.
     let orphans = |table: &str, args: &[&str]| {
-        let out = crate::fixture::floe()
-            .args(["orphans", "--job"])
-            .arg(&lake.job)
-            .arg(table)
-            .args(args)
-            .output()
-            .expect("floe orphans");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = crate::fixture::succeeded(
+            crate::fixture::floe()
+                .args(["orphans", "--job"])
+                .arg(&lake.job)
+                .arg(table)
+                .args(args),
+            "floe orphans",
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };

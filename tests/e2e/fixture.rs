@@ -5,6 +5,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::Duration;
 
+/// Runs `cmd` to the end and returns what it printed; panics with its error output,
+/// naming it `what`, when it fails.
+pub fn succeeded(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Reads the child's stderr until a line contains `needle`; keeps draining it afterwards.
 pub fn wait_for_line(child: &mut Child, needle: &str, limit: Duration) -> bool {
     StderrLog::attach(child).is_some_and(|log| log.wait_for(needle, limit))
@@ -298,17 +312,12 @@ impl Lake {
 
     /// `floe describe` output for `table`.
     pub fn describe(&self, table: &str) -> String {
-        let out = self
-            .floe()
-            .args(["describe", "--job"])
-            .arg(&self.job)
-            .arg(table)
-            .output()
-            .expect("run floe describe");
-        assert!(
-            out.status.success(),
-            "floe describe failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = succeeded(
+            self.floe()
+                .args(["describe", "--job"])
+                .arg(&self.job)
+                .arg(table),
+            "floe describe",
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -359,31 +368,17 @@ impl Lake {
         if let Some(g) = group {
             cmd.env("FLOE_E2E_GROUP", g);
         }
-        let out = cmd
-            .args(["--stop-when-idle", idle])
-            .output()
-            .expect("run floe");
-        assert!(
-            out.status.success(),
-            "floe run failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        succeeded(cmd.args(["--stop-when-idle", idle]), "floe run")
     }
 
     /// Rows of `sql` through `floe query --format json`.
     pub fn query(&self, sql: &str) -> Vec<serde_json::Value> {
-        let out = self
-            .floe()
-            .args(["query", "--format", "json", "--job"])
-            .arg(&self.job)
-            .arg(sql)
-            .output()
-            .expect("run floe query");
-        assert!(
-            out.status.success(),
-            "floe query failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = succeeded(
+            self.floe()
+                .args(["query", "--format", "json", "--job"])
+                .arg(&self.job)
+                .arg(sql),
+            "floe query",
         );
         String::from_utf8_lossy(&out.stdout)
             .lines()

@@ -39,18 +39,14 @@ pub fn read_through(
     table: &str,
 ) -> serde_json::Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/read_table.py");
-    let out = Command::new(python())
-        .arg(script)
-        .arg(uri)
-        .arg(warehouse)
-        .arg(table)
-        .args(props)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "PyIceberg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = crate::fixture::succeeded(
+        Command::new(python())
+            .arg(script)
+            .arg(uri)
+            .arg(warehouse)
+            .arg(table)
+            .args(props),
+        "PyIceberg",
     );
     serde_json::from_slice(&out.stdout).expect("JSON from the reader")
 }

@@ -86,15 +86,11 @@ impl Postgres {
             .args(["-R", "postgres:postgres"])
             .arg(dir.path())
             .status();
-        let out = pg_command(&bin, "initdb")
-            .args(["-U", "floe", "--auth=trust", "-E", "UTF8", "-D"])
-            .arg(&data)
-            .output()
-            .expect("run initdb");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        crate::fixture::succeeded(
+            pg_command(&bin, "initdb")
+                .args(["-U", "floe", "--auth=trust", "-E", "UTF8", "-D"])
+                .arg(&data),
+            "initdb",
         );
         let pg = Postgres {
             port: free_port(),
@@ -412,16 +408,9 @@ impl Azurite {
 /// The lines `code` prints when the tests' Python runs it with `args`; panics with its
 /// error output if it fails.
 fn python_lines(code: &str, args: &[&str]) -> Vec<String> {
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(code)
-        .args(args)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = crate::fixture::succeeded(
+        Command::new(python()).arg("-c").arg(code).args(args),
+        "python",
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()
