@@ -70,9 +70,7 @@ impl std::fmt::Debug for GcsConfig {
 
 /// Splits `gs://bucket/key` into bucket and key.
 pub fn split_gcs(location: &str) -> Option<(&str, &str)> {
-    let rest = location.strip_prefix("gs://")?;
-    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-    (!bucket.is_empty()).then_some((bucket, key))
+    super::split_bucket(location.strip_prefix("gs://")?)
 }
 
 impl GcsConfig {

@@ -168,6 +168,13 @@ const AZURE_SCHEMES: [&str; 6] = [
     "abfss://", "abfs://", "wasbs://", "wasb://", "az://", "azure://",
 ];
 
+/// `bucket/key` (what follows `scheme://`) split into bucket and key; None without a
+/// bucket.
+fn split_bucket(rest: &str) -> Option<(&str, &str)> {
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    (!bucket.is_empty()).then_some((bucket, key))
+}
+
 /// `scheme://bucket/prefix`, without a trailing slash.
 fn bucket_location(scheme: &str, bucket: &str, prefix: &str) -> String {
     let prefix = prefix.trim_matches('/');

@@ -152,8 +152,7 @@ pub fn split_s3(location: &str) -> Option<(&str, &str)> {
     let rest = location
         .strip_prefix("s3://")
         .or_else(|| location.strip_prefix("s3a://"))?;
-    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-    (!bucket.is_empty()).then_some((bucket, key))
+    super::split_bucket(rest)
 }
 
 #[cfg(test)]
