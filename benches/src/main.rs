@@ -451,3 +451,28 @@ fn percentile_sorted(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     percentile(&v, q)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        Args::parse_from(std::iter::once("floe-bench").chain(extra.iter().copied()))
+    }
+
+    #[test]
+    fn more_bids_than_the_broker_keeps_are_refused_before_the_run() {
+        check_retention(&args(&[])).expect("the defaults fit the broker");
+        let too_many = ["--events", "1000000", "--partitions", "16"];
+        let err = check_retention(&args(&too_many))
+            .expect_err("1 000 000 bids over 16 partitions overflow it")
+            .to_string();
+        assert!(err.contains("use at least"), "{err}");
+        let compressed = [
+            &too_many[..],
+            &["--producer-property", "compression.type=lz4"],
+        ]
+        .concat();
+        check_retention(&args(&compressed)).expect("compressed batches are not judged");
+    }
+}
