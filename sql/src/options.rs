@@ -81,12 +81,33 @@ impl OptionReader {
                 o.value_pos,
                 format!("option '{key}' of {} must not be empty", self.what),
             )),
-            None => Err(SqlError::new(
-                ErrorKind::Option,
-                self.stmt_pos,
-                format!("{} needs the option '{key}'", self.what),
-            )),
+            None => Err(self.misspelled(key).unwrap_or_else(|| {
+                SqlError::new(
+                    ErrorKind::Option,
+                    self.stmt_pos,
+                    format!("{} needs the option '{key}'", self.what),
+                )
+            })),
         }
+    }
+
+    /// An unread option whose key is a near miss of the missing `key` (`'formt'` for
+    /// `'format'`): reported as unknown, at its own position, with `key` as the hint,
+    /// rather than only saying that `key` is missing.
+    pub fn misspelled(&self, key: &str) -> Option<SqlError> {
+        let o = self
+            .options
+            .iter()
+            .filter(|o| !self.used.contains(&o.key))
+            .find(|o| nearest(&o.key, [key]).is_some())?;
+        Some(SqlError::new(
+            ErrorKind::Option,
+            o.key_pos,
+            format!(
+                "unknown option '{}' for {}; did you mean '{key}'? ({} needs '{key}')",
+                o.key, self.what, self.what
+            ),
+        ))
     }
 
     fn typed<T>(
@@ -232,5 +253,17 @@ mod tests {
         let e = OptionReader::new("x", Pos::default(), vec![opt("a", "1"), opt("a", "2")])
             .expect_err("dup");
         assert!(e.to_string().contains("given twice"));
+    }
+
+    #[test]
+    fn a_misspelled_required_option_is_named_with_its_nearest_key() {
+        let mut r = OptionReader::new("source orders", Pos::new(1, 1), vec![opt("formt", "json")])
+            .expect("reader");
+        let e = r.required("format").expect_err("missing").to_string();
+        assert!(
+            e.contains("unknown option 'formt'") && e.contains("did you mean 'format'"),
+            "{e}"
+        );
+        assert!(e.contains(":2:3:"), "{e}");
     }
 }

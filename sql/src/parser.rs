@@ -16,7 +16,7 @@ use crate::error::{ErrorKind, Pos, Result, SqlError, from_parser_error, nearest}
 use crate::job::{
     CatalogDef, CatalogKind, CheckDef, EmbeddedFeed, InsertDef, JobFile, KafkaOptions, MetadataKey,
     PartitionField, Policy, QualityDef, SourceColumn, SourceDef, SourceFormat, StartupMode,
-    TableColumn, TableDef, TableName, TableOptions, Transform, ViolationKind,
+    TableColumn, TableDef, TableName, TableOptions, TimestampNumbers, Transform, ViolationKind,
 };
 use crate::options::{OptionReader, RawOption};
 use crate::substitute::{Variables, substitute};
@@ -46,6 +46,7 @@ const SOURCE_OPTIONS: &[&str] = &[
     "scan.startup.timestamp-millis",
     "scan.batch.records",
     "source.max-record-bytes",
+    "json.timestamp-number",
     "embedded.generator",
     "embedded.records",
     "embedded.rate",
@@ -58,6 +59,7 @@ const TABLE_OPTIONS: &[&str] = &[
     "commit.max-bytes",
     "commit.max-records",
     "write.target-file-size",
+    "checkpoint.missing",
     "on-violation",
     "on-violation.*",
     "dead-letter.table",
@@ -680,11 +682,13 @@ impl<'a> JobParser<'a> {
         let format = match r.choice("format", &["json"])? {
             Some(_) => SourceFormat::Json,
             None => {
-                return Err(SqlError::new(
-                    ErrorKind::Option,
-                    pos,
-                    format!("{what} needs 'format' = 'json'"),
-                ));
+                return Err(r.misspelled("format").unwrap_or_else(|| {
+                    SqlError::new(
+                        ErrorKind::Option,
+                        pos,
+                        format!("{what} needs 'format' = 'json'"),
+                    )
+                }));
             }
         };
         let startup = match r.choice(
@@ -726,6 +730,15 @@ impl<'a> JobParser<'a> {
             .unwrap_or(8192)
             .clamp(1, 1 << 20) as usize;
         let max_record_bytes = r.size("source.max-record-bytes")?;
+        let timestamp_numbers = match r.choice(
+            "json.timestamp-number",
+            &["epoch-millis", "epoch-seconds", "epoch-micros", "error"],
+        )? {
+            Some("epoch-seconds") => TimestampNumbers::EpochSeconds,
+            Some("epoch-micros") => TimestampNumbers::EpochMicros,
+            Some("error") => TimestampNumbers::Error,
+            _ => TimestampNumbers::EpochMillis,
+        };
         let mut properties = r.with_prefix("properties.");
         let bootstrap_servers = properties
             .remove("bootstrap.servers")
@@ -782,6 +795,7 @@ impl<'a> JobParser<'a> {
                 batch_records,
                 embedded,
                 max_record_bytes,
+                timestamp_numbers,
             },
         });
         Ok(())
@@ -831,6 +845,9 @@ impl<'a> JobParser<'a> {
                 .unwrap_or(defaults.target_file_size)
                 .max(1024),
             properties: r.with_prefix("iceberg."),
+            start_without_checkpoint: r
+                .choice("checkpoint.missing", &["fail", "startup-mode"])?
+                .is_some_and(|c| c == "startup-mode"),
         };
         let (quality, dead_letter) = quality_options(&mut r, &what, pos, checks)?;
         r.finish(TABLE_OPTIONS)?;
@@ -1044,8 +1061,10 @@ impl<'a> JobParser<'a> {
                 s.kafka.group_id = format!("floe-{name}");
             }
         }
+        check_topics_unique(&sources)?;
         Ok(JobFile {
             path: path.to_string(),
+            name_is_set: self.job_name.is_some(),
             name,
             catalogs: self.catalogs,
             sources,
@@ -1139,4 +1158,24 @@ impl OrPos for Pos {
     fn or(self, other: Pos) -> Pos {
         if self.line == 0 { other } else { self }
     }
+}
+/// Refuses two sources that read one topic name (on one cluster or two): a table's
+/// checkpoint keeps offsets by topic name and partition, so their offsets would collide,
+/// and on one cluster they would also split the partitions of one consumer group.
+fn check_topics_unique(sources: &[SourceDef]) -> Result<()> {
+    for (i, s) in sources.iter().enumerate() {
+        if let Some(first) = sources[..i].iter().find(|o| o.kafka.topic == s.kafka.topic) {
+            return Err(SqlError::new(
+                ErrorKind::Option,
+                s.pos,
+                format!(
+                    "sources {} and {} both read topic '{}': tables keep their offsets by topic \
+                     and partition, so the two would overwrite each other's. Read the topic \
+                     through one source; several INSERTs can share it",
+                    first.name, s.name, s.kafka.topic
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

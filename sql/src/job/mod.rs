@@ -11,6 +11,7 @@ pub use insert::InsertDef;
 pub use quality::{CheckDef, Policy, QualityDef, ViolationKind};
 pub use source::{
     EmbeddedFeed, KafkaOptions, MetadataKey, SourceColumn, SourceDef, SourceFormat, StartupMode,
+    TimestampNumbers,
 };
 pub use table::{PartitionField, TableColumn, TableDef, TableName, TableOptions, Transform};
 
@@ -21,6 +22,10 @@ pub struct JobFile {
     pub path: String,
     /// The job's identity, recorded in every snapshot it commits: `SET 'job.name'`, else the file stem.
     pub name: String,
+    /// True when `SET 'job.name'` gave the name. `floe run` requires it: a name taken from
+    /// the file stem would let two job files of one name in different folders share
+    /// their checkpoints in a table without anybody deciding so.
+    pub name_is_set: bool,
     /// `CREATE CATALOG` statements.
     pub catalogs: Vec<CatalogDef>,
     /// `CREATE SOURCE` statements (and `CREATE TABLE … WITH ('connector' = …)`).

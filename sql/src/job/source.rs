@@ -105,6 +105,20 @@ pub enum SourceFormat {
     Json,
 }
 
+/// What a JSON number in a `TIMESTAMP` column means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimestampNumbers {
+    /// Milliseconds since the epoch (the default: what most producers write).
+    #[default]
+    EpochMillis,
+    /// Seconds since the epoch.
+    EpochSeconds,
+    /// Microseconds since the epoch.
+    EpochMicros,
+    /// A number is a `type` bad record: only strings are timestamps.
+    Error,
+}
+
 /// Where a source starts when no table of the job has committed offsets for a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartupMode {
@@ -156,6 +170,8 @@ pub struct KafkaOptions {
     pub embedded: Option<EmbeddedFeed>,
     /// Records larger than this are bad records of kind `too-large`.
     pub max_record_bytes: Option<u64>,
+    /// What a JSON number in a `TIMESTAMP` column means (`'json.timestamp-number'`).
+    pub timestamp_numbers: TimestampNumbers,
 }
 
 impl std::fmt::Debug for KafkaOptions {
@@ -170,6 +186,7 @@ impl std::fmt::Debug for KafkaOptions {
             .field("batch_records", &self.batch_records)
             .field("embedded", &self.embedded)
             .field("max_record_bytes", &self.max_record_bytes)
+            .field("timestamp_numbers", &self.timestamp_numbers)
             .finish()
     }
 }

@@ -115,6 +115,10 @@ pub struct TableOptions {
     pub target_file_size: u64,
     /// Extra Iceberg table properties (`write.*`, `commit.*`, …) set when the table is created.
     pub properties: BTreeMap<String, String>,
+    /// `'checkpoint.missing' = 'startup-mode'`: a table that already holds rows but no
+    /// checkpoint of this job is read into from the source's startup mode. Without it
+    /// such a table stops the job, since the startup mode would re-read or skip records.
+    pub start_without_checkpoint: bool,
 }
 
 impl Default for TableOptions {
@@ -125,6 +129,7 @@ impl Default for TableOptions {
             commit_max_records: None,
             target_file_size: 128 * 1024 * 1024,
             properties: BTreeMap::new(),
+            start_without_checkpoint: false,
         }
     }
 }

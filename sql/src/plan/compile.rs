@@ -24,6 +24,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::ROW_COLUMN;
+use super::implicit::{converts_implicitly, sql_name};
 use super::slot::{BatchSlot, SlotTable};
 use crate::error::{ErrorKind, Pos, Result, SqlError};
 use crate::job::{InsertDef, JobFile, TableDef, TableName};
@@ -464,6 +465,23 @@ fn target_projection(
                             target.data_type,
                             field.name(),
                             field.data_type()
+                        ),
+                    ));
+                }
+                if !converts_implicitly(field.data_type(), &target.data_type) {
+                    let to = sql_name(&target.data_type);
+                    return Err(SqlError::new(
+                        ErrorKind::Plan,
+                        pos,
+                        format!(
+                            "INSERT INTO {}: column {} is {to} but the query's column {} is {}; \
+                             values change family of type only by an explicit CAST: write \
+                             CAST({} AS {to})",
+                            insert.target,
+                            target.name,
+                            field.name(),
+                            sql_name(field.data_type()),
+                            field.name(),
                         ),
                     ));
                 }

@@ -1,6 +1,7 @@
 //! Planning: each INSERT becomes one DataFusion physical plan that runs over every micro-batch.
 
 mod compile;
+mod implicit;
 mod slot;
 
 pub use compile::{
