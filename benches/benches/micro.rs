@@ -144,6 +144,8 @@ fn benches(c: &mut Criterion) {
                         to,
                         properties: Default::default(),
                         id: None,
+                        commit_interval: std::time::Duration::from_secs(1),
+                        table_properties: Default::default(),
                     };
                     let (t, _) = commit(&catalog, table.clone(), &req, &RetryPolicy::default())
                         .await

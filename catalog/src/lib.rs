@@ -2,6 +2,7 @@
 //! summaries carry (see [`offsets`] for the exactly-once protocol).
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 mod connect;
 mod error;
 pub mod offsets;
@@ -10,5 +11,5 @@ pub mod replayed;
 pub mod storage;
 
 pub use connect::{CatalogConfig, CatalogKind, OpenCatalog, open_catalog};
-pub use error::{CatalogError, Result};
+pub use error::{CatalogError, Result, is_transient};
 pub use offsets::{JobCheckpoint, OffsetMap, TopicPartition};

@@ -30,7 +30,7 @@ use std::fmt;
 use iceberg::spec::{Snapshot, TableMetadata};
 use uuid::Uuid;
 
-use crate::error::{CatalogError, Result};
+use crate::error::Result;
 
 /// Summary key: the job that wrote the snapshot.
 pub const JOB_KEY: &str = "floe.job";
@@ -77,6 +77,15 @@ impl OffsetMap {
     /// An empty map.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A map of `(topic, partition, next offset)` entries.
+    pub fn of(entries: &[(&str, i32, i64)]) -> Self {
+        let mut m = Self::new();
+        for (t, p, o) in entries {
+            m.set(TopicPartition::new(*t, *p), *o);
+        }
+        m
     }
 
     /// The next offset of `tp`, if known.
@@ -206,33 +215,15 @@ pub fn ancestry(metadata: &TableMetadata) -> impl Iterator<Item = &Snapshot> + '
     })
 }
 
-/// The newest snapshot in the ancestry written by `job`, with its offsets.
+/// The job's checkpoint: the newest snapshot of the job in `main`'s ancestry, else the
+/// `floe.checkpoint.<job>` table property, which survives snapshot expiry and foreign
+/// snapshots (see [`crate::checkpoint`]).
 pub fn latest_checkpoint(
     table: &str,
     metadata: &TableMetadata,
     job: &str,
 ) -> Result<Option<JobCheckpoint>> {
-    for snap in ancestry(metadata) {
-        let props = &snap.summary().additional_properties;
-        if props.get(JOB_KEY).map(String::as_str) != Some(job) {
-            continue;
-        }
-        let offsets = match props.get(OFFSETS_KEY) {
-            Some(text) => OffsetMap::from_json(text).map_err(|message| CatalogError::Summary {
-                table: table.to_string(),
-                snapshot_id: snap.snapshot_id(),
-                key: OFFSETS_KEY.into(),
-                message,
-            })?,
-            None => OffsetMap::new(),
-        };
-        return Ok(Some(JobCheckpoint {
-            snapshot_id: snap.snapshot_id(),
-            commit_id: props.get(COMMIT_ID_KEY).cloned().unwrap_or_default(),
-            offsets,
-        }));
-    }
-    Ok(None)
+    Ok(crate::checkpoint::find_checkpoint(table, metadata, job)?.map(|(cp, _)| cp))
 }
 
 /// The snapshot that carries `commit_id`, looking back along the ancestry until
@@ -245,13 +236,29 @@ pub fn find_commit(
     let id = commit_id.to_string();
     for snap in ancestry(metadata) {
         if Some(snap.snapshot_id()) == stop_at {
-            return None;
+            break;
         }
         if snap.summary().additional_properties.get(COMMIT_ID_KEY) == Some(&id) {
             return Some(snap.snapshot_id());
         }
     }
-    None
+    // The checkpoint property is set in the same catalog commit as the snapshot, and
+    // outlives it when the snapshot is expired.
+    let landed = metadata
+        .properties()
+        .iter()
+        .filter(|(k, _)| k.starts_with(crate::checkpoint::CHECKPOINT_PROPERTY_PREFIX))
+        .filter_map(|(_, v)| serde_json::from_str::<crate::checkpoint::CheckpointRecord>(v).ok())
+        .any(|r| r.commit_id == id);
+    landed.then(|| {
+        metadata
+            .snapshots()
+            .find(|s| s.summary().additional_properties.get(COMMIT_ID_KEY) == Some(&id))
+            .map_or_else(
+                || metadata.current_snapshot_id().unwrap_or_default(),
+                |s| s.snapshot_id(),
+            )
+    })
 }
 
 #[cfg(test)]
@@ -259,11 +266,7 @@ mod tests {
     use super::*;
 
     fn map(entries: &[(&str, i32, i64)]) -> OffsetMap {
-        let mut m = OffsetMap::new();
-        for (t, p, o) in entries {
-            m.set(TopicPartition::new(*t, *p), *o);
-        }
-        m
+        OffsetMap::of(entries)
     }
 
     #[test]

@@ -3,7 +3,11 @@
 //!
 //! They are invisible to readers (only snapshots make files part of a table) and safe to
 //! remove once no writer can still commit them: only files older than a grace period
-//! are removed, since a live writer's files are orphans until its commit lands.
+//! are removed, since a live writer's files are orphans until its commit lands. A writer
+//! keeps a rolled file uncommitted for up to one commit interval, so the grace is always
+//! extended by the longest `commit.interval` any job records in its checkpoint property
+//! on the table (see [`crate::checkpoint`]): `--older-than 0s` can never remove a file a
+//! running job is about to commit.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -13,6 +17,7 @@ use iceberg::spec::ManifestList;
 use iceberg::table::Table;
 use object_store::ObjectStoreExt;
 
+use crate::checkpoint::checkpoint_records;
 use crate::error::{CatalogError, Result};
 use crate::storage::{ObjectStorage, StoreConfig};
 
@@ -96,17 +101,42 @@ pub async fn find_orphans(table: &Table, store: &StoreConfig) -> Result<Vec<Orph
     Ok(out)
 }
 
-/// Removes the orphans older than `grace` (pass a freshly loaded `table`); returns the
-/// removed ones.
+/// How long orphans are kept, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grace {
+    /// Orphans younger than this are kept.
+    pub keep_younger_than: Duration,
+    /// The job that commits the table least often, and its commit interval.
+    pub slowest_writer: Option<(String, Duration)>,
+}
+
+/// The grace that protects every writer of `table`: `requested` plus the longest commit
+/// interval any job has recorded on it.
+pub fn safe_grace(table: &Table, requested: Duration) -> Result<Grace> {
+    let name = table.identifier().to_string();
+    let slowest_writer = checkpoint_records(&name, table.metadata())?
+        .into_iter()
+        .map(|(job, r)| (job, Duration::from_millis(r.commit_interval_ms)))
+        .max_by_key(|(_, interval)| *interval);
+    Ok(Grace {
+        keep_younger_than: requested
+            .saturating_add(slowest_writer.as_ref().map_or(Duration::ZERO, |(_, d)| *d)),
+        slowest_writer,
+    })
+}
+
+/// Removes the orphans older than the safe grace for `requested` (pass a freshly loaded
+/// `table`); returns the removed ones and the grace applied.
 pub async fn remove_orphans(
     table: &Table,
     store: &StoreConfig,
-    grace: Duration,
-) -> Result<Vec<OrphanFile>> {
+    requested: Duration,
+) -> Result<(Vec<OrphanFile>, Grace)> {
+    let grace = safe_grace(table, requested)?;
     let storage = ObjectStorage::new(store.clone());
     let mut removed = vec![];
     for f in find_orphans(table, store).await? {
-        if f.age < grace {
+        if f.age < grace.keep_younger_than {
             continue;
         }
         let path = storage
@@ -120,5 +150,5 @@ pub async fn remove_orphans(
             .map_err(|e| error(table, &format!("removing {}", f.location), e))?;
         removed.push(f);
     }
-    Ok(removed)
+    Ok((removed, grace))
 }

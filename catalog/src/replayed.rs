@@ -6,6 +6,19 @@
 //! letter has been dealt with": it commits atomically with the rows, so a replay that
 //! crashes or is run twice never recovers a record twice. The markers a replay also
 //! appends to the dead-letter table are derived from it and repaired on every replay.
+//!
+//! Snapshots expire, and the ledger in their summaries with them. Two more records of it
+//! outlive expiry:
+//!
+//! ```text
+//!   marker rows      the dead-letter table's `replayed` rows: written after each replay's
+//!                    target commit, and repaired *before* the next replay commits, so
+//!                    every replay but the newest has all of its markers
+//!   the property     `floe.replayed.<job>` on the target: the newest replay's set, set in
+//!                    the same catalog commit as its rows (covers the gap until its
+//!                    markers are written)
+//!   ledger = summaries still in the ancestry ∪ marker rows ∪ the property
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -108,6 +121,23 @@ impl RecordSet {
             &Uuid::NAMESPACE_OID,
             format!("{what}\n{}", self.to_json()).as_bytes(),
         )
+    }
+}
+
+/// Prefix of the target-table property that holds the newest replay's resolved set.
+pub const REPLAYED_PROPERTY_PREFIX: &str = "floe.replayed.";
+
+/// The property key of `job`'s newest replay.
+pub fn replayed_property(job: &str) -> String {
+    format!("{REPLAYED_PROPERTY_PREFIX}{job}")
+}
+
+/// The records the newest replay of `job` resolved, from the table's property.
+pub fn replayed_by_property(metadata: &TableMetadata, job: &str) -> Result<RecordSet, String> {
+    let key = replayed_property(job);
+    match metadata.properties().get(&key) {
+        Some(text) => RecordSet::from_json(text).map_err(|e| format!("property {key}: {e}")),
+        None => Ok(RecordSet::new()),
     }
 }
 

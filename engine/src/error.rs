@@ -60,6 +60,18 @@ pub enum EngineError {
         /// DataFusion's message.
         message: String,
     },
+    /// A query failed as a whole (out of memory, an internal error): not a bad record, so
+    /// nothing of the batch is dead-lettered and the job stops.
+    #[error(
+        "INSERT INTO {table}: the query failed as a whole, not because of a record's values: \
+         {message}. The job stops; nothing from this batch on is committed"
+    )]
+    QueryFailed {
+        /// The target table.
+        table: String,
+        /// DataFusion's message.
+        message: String,
+    },
     /// Writing or committing a table failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
@@ -74,6 +86,20 @@ pub enum EngineError {
         /// The error.
         #[source]
         source: std::io::Error,
+    },
+    /// A table holds rows but no checkpoint of this job: where to start is unknown.
+    #[error(
+        "table {table} holds rows but no checkpoint of job '{job}' (no snapshot of the job, \
+         no 'floe.checkpoint.{job}' table property): the startup mode would read again or skip \
+         records those rows may cover. If the job was renamed, restore its 'job.name'; if the \
+         rows come from elsewhere and the startup mode is right for this table, add \
+         'checkpoint.missing' = 'startup-mode' to its WITH options"
+    )]
+    NoCheckpoint {
+        /// The table.
+        table: String,
+        /// The job's name.
+        job: String,
     },
     /// Anything else, described.
     #[error("{0}")]

@@ -61,7 +61,24 @@ pub fn load_job_for_catalogs(path: &Path) -> Result<JobFile> {
 
 /// Reads, parses and plans the job file at `path`.
 pub async fn load_and_compile(path: &Path) -> Result<CompiledJob> {
-    Ok(compile(load_job(path)?).await?)
+    let job = load_job(path)?;
+    require_job_name(&job)?;
+    Ok(compile(job).await?)
+}
+
+/// A job that writes tables must name itself: the name keys its checkpoint in every
+/// table, so a name taken from the file stem would let two job files of one name in
+/// different folders share (and corrupt) each other's offsets without anyone deciding so.
+fn require_job_name(job: &JobFile) -> Result<()> {
+    if job.name_is_set {
+        return Ok(());
+    }
+    Err(EngineError::Other(format!(
+        "{}:1:1: the job has no name: add SET 'job.name' = '{}'; (or another name). The name \
+         keys the job's checkpoint in every table it writes: keep it when the file moves or \
+         is renamed, and give different jobs different names",
+        job.path, job.name
+    )))
 }
 
 fn catalog_config(def: &CatalogDef) -> CatalogConfig {

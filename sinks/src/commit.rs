@@ -13,14 +13,19 @@
 //! ```
 //!
 //! The commit id is derived from the job, the table and the offset range, so every retry
-//! of the same work carries the same id and is recognised in the ancestry.
+//! of the same work carries the same id and is recognised in the ancestry, or in the
+//! job's checkpoint property (`floe.checkpoint.<job>`), which the same catalog commit sets
+//! and which outlives the snapshot when it is expired (see `floe_catalog::checkpoint`).
+//! The manifests of each attempt get fresh file names: an attempt whose outcome was
+//! unknown may land later, and must find its own manifests where it left them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use floe_catalog::checkpoint::{CheckpointRecord, checkpoint_property};
 use floe_catalog::offsets::{commit_id, find_commit, latest_checkpoint, summary_properties};
-use floe_catalog::{OffsetMap, TopicPartition};
+use floe_catalog::{OffsetMap, TopicPartition, is_transient};
 use iceberg::spec::DataFile;
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
@@ -46,6 +51,11 @@ pub struct CommitRequest {
     /// The commit id, when the work is not identified by offsets (a replay); otherwise it
     /// is derived from job, table and offsets.
     pub id: Option<uuid::Uuid>,
+    /// How often the job commits this table, recorded with the checkpoint (maintenance
+    /// reads it to know how long uncommitted files may wait).
+    pub commit_interval: Duration,
+    /// More table properties to set in the same catalog commit.
+    pub table_properties: BTreeMap<String, String>,
 }
 
 /// What a successful commit did.
@@ -200,12 +210,15 @@ pub async fn commit(
             err.kind(),
             ErrorKind::CatalogCommitConflicts | ErrorKind::DataInvalid
         ) && reloaded.metadata().current_snapshot_id() != planned_on;
-        let retryable = err.retryable()
-            || matches!(
-                err.kind(),
-                ErrorKind::CatalogCommitConflicts | ErrorKind::Unexpected
-            );
-        if started.elapsed() > policy.deadline || (!retryable && !conflict) {
+        let retryable = is_transient(&err);
+        if !retryable && !conflict {
+            return Err(SinkError::iceberg(
+                &name,
+                "committing (the error cannot heal by retrying)",
+                err,
+            ));
+        }
+        if started.elapsed() > policy.deadline {
             return Err(SinkError::iceberg(
                 &name,
                 format!("committing (gave up after {attempts} attempts)"),
@@ -249,9 +262,21 @@ async fn try_commit(
         ));
     }
     let tx = Transaction::new(base);
+    // The checkpoint property lands in the same catalog commit as the snapshot.
+    let record = CheckpointRecord::new(&id.to_string(), offsets, req.commit_interval);
+    let properties = req
+        .table_properties
+        .iter()
+        .fold(tx.update_table_properties(), |a, (k, v)| {
+            a.set(k.clone(), v.clone())
+        })
+        .set(checkpoint_property(&req.job), record.to_json());
+    let tx = properties.apply(tx)?;
+    // Every attempt writes its manifests under names of its own: an earlier attempt may
+    // still land (or have landed unseen), and its manifests must not be overwritten.
     let action = tx
         .fast_append()
-        .set_commit_uuid(*id)
+        .set_commit_uuid(uuid::Uuid::new_v4())
         .with_check_duplicate(false)
         .add_data_files(req.files.clone())
         .set_snapshot_properties(
@@ -292,7 +317,7 @@ async fn reload(
     loop {
         match catalog.load_table(base.identifier()).await {
             Ok(t) => return Ok(t),
-            Err(e) if started.elapsed() < policy.deadline => {
+            Err(e) if is_transient(&e) && started.elapsed() < policy.deadline => {
                 warn!(table = %base.identifier(), error = %e, "cannot reload the table; retrying in {backoff:?}");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(policy.max_backoff);

@@ -60,7 +60,7 @@ async fn files(table: &Table, ids: &[i64]) -> Vec<DataFile> {
         table,
         &WriterConfig {
             target_file_size: 1 << 20,
-            file_prefix: "test".into(),
+            file_prefix: format!("test-{}", uuid::Uuid::new_v4().simple()),
         },
     )
     .expect("writer");
@@ -84,6 +84,8 @@ fn request(files: Vec<DataFile>, from: OffsetMap, to: OffsetMap) -> CommitReques
         to,
         properties: Default::default(),
         id: None,
+        commit_interval: std::time::Duration::from_secs(1),
+        table_properties: Default::default(),
     }
 }
 
@@ -198,4 +200,171 @@ async fn an_existing_table_that_differs_is_rejected_with_the_difference() {
         err.to_string().contains("partitioned by (bucket[2](id))"),
         "{err}"
     );
+}
+
+/// Appends `ids` as another writer would: a snapshot without Floe's summary.
+async fn foreign_append(catalog: &Arc<dyn Catalog>, table: &Table, ids: &[i64]) -> Table {
+    use iceberg::transaction::{ApplyTransactionAction, Transaction};
+    let tx = Transaction::new(table);
+    let tx = tx
+        .fast_append()
+        .add_data_files(files(table, ids).await)
+        .apply(tx)
+        .expect("apply");
+    tx.commit(catalog.as_ref()).await.expect("foreign append")
+}
+
+/// Expires every snapshot but the current one, as `expire_snapshots` with
+/// `retain_last = 1` does in Spark or PyIceberg.
+async fn expire_all_but_current(catalog: &Arc<dyn Catalog>, table: &Table) -> Table {
+    use iceberg::transaction::{ApplyTransactionAction, Transaction};
+    let tx = Transaction::new(table);
+    let tx = tx
+        .expire_snapshots()
+        .expire_older_than_ms(chrono::Utc::now().timestamp_millis() + 60_000)
+        .retain_last(1)
+        .apply(tx)
+        .expect("apply");
+    tx.commit(catalog.as_ref()).await.expect("expire")
+}
+
+#[tokio::test]
+async fn the_checkpoint_survives_expiry_behind_a_foreign_snapshot() {
+    let f = fixture().await;
+    let policy = RetryPolicy::default();
+    let a = request(
+        files(&f.table, &[1]).await,
+        OffsetMap::new(),
+        offsets(&[(0, 10), (1, 4)]),
+    );
+    let (table, _) = commit(&f.catalog, f.table.clone(), &a, &policy)
+        .await
+        .expect("a");
+    let table = foreign_append(&f.catalog, &table, &[100]).await;
+    let table = expire_all_but_current(&f.catalog, &table).await;
+    assert_eq!(snapshots(&table), 1, "only the foreign snapshot is left");
+    let cp = latest_checkpoint("t", table.metadata(), "job")
+        .expect("read")
+        .expect("the checkpoint outlives the job's snapshots");
+    assert_eq!(cp.offsets, offsets(&[(0, 10), (1, 4)]));
+    // The job continues from there: not fenced, and the offsets carry on.
+    let b = request(
+        files(&table, &[2]).await,
+        offsets(&[(0, 10), (1, 4)]),
+        offsets(&[(0, 15), (1, 4)]),
+    );
+    let (table, outcome) = commit(&f.catalog, table, &b, &policy)
+        .await
+        .expect("b continues from the kept checkpoint");
+    assert_eq!(outcome.offsets, offsets(&[(0, 15), (1, 4)]));
+    let record = table
+        .metadata()
+        .properties()
+        .get("floe.checkpoint.job")
+        .expect("checkpoint property");
+    assert!(record.contains(r#""orders":{"0":15,"1":4}"#), "{record}");
+}
+
+#[tokio::test]
+async fn a_lost_response_is_recognised_after_its_snapshot_expired() {
+    let f = fixture().await;
+    let policy = RetryPolicy::default();
+    let req = request(
+        files(&f.table, &[1, 2]).await,
+        OffsetMap::new(),
+        offsets(&[(0, 2)]),
+    );
+    // It lands, its caller never hears of it; another writer appends and the job's
+    // snapshot is expired before the caller retries on the state it had.
+    let (table, _) = commit(&f.catalog, f.table.clone(), &req, &policy)
+        .await
+        .expect("first attempt");
+    let table = foreign_append(&f.catalog, &table, &[100]).await;
+    expire_all_but_current(&f.catalog, &table).await;
+    let (table, outcome) = commit(&f.catalog, f.table.clone(), &req, &policy)
+        .await
+        .expect("retry");
+    assert!(outcome.recovered, "the retry finds its commit id");
+    let rows: i64 = table
+        .metadata()
+        .current_snapshot()
+        .and_then(|s| s.summary().additional_properties.get("total-records"))
+        .and_then(|n| n.parse().ok())
+        .expect("total-records");
+    assert_eq!(rows, 3, "ids 1 and 2 once, and the foreign row");
+}
+
+#[tokio::test]
+async fn a_retry_never_overwrites_the_manifests_of_an_attempt_that_landed() {
+    let f = fixture().await;
+    let policy = RetryPolicy::default();
+    let req = request(
+        files(&f.table, &[1, 2, 3]).await,
+        OffsetMap::new(),
+        offsets(&[(0, 3)]),
+    );
+    let (landed, first) = commit(&f.catalog, f.table.clone(), &req, &policy)
+        .await
+        .expect("first attempt");
+    // The retry was planned before the first attempt was seen: it writes its own
+    // manifests, fails the catalog's compare-and-swap, and finds the landed commit.
+    let (_, retry) = commit(&f.catalog, f.table.clone(), &req, &policy)
+        .await
+        .expect("retry");
+    assert!(retry.recovered);
+    assert_eq!(retry.snapshot_id, first.snapshot_id);
+    let snapshot = landed
+        .metadata()
+        .snapshot_by_id(first.snapshot_id)
+        .expect("landed snapshot");
+    let bytes = landed
+        .file_io()
+        .new_input(snapshot.manifest_list())
+        .expect("manifest list")
+        .read()
+        .await
+        .expect("read manifest list");
+    let list =
+        iceberg::spec::ManifestList::parse_with_version(&bytes, landed.metadata().format_version())
+            .expect("parse manifest list");
+    for m in list.entries() {
+        let manifest = m.load_manifest(landed.file_io()).await.expect("manifest");
+        for e in manifest.entries() {
+            assert_eq!(
+                e.snapshot_id(),
+                Some(first.snapshot_id),
+                "{} was rewritten by the retry",
+                m.manifest_path
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_commit_to_a_dropped_table_fails_at_once_naming_it() {
+    let f = fixture().await;
+    let req = request(
+        files(&f.table, &[1]).await,
+        OffsetMap::new(),
+        offsets(&[(0, 1)]),
+    );
+    f.catalog
+        .drop_table(f.table.identifier())
+        .await
+        .expect("drop");
+    // A transient failure would be retried for an hour under this policy; a missing table
+    // cannot heal, so the commit gives up on its first failure, long before the deadline.
+    let patient = RetryPolicy {
+        deadline: std::time::Duration::from_secs(3600),
+        ..RetryPolicy::default()
+    };
+    let err = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        commit(&f.catalog, f.table.clone(), &req, &patient),
+    )
+    .await
+    .expect("the commit gives up instead of retrying")
+    .expect_err("the table is gone");
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("ns.t"), "{err}");
 }

@@ -74,7 +74,7 @@ fn a_crash_between_writing_files_and_committing_loses_nothing() {
             false,
             "commit had landed although the catalog reported an error",
         ),
-        ("commit-fatal=error@1", true, "gave up after 1 attempts"),
+        ("commit-fatal=error@1", true, "cannot heal by retrying"),
         ("after-commit=abort@1", true, "failpoint after-commit"),
         ("shutdown=abort@1", true, "failpoint shutdown"),
     ];

@@ -229,17 +229,44 @@ pub struct Lake {
 
 /// The orders job used by the end-to-end tests: two tables fed by one read of the topic.
 pub fn orders_job(dir: &Path, commit_interval: &str) -> String {
-    let catalog = format!(
-        "'type' = 'sql',\n  'uri' = 'sqlite://{dir}/catalog.db',\n  'warehouse' = 'file://{dir}/warehouse'",
-        dir = dir.display()
-    );
-    orders_job_in(&catalog, commit_interval)
+    orders_job_in(&sqlite_catalog(dir), commit_interval)
 }
 
 /// The orders job with the catalog `lake` declared by the options `catalog`.
 pub fn orders_job_in(catalog: &str, commit_interval: &str) -> String {
-    format!(
-        r#"SET 'job.name' = 'e2e';
+    orders_job_of(catalog, commit_interval, &[ORDERS_CLEAN, BIG_ORDERS])
+}
+
+/// The orders table of the orders job, and its INSERT.
+pub const ORDERS_CLEAN: &str = r#"CREATE TABLE lake.sales.orders_clean (
+  order_id BIGINT NOT NULL,
+  customer_id BIGINT,
+  amount DECIMAL(12, 2),
+  currency VARCHAR,
+  order_ts TIMESTAMP NOT NULL,
+  order_date DATE,
+  part INT,
+  off BIGINT
+) PARTITIONED BY (day(order_ts)) WITH ('commit.interval' = '{commit_interval}');
+INSERT INTO lake.sales.orders_clean
+SELECT order_id, customer_id, amount, upper(trim(currency)), order_ts, CAST(order_ts AS DATE), part, off
+FROM orders WHERE amount > 0;
+"#;
+
+/// The big-orders table of the orders job, and its INSERT.
+pub const BIG_ORDERS: &str = r#"CREATE TABLE lake.sales.big_orders (
+  order_id BIGINT NOT NULL,
+  amount DECIMAL(12, 2)
+) PARTITIONED BY (bucket(4, order_id)) WITH ('commit.interval' = '{commit_interval}');
+INSERT INTO lake.sales.big_orders
+SELECT order_id, amount FROM orders WHERE amount >= 500;
+"#;
+
+/// The orders job (its name, catalog and source) with the `tables` blocks
+/// ([`ORDERS_CLEAN`], [`BIG_ORDERS`]), each committed every `commit_interval`.
+pub fn orders_job_of(catalog: &str, commit_interval: &str, tables: &[&str]) -> String {
+    let mut text = format!(
+        r#"SET 'job.name' = '${{FLOE_E2E_JOB:-e2e}}';
 CREATE CATALOG lake WITH (
   {catalog}
 );
@@ -260,28 +287,22 @@ CREATE SOURCE orders (
   'properties.partition.assignment.strategy' = '${{FLOE_E2E_ASSIGNOR:-range,roundrobin}}',
   'properties.session.timeout.ms' = '6000',
   'properties.heartbeat.interval.ms' = '500',
+  'properties.auto.offset.reset' = '${{FLOE_E2E_RESET:-error}}',
   'scan.startup.mode' = '${{FLOE_E2E_STARTUP:-earliest-offset}}'
 );
-CREATE TABLE lake.sales.orders_clean (
-  order_id BIGINT NOT NULL,
-  customer_id BIGINT,
-  amount DECIMAL(12, 2),
-  currency VARCHAR,
-  order_ts TIMESTAMP NOT NULL,
-  order_date DATE,
-  part INT,
-  off BIGINT
-) PARTITIONED BY (day(order_ts)) WITH ('commit.interval' = '{commit_interval}');
-CREATE TABLE lake.sales.big_orders (
-  order_id BIGINT NOT NULL,
-  amount DECIMAL(12, 2)
-) PARTITIONED BY (bucket(4, order_id)) WITH ('commit.interval' = '{commit_interval}');
-INSERT INTO lake.sales.orders_clean
-SELECT order_id, customer_id, amount, upper(trim(currency)), order_ts, CAST(order_ts AS DATE), part, off
-FROM orders WHERE amount > 0;
-INSERT INTO lake.sales.big_orders
-SELECT order_id, amount FROM orders WHERE amount >= 500;
 "#
+    );
+    for t in tables {
+        text.push_str(&t.replace("{commit_interval}", commit_interval));
+    }
+    text
+}
+
+/// The catalog options of a SQLite lake in `dir`.
+pub fn sqlite_catalog(dir: &Path) -> String {
+    format!(
+        "'type' = 'sql',\n  'uri' = 'sqlite://{dir}/catalog.db',\n  'warehouse' = 'file://{dir}/warehouse'",
+        dir = dir.display()
     )
 }
 
@@ -401,10 +422,15 @@ impl Lake {
 
 /// What the generator produced for indices `0..per_partition` of every partition.
 pub fn produced(partitions: u32, per_partition: u64) -> Vec<serde_json::Value> {
+    produced_range(partitions, 0..per_partition)
+}
+
+/// What the generator produced for `indices` of every partition.
+pub fn produced_range(partitions: u32, indices: std::ops::Range<u64>) -> Vec<serde_json::Value> {
     let mut out = vec![];
     let mut json = String::new();
     for p in 0..partitions {
-        for i in 0..per_partition {
+        for i in indices.clone() {
             floe_engine::embedded::generator::order_json(42, partitions, p, i, &mut json);
             out.push(serde_json::from_str(&json).expect("generated JSON"));
         }

@@ -4,6 +4,7 @@
 
 mod crash;
 mod fixture;
+mod lifecycle;
 mod pipeline;
 mod pyiceberg;
 mod quality;

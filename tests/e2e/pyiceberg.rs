@@ -51,9 +51,8 @@ pub fn read_through(
     serde_json::from_slice(&out.stdout).expect("JSON from the reader")
 }
 
-/// PyIceberg's `orders_clean` rows (`v`, from `read_table.py`) are exactly the produced
-/// orders with a positive amount (4 partitions × `per_partition`).
-pub fn assert_pyiceberg_orders(v: &serde_json::Value, per_partition: u64) {
+/// The order ids in what `read_table.py` reported, sorted.
+pub fn ids_of(v: &serde_json::Value) -> Vec<u64> {
     let mut ids: Vec<u64> = v["ids"]
         .as_array()
         .expect("ids")
@@ -61,9 +60,15 @@ pub fn assert_pyiceberg_orders(v: &serde_json::Value, per_partition: u64) {
         .filter_map(serde_json::Value::as_u64)
         .collect();
     ids.sort_unstable();
+    ids
+}
+
+/// PyIceberg's `orders_clean` rows (`v`, from `read_table.py`) are exactly the produced
+/// orders with a positive amount (4 partitions × `per_partition`).
+pub fn assert_pyiceberg_orders(v: &serde_json::Value, per_partition: u64) {
     assert_same_ids(
         "PyIceberg orders_clean",
-        &ids,
+        &ids_of(v),
         &expected_clean_ids(&produced(4, per_partition)),
     );
 }

@@ -196,27 +196,9 @@ fn every_record_lands_in_exactly_one_place() {
 
     // After a fix (negative amounts are refunds after all), a replay recovers exactly the
     // records that broke that rule, once, even when it crashes right after its commit.
-    let fixed = std::fs::read_to_string(&lake.job)
-        .expect("job")
-        .replace("CHECK (amount > 0)", "CHECK (amount > -100)");
-    std::fs::write(&lake.job, fixed).expect("write fixed job");
+    let refunds = allow_refunds(&lake, per_partition);
     let e = expected(per_partition);
-    let refunds: Vec<u64> = e
-        .dead
-        .iter()
-        .filter(|(_, (_, rule))| rule == "positive_amount")
-        .map(|(id, _)| *id)
-        .collect();
-    assert!(!refunds.is_empty());
-    let replay = |failpoints: &str| {
-        floe()
-            .args(["replay", "--job"])
-            .arg(&lake.job)
-            .args(["lake.sales.orders_checked", "--rule", "positive_amount"])
-            .env("FLOE_FAILPOINTS", failpoints)
-            .output()
-            .expect("run floe replay")
-    };
+    let replay = |failpoints: &str| replay_refunds(&lake, failpoints);
     let crashed = replay("replay-after-commit=abort@1");
     assert!(
         !crashed.status.success(),
@@ -251,6 +233,81 @@ fn every_record_lands_in_exactly_one_place() {
         live[0]["n"].as_u64(),
         Some((e.dead.len() - refunds.len()) as u64),
         "the live view leaves out the recovered dead letters"
+    );
+}
+
+/// Runs `floe replay` of the refunds (`--rule positive_amount`) with `failpoints` armed.
+fn replay_refunds(lake: &Lake, failpoints: &str) -> std::process::Output {
+    floe()
+        .args(["replay", "--job"])
+        .arg(&lake.job)
+        .args(["lake.sales.orders_checked", "--rule", "positive_amount"])
+        .env("FLOE_FAILPOINTS", failpoints)
+        .output()
+        .expect("run floe replay")
+}
+
+/// Relaxes the `positive_amount` rule (negative amounts are refunds after all) and
+/// returns the ids of the refunds dead-lettered among `per_partition` records.
+fn allow_refunds(lake: &Lake, per_partition: u64) -> Vec<u64> {
+    let fixed = std::fs::read_to_string(&lake.job)
+        .expect("job")
+        .replace("CHECK (amount > 0)", "CHECK (amount > -100)");
+    std::fs::write(&lake.job, fixed).expect("write fixed job");
+    let refunds: Vec<u64> = expected(per_partition)
+        .dead
+        .iter()
+        .filter(|(_, (_, rule))| rule == "positive_amount")
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(!refunds.is_empty());
+    refunds
+}
+
+#[test]
+fn a_replay_recovers_nothing_twice_after_the_snapshots_expired() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::with_job(|d| quality_job(d, DEAD_LETTER));
+    let per_partition = 350;
+    broker.produce_dirty(
+        per_partition * u64::from(PARTITIONS),
+        PARTITIONS,
+        DIRTY_EVERY,
+    );
+    lake.run_until_idle(&broker, "4s");
+    let refunds = allow_refunds(&lake, per_partition);
+    let first = replay_refunds(&lake, "");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+
+    // The live job commits on top of the replay's snapshot; then another tool expires
+    // every snapshot but the current one of both tables.
+    broker.send(&[r#"{"order_id":1000001,"customer_id":7,"amount":12.50,"currency":"eur","order_ts":"2026-11-23T10:00:00Z"}"#.to_string()]);
+    lake.run_until_idle(&broker, "3s");
+    for table in ["sales.orders_checked", "quality.orders_dlq"] {
+        let left = crate::lifecycle::foreign(&lake, &["expire", table]);
+        assert_eq!(left.trim(), "1", "{table}: one snapshot is left");
+    }
+
+    let second = replay_refunds(&lake, "");
+    let text = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        second.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(text.contains("0 dead letters considered"), "{text}");
+    let mut want = expected(per_partition).table;
+    want.extend(&refunds);
+    want.push(1_000_001);
+    want.sort_unstable();
+    assert_same_ids(
+        "orders_checked after two replays and an expiry",
+        &lake.ids("lake.sales.orders_checked"),
+        &want,
     );
 }
 

@@ -5,7 +5,10 @@
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use crate::fixture::{Broker, Lake, StderrLog, assert_exactly_once, orders_job_in};
+use crate::fixture::{
+    Broker, Lake, StderrLog, assert_exactly_once, assert_same_ids, expected_clean_ids,
+    orders_job_in, produced_range,
+};
 use crate::pyiceberg::python;
 use crate::services::Postgres;
 
@@ -150,4 +153,50 @@ fn a_recreated_topic_stops_the_job_instead_of_reading_it_again() {
         before,
         "nothing was read again"
     );
+}
+
+#[test]
+fn an_accepted_jump_reads_the_recreated_topic_into_the_tables() {
+    let mut lake = Lake::new("500ms");
+    let before = {
+        let broker = Broker::start(&["orders:4"]);
+        broker.produce_all(2000, 4, 0);
+        lake.run_until_idle(&broker, "4s");
+        lake.ids("lake.sales.orders_clean")
+    };
+    // Re-created with other orders (indices 1000.., so other ids), and the job file says
+    // to accept the jump.
+    let broker = Broker::start(&["orders:4"]);
+    broker.produce_all(40, 4, 1000);
+    lake.env.push(("FLOE_E2E_RESET".into(), "earliest".into()));
+    let out = lake.run_until_idle(&broker, "4s");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("offsets went back"),
+        "the job says what it did:\n{log}"
+    );
+    let mut want = before.clone();
+    want.extend(expected_clean_ids(&produced_range(4, 1000..1010)));
+    want.sort_unstable();
+    assert_same_ids(
+        "orders_clean after the jump",
+        &lake.ids("lake.sales.orders_clean"),
+        &want,
+    );
+    // The checkpoint moved back with the jump: a restart reads nothing again.
+    lake.run_until_idle(&broker, "3s");
+    assert_same_ids(
+        "orders_clean after a restart",
+        &lake.ids("lake.sales.orders_clean"),
+        &want,
+    );
+    let text = lake.describe("lake.sales.orders_clean");
+    for p in 0..4 {
+        let line = format!("orders/{p}");
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&line) && l.trim_end().ends_with("next offset 10")),
+            "the checkpoint of {line} is at the re-created topic's end: {text}"
+        );
+    }
 }

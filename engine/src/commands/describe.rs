@@ -56,7 +56,19 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
         md.default_partition_spec()
             .fields()
             .iter()
-            .map(|f| format!("{}({})", f.transform, f.name))
+            .map(|f| {
+                // By the column it is computed from (`day(order_ts)`), not the partition
+                // field's own name (`order_ts_day`).
+                let source = md
+                    .current_schema()
+                    .field_by_id(f.source_id)
+                    .map_or(f.name.as_str(), |c| c.name.as_str());
+                match f.transform {
+                    iceberg::spec::Transform::Bucket(n) => format!("bucket({n}, {source})"),
+                    iceberg::spec::Transform::Truncate(w) => format!("truncate({w}, {source})"),
+                    t => format!("{t}({source})"),
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ")
     );

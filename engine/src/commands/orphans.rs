@@ -41,7 +41,14 @@ pub async fn orphans(job_path: &Path, table: &str, remove: bool, grace: Duration
         );
         return Ok(());
     }
-    let removed = remove_orphans(&t, &cat.store, grace).await?;
+    let (removed, applied) = remove_orphans(&t, &cat.store, grace).await?;
+    if let Some((job, interval)) = &applied.slowest_writer {
+        println!(
+            "kept orphans younger than {}s: job '{job}' commits this table every {}s, so its newest files may still be committed",
+            applied.keep_younger_than.as_secs(),
+            interval.as_secs()
+        );
+    }
     println!(
         "removed {} of {} orphan data files ({} bytes); younger ones are left for writers that may still commit them",
         removed.len(),

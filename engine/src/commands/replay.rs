@@ -1,33 +1,39 @@
 //! `floe replay`: push a table's dead letters through the job's current rules again.
 //!
 //! ```text
-//!  ledger  = records resolved by earlier replays  (target ancestry, floe.replayed)
-//!  pending = dead letters of the table, minus the ledger, matching --rule/--since/--until
+//!  ledger  = records resolved by earlier replays: target ancestry (floe.replayed), the
+//!            target's floe.replayed.<job> property, the dead-letter table's marker rows
+//!  pending = dead letters of the table, minus the ledger, matching --rule/--since/--until,
+//!            below the target's committed offset (the live job reads the rest itself)
+//!  first:  marker rows for ledger records that lack one
 //!  pending ──decode──▶ SELECT ──▶ CHECKs ──┬─ rows ────────▶ one target commit carrying
 //!                                          ├─ filtered ────▶   floe.replayed = resolved set
+//!                                          │                   (summary and property)
 //!                                          └─ still bad ───▶ left in the dead-letter table
-//!  then: a `replayed` marker row in the dead-letter table for every ledger record that
-//!        has none yet (so other engines can hide resolved dead letters)
+//!  then: a `replayed` marker row in the dead-letter table for every resolved record (so
+//!        other engines can hide resolved dead letters, and the ledger outlives expiry)
 //! ```
 //!
 //! The target commit's id is derived from the resolved set, and the ledger is read before
 //! anything is done, so a replay that is repeated, or crashes after committing, never
 //! recovers a record twice; the next replay writes any markers that are missing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use arrow_array::{
     Array, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use floe_catalog::offsets::latest_checkpoint;
-use floe_catalog::replayed::{REPLAYED_KEY, RecordSet, replayed_records};
+use floe_catalog::replayed::{
+    REPLAYED_KEY, RecordSet, replayed_by_property, replayed_property, replayed_records,
+};
 use floe_catalog::{OpenCatalog, TopicPartition};
 use floe_sinks::{
     CommitRequest, DeadLetter, DeadLetterBatch, RetryPolicy, TableWriter, WriterConfig, commit,
 };
 use floe_sql::CompiledJob;
-use floe_sql::job::TableName;
+use floe_sql::job::{TableDef, TableName};
 use iceberg::table::Table;
 
 use super::query::{run_sql, session_over};
@@ -77,125 +83,218 @@ pub struct ReplayReport {
     pub markers: usize,
 }
 
+/// Everything a replay works with: the job, its target and dead-letter tables.
+struct Replay<'a> {
+    compiled: &'a CompiledJob,
+    def: &'a TableDef,
+    dlq: TableName,
+    catalogs: HashMap<String, OpenCatalog>,
+    target_table: Table,
+    dlq_table: Table,
+    ctx: datafusion::prelude::SessionContext,
+    policy: RetryPolicy,
+}
+
 /// Replays dead letters of `args.table` of the job at `path`.
 pub async fn replay(path: &Path, args: &ReplayArgs) -> Result<ReplayReport> {
     // Replay reads no Kafka: variables only the sources use may be unset.
     let compiled = floe_sql::compile(load_job_for_catalogs(path)?).await?;
-    let job = &compiled.job;
-    let def = job
-        .tables
-        .iter()
-        .find(|t| {
-            t.name.to_string() == args.table
-                || format!("{}.{}", t.name.namespace.join("."), t.name.name) == args.table
-        })
-        .ok_or_else(|| {
-            EngineError::Other(format!(
-                "{} is not a table of {}",
-                args.table,
-                path.display()
-            ))
-        })?;
+    let def = target_def(&compiled, path, &args.table)?;
     let dlq = def.quality.dead_letter.clone().ok_or_else(|| {
         EngineError::Other(format!(
             "table {} has no dead-letter table ('dead-letter.table'), so there is nothing to replay",
             def.name
         ))
     })?;
-    let catalogs = open_catalogs(job).await?;
-    let target_table = load(&catalogs, &def.name).await?;
-    let dlq_table = load(&catalogs, &dlq).await?;
-    let ctx = session_over(&catalogs).await?;
-    let target = def.name.to_string();
-    let ledger = replayed_records(target_table.metadata(), &job.name)
-        .map_err(|e| EngineError::Other(format!("table {target}: {e}")))?;
-
-    let filter = format!(
-        "FROM {dlq} WHERE job = '{}' AND target_table = '{}'",
-        sql_quote(&job.name),
-        sql_quote(&target)
-    );
-    let markers = record_set(
-        &run_sql(
-            &ctx,
-            &format!("SELECT topic, partition, \"offset\" {filter} AND error_kind = 'replayed'"),
-        )
-        .await?,
-    )?;
-    let candidates = run_sql(
-        &ctx,
-        &format!(
-            "SELECT topic, partition, \"offset\", kafka_timestamp, key, value, error_kind, rule, caught_at \
-             {filter} AND error_kind <> 'replayed'"
-        ),
-    )
-    .await?;
-    let pending = select_pending(&candidates, &ledger, args)?;
-
-    let mut report = ReplayReport {
-        considered: pending.values().map(BTreeMap::len).sum(),
-        ..ReplayReport::default()
+    let catalogs = open_catalogs(&compiled.job).await?;
+    let r = Replay {
+        target_table: load(&catalogs, &def.name).await?,
+        dlq_table: load(&catalogs, &dlq).await?,
+        ctx: session_over(&catalogs).await?,
+        compiled: &compiled,
+        def,
+        dlq,
+        catalogs,
+        policy: RetryPolicy::default(),
     };
-    let mut resolved = RecordSet::new();
-    let mut rows = vec![];
-    for (tp, records) in &pending {
-        let outcome = run_partition(&compiled, &def.name, tp, records).await?;
-        report.recovered += outcome.recovered.len();
-        report.filtered += outcome.filtered.len();
-        for (rule, n) in outcome.still_bad {
-            *report.still_bad.entry(rule).or_default() += n;
-        }
-        for o in outcome.recovered.iter().chain(&outcome.filtered) {
-            resolved.insert(tp.clone(), *o);
-        }
-        rows.extend(outcome.rows);
-    }
-    if args.dry_run {
-        return Ok(report);
+    r.run(args).await
+}
+
+fn target_def<'a>(compiled: &'a CompiledJob, path: &Path, table: &str) -> Result<&'a TableDef> {
+    compiled
+        .job
+        .tables
+        .iter()
+        .find(|t| {
+            t.name.to_string() == table
+                || format!("{}.{}", t.name.namespace.join("."), t.name.name) == table
+        })
+        .ok_or_else(|| EngineError::Other(format!("{table} is not a table of {}", path.display())))
+}
+
+impl Replay<'_> {
+    fn job(&self) -> &str {
+        &self.compiled.job.name
     }
 
-    let policy = RetryPolicy::default();
-    let mut all_resolved = ledger.clone();
-    if !resolved.is_empty() {
-        let cat = catalog_of(&catalogs, &def.name)?;
+    fn target(&self) -> String {
+        self.def.name.to_string()
+    }
+
+    async fn run(mut self, args: &ReplayArgs) -> Result<ReplayReport> {
+        let (ledger, markers) = self.ledger().await?;
+        let pending = self.pending(&ledger, args).await?;
+        let mut report = ReplayReport {
+            considered: pending.values().map(BTreeMap::len).sum(),
+            ..ReplayReport::default()
+        };
+        let mut resolved = RecordSet::new();
+        let mut rows = vec![];
+        for (tp, records) in &pending {
+            let outcome = run_partition(self.compiled, &self.def.name, tp, records).await?;
+            report.recovered += outcome.recovered.len();
+            report.filtered += outcome.filtered.len();
+            for (rule, n) in outcome.still_bad {
+                *report.still_bad.entry(rule).or_default() += n;
+            }
+            for o in outcome.recovered.iter().chain(&outcome.filtered) {
+                resolved.insert(tp.clone(), *o);
+            }
+            rows.extend(outcome.rows);
+        }
+        if args.dry_run {
+            return Ok(report);
+        }
+        // Markers of earlier replays first: after this, only the newest replay's records
+        // may lack markers, and the target's property names exactly those.
+        let missing = ledger.minus(&markers);
+        if !missing.is_empty() {
+            let message = format!("resolved by an earlier replay into {}", self.target());
+            report.markers += self.write_markers(&missing, &pending, &message).await?;
+        }
+        if resolved.is_empty() {
+            return Ok(report);
+        }
+        let snapshot_id = self.commit_recovered(&resolved, &rows).await?;
+        report.snapshot_id = Some(snapshot_id);
+        crate::failpoint::hit("replay-after-commit");
+        let message = format!(
+            "resolved by a replay into {} (snapshot {snapshot_id})",
+            self.target()
+        );
+        report.markers += self.write_markers(&resolved, &pending, &message).await?;
+        Ok(report)
+    }
+
+    /// What earlier replays resolved (summaries still in the target's ancestry, its
+    /// property, the dead-letter table's marker rows), and the marker rows alone.
+    async fn ledger(&self) -> Result<(RecordSet, RecordSet)> {
+        let target = self.target();
+        let in_table = |e: String| EngineError::Other(format!("table {target}: {e}"));
+        let md = self.target_table.metadata();
+        let mut ledger = replayed_records(md, self.job()).map_err(in_table)?;
+        ledger.extend(&replayed_by_property(md, self.job()).map_err(in_table)?);
+        let markers = record_set(
+            &run_sql(
+                &self.ctx,
+                &format!(
+                    "SELECT topic, partition, \"offset\" {} AND error_kind = 'replayed'",
+                    self.dead_letters()
+                ),
+            )
+            .await?,
+        )?;
+        ledger.extend(&markers);
+        Ok((ledger, markers))
+    }
+
+    /// The FROM and WHERE of this job's dead letters for the target.
+    fn dead_letters(&self) -> String {
+        format!(
+            "FROM {} WHERE job = '{}' AND target_table = '{}'",
+            self.dlq,
+            sql_quote(self.job()),
+            sql_quote(&self.target())
+        )
+    }
+
+    /// Dead letters to try again: not in the ledger, matching the arguments, and below
+    /// the target's committed offset (the live job reads the others again itself).
+    async fn pending(&self, ledger: &RecordSet, args: &ReplayArgs) -> Result<PendingByPartition> {
+        let candidates = run_sql(
+            &self.ctx,
+            &format!(
+                "SELECT topic, partition, \"offset\", kafka_timestamp, key, value, error_kind, rule, caught_at \
+                 {} AND error_kind <> 'replayed'",
+                self.dead_letters()
+            ),
+        )
+        .await?;
+        let committed =
+            latest_checkpoint(&self.target(), self.target_table.metadata(), self.job())?
+                .map(|c| c.offsets)
+                .unwrap_or_default();
+        let mut pending = select_pending(&candidates, ledger, args)?;
+        for (tp, records) in pending.iter_mut() {
+            let below = committed.get(tp).unwrap_or(0);
+            records.retain(|o, _| *o < below);
+        }
+        pending.retain(|_, r| !r.is_empty());
+        Ok(pending)
+    }
+
+    /// Appends the recovered rows to the target in one commit that records `resolved` in
+    /// its summary and in the target's property.
+    async fn commit_recovered(
+        &mut self,
+        resolved: &RecordSet,
+        rows: &[RecordBatch],
+    ) -> Result<i64> {
+        let job = self.job().to_string();
+        let target = self.target();
         let mut writer = TableWriter::new(
-            &target_table,
+            &self.target_table,
             &WriterConfig {
-                target_file_size: def.options.target_file_size,
-                file_prefix: format!("{}-replay-{}", job.name, uuid::Uuid::new_v4().simple()),
+                target_file_size: self.def.options.target_file_size,
+                file_prefix: format!("{job}-replay-{}", uuid::Uuid::new_v4().simple()),
             },
         )?;
-        for b in &rows {
+        for b in rows {
             writer.write(b).await?;
         }
         let files = writer.close().await?;
-        let offsets = latest_checkpoint(&target, target_table.metadata(), &job.name)?
+        let offsets = latest_checkpoint(&target, self.target_table.metadata(), &job)?
             .map(|c| c.offsets)
             .unwrap_or_default();
         let req = CommitRequest {
-            job: job.name.clone(),
+            job: job.clone(),
             files,
             from: offsets.clone(),
             to: offsets,
             properties: [(REPLAYED_KEY.to_string(), resolved.to_json())].into(),
-            id: Some(resolved.id(&format!("replay\n{}\n{target}", job.name))),
+            id: Some(resolved.id(&format!("replay\n{job}\n{target}"))),
+            commit_interval: self.def.options.commit_interval,
+            table_properties: [(replayed_property(&job), resolved.to_json())].into(),
         };
-        let (_, outcome) = commit(&cat.catalog, target_table, &req, &policy).await?;
-        report.snapshot_id = Some(outcome.snapshot_id);
-        all_resolved.extend(&resolved);
-        crate::failpoint::hit("replay-after-commit");
+        let cat = catalog_of(&self.catalogs, &self.def.name)?;
+        let (table, outcome) =
+            commit(&cat.catalog, self.target_table.clone(), &req, &self.policy).await?;
+        self.target_table = table;
+        Ok(outcome.snapshot_id)
     }
 
-    // Markers for every resolved record that has none yet (including ones an earlier,
-    // interrupted replay resolved).
-    let missing = all_resolved.minus(&markers);
-    if !missing.is_empty() {
-        let mut batch = DeadLetterBatch::new(&job.name, chrono::Utc::now().timestamp_micros());
-        let message = match report.snapshot_id {
-            Some(s) => format!("resolved by a replay into {target} (snapshot {s})"),
-            None => format!("resolved by an earlier replay into {target}"),
-        };
-        for (tp, offset) in missing.iter() {
+    /// Appends a `replayed` marker row for each record of `records` to the dead-letter
+    /// table; returns how many.
+    async fn write_markers(
+        &mut self,
+        records: &RecordSet,
+        pending: &PendingByPartition,
+        message: &str,
+    ) -> Result<usize> {
+        let job = self.job().to_string();
+        let target = self.target();
+        let mut batch = DeadLetterBatch::new(&job, chrono::Utc::now().timestamp_micros());
+        for (tp, offset) in records.iter() {
             let key = pending
                 .get(tp)
                 .and_then(|r| r.get(offset))
@@ -204,7 +303,7 @@ pub async fn replay(path: &Path, args: &ReplayArgs) -> Result<ReplayReport> {
                 target: &target,
                 kind: "replayed",
                 rule: None,
-                message: &message,
+                message,
                 tp,
                 offset: *offset,
                 timestamp_ms: None,
@@ -212,32 +311,37 @@ pub async fn replay(path: &Path, args: &ReplayArgs) -> Result<ReplayReport> {
                 value: None,
             });
         }
-        let cat = catalog_of(&catalogs, &dlq)?;
         let mut writer = TableWriter::new(
-            &dlq_table,
+            &self.dlq_table,
             &WriterConfig {
                 target_file_size: 128 * 1024 * 1024,
-                file_prefix: format!("{}-replay-{}", job.name, uuid::Uuid::new_v4().simple()),
+                file_prefix: format!("{job}-replay-{}", uuid::Uuid::new_v4().simple()),
             },
         )?;
         writer.write(&batch.finish()?).await?;
         let files = writer.close().await?;
-        let offsets = latest_checkpoint(&dlq.to_string(), dlq_table.metadata(), &job.name)?
+        let offsets = latest_checkpoint(&self.dlq.to_string(), self.dlq_table.metadata(), &job)?
             .map(|c| c.offsets)
             .unwrap_or_default();
         let req = CommitRequest {
-            job: job.name.clone(),
+            job: job.clone(),
             files,
             from: offsets.clone(),
             to: offsets,
             properties: Default::default(),
-            id: Some(missing.id(&format!("markers\n{}\n{target}", job.name))),
+            id: Some(records.id(&format!("markers\n{job}\n{target}"))),
+            commit_interval: self.def.options.commit_interval,
+            table_properties: Default::default(),
         };
-        commit(&cat.catalog, dlq_table, &req, &policy).await?;
-        report.markers = missing.len();
+        let cat = catalog_of(&self.catalogs, &self.dlq)?;
+        let (table, _) = commit(&cat.catalog, self.dlq_table.clone(), &req, &self.policy).await?;
+        self.dlq_table = table;
+        Ok(records.len())
     }
-    Ok(report)
 }
+
+/// Dead letters to replay, per partition and offset (one per record).
+type PendingByPartition = BTreeMap<TopicPartition, BTreeMap<i64, Pending>>;
 
 async fn load(
     catalogs: &std::collections::HashMap<String, OpenCatalog>,
@@ -296,8 +400,8 @@ fn select_pending(
     batches: &[RecordBatch],
     ledger: &RecordSet,
     args: &ReplayArgs,
-) -> Result<BTreeMap<TopicPartition, BTreeMap<i64, Pending>>> {
-    let mut out: BTreeMap<TopicPartition, BTreeMap<i64, Pending>> = BTreeMap::new();
+) -> Result<PendingByPartition> {
+    let mut out = PendingByPartition::new();
     for b in batches {
         let topic = column::<StringArray>(b, "topic")?;
         let partition = column::<Int32Array>(b, "partition")?;

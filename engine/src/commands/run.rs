@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use floe_catalog::TopicPartition;
+use floe_catalog::checkpoint::CheckpointSource;
 use floe_sinks::RetryPolicy;
 use floe_sql::job::{EmbeddedFeed, SourceDef};
 use tracing::{error, info, warn};
@@ -51,8 +52,16 @@ pub async fn run(path: &Path, args: RunArgs) -> Result<()> {
             &job.name,
             sources,
         )?;
-        if !state.committed.is_empty() {
-            info!(table = %def.name, offsets = %state.committed.to_json(), "resuming from committed offsets");
+        state.check_checkpoint()?;
+        match state.checkpoint {
+            Some(CheckpointSource::Ancestry) => {
+                info!(table = %def.name, offsets = %state.committed.to_json(), "resuming from committed offsets");
+            }
+            Some(CheckpointSource::Property) => {
+                info!(table = %def.name, offsets = %state.committed.to_json(),
+                    "resuming from the checkpoint kept in the table's properties (the job's snapshots were expired or are hidden by another writer's)");
+            }
+            None => {}
         }
         states.push(state);
     }

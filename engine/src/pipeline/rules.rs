@@ -1,7 +1,9 @@
 //! Running one INSERT over a batch and sorting its records into good rows and violations.
 //!
 //! The SELECT runs over the whole batch at once; only when it fails is the batch split
-//! in halves until the failing records stand alone (kind `expression`). NOT NULL and
+//! in halves until the failing records stand alone (kind `expression`); only errors a
+//! row's values can cause are split that way, a failure of the whole query (memory, an
+//! internal error) stops the job (see [`is_row_error`]). NOT NULL and
 //! CHECK constraints are evaluated over each output batch as whole columns; a row is
 //! reported for the first rule it breaks, NOT NULL before the CHECKs in declared order.
 
@@ -9,6 +11,7 @@ use std::sync::Arc;
 
 use arrow_array::{Array, BooleanArray, RecordBatch, UInt32Array};
 use arrow_select::filter::filter_record_batch;
+use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
 use floe_sql::job::ViolationKind;
 use floe_sql::{BatchSlot, CompiledInsert, ROW_COLUMN};
@@ -68,6 +71,13 @@ pub async fn run_insert(
             Ok(out) => sorted
                 .good
                 .extend(out.into_iter().filter(|b| b.num_rows() > 0)),
+            Err(e) if !is_row_error(&e) => {
+                slot.set(vec![]);
+                return Err(EngineError::QueryFailed {
+                    table: insert.target.to_string(),
+                    message: e.strip_backtrace(),
+                });
+            }
             Err(e) if to - from == 1 => sorted.violations.push(Violation {
                 index: row_numbers(&input.slice(from, 1))?
                     .values()
@@ -138,6 +148,28 @@ pub async fn run_insert(
     Ok(sorted)
 }
 
+/// True when `e` is an error a row's own values can cause (a cast, an overflow, a
+/// division by zero, a function refusing its argument): the batch is then split until the
+/// failing rows stand alone as `expression` violations. Anything else (memory exhausted,
+/// an internal error, I/O) is a failure of the whole query: dead-lettering rows for it
+/// would hide a fault in Floe or the machine behind bad-record counts.
+fn is_row_error(e: &DataFusionError) -> bool {
+    use arrow_schema::ArrowError as A;
+    match e.find_root() {
+        DataFusionError::ArrowError(a, _) => matches!(
+            a.as_ref(),
+            A::CastError(_)
+                | A::ComputeError(_)
+                | A::DivideByZero
+                | A::ArithmeticOverflow(_)
+                | A::ParseError(_)
+                | A::InvalidArgumentError(_)
+        ),
+        DataFusionError::Execution(_) => true,
+        _ => false,
+    }
+}
+
 type Broken = (ViolationKind, Option<String>, String, BooleanArray);
 
 /// Per rule that some row of `batch` breaks: the rule and the rows that break it.
@@ -197,4 +229,29 @@ pub fn without_row_column(batch: &RecordBatch) -> Result<RecordBatch> {
 
 fn internal(e: arrow_schema::ArrowError) -> EngineError {
     EngineError::Other(format!("internal: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_schema::ArrowError;
+
+    #[test]
+    fn only_errors_of_a_rows_values_are_bad_records() {
+        let row = |a: ArrowError| DataFusionError::ArrowError(Box::new(a), None);
+        assert!(is_row_error(&row(ArrowError::DivideByZero)));
+        assert!(is_row_error(&row(ArrowError::CastError("x".into()))));
+        assert!(is_row_error(&DataFusionError::Execution(
+            "bad argument".into()
+        )));
+        assert!(is_row_error(&DataFusionError::Context(
+            "in a projection".into(),
+            Box::new(row(ArrowError::ArithmeticOverflow("x".into())))
+        )));
+        assert!(!is_row_error(&DataFusionError::ResourcesExhausted(
+            "out of memory".into()
+        )));
+        assert!(!is_row_error(&DataFusionError::Internal("a bug".into())));
+        assert!(!is_row_error(&row(ArrowError::MemoryError("x".into()))));
+    }
 }

@@ -5,7 +5,7 @@
 //!  source threads ──SourceEvent──▶ run loop ──▶ per INSERT: skip offsets the table has,
 //!                                     │                 execute plan, write files
 //!                                     ├─ tick: table due? ──▶ commit files + offsets
-//!                                     │                        └▶ resume points, group offsets
+//!                                     │                        └▶ table positions, group offsets
 //!                                     └─ shutdown: stop sources, drain, commit, exit
 //! ```
 
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::BooleanArray;
 use arrow_select::filter::filter_record_batch;
-use floe_catalog::OffsetMap;
+use floe_catalog::{OffsetMap, TopicPartition};
 use floe_sinks::{DeadLetter, DeadLetterBatch, RetryPolicy};
 use floe_sql::CompiledJob;
 use floe_sql::job::Policy;
@@ -27,6 +27,7 @@ use super::progress::{Counters, Progress};
 use super::rules::{Violation, row_numbers, run_insert, without_row_column};
 use super::table_state::TableState;
 use crate::error::{EngineError, Result};
+use crate::source::start::common_offsets;
 use crate::source::{KafkaSource, SourceBatch, SourceEvent};
 
 /// How a run behaves.
@@ -53,12 +54,11 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel::<SourceEvent>(8);
     let mut sources = vec![];
     for (i, def) in job.job.sources.iter().enumerate() {
-        let resume = resume_points(&tables, i, &def.kafka.topic);
         sources.push(KafkaSource::start(
             i,
             def,
             &bootstraps[i],
-            resume,
+            reader_offsets(&tables, i),
             tx.clone(),
         )?);
     }
@@ -161,25 +161,14 @@ pub async fn run(
     Ok(state.counters)
 }
 
-/// Where source `source` resumes per partition: the lowest committed offset over the
-/// tables that read it. A partition some table has never committed is left out, so that
-/// the startup mode decides for it.
-fn resume_points(tables: &[TableState], source: usize, topic: &str) -> OffsetMap {
-    let readers: Vec<&TableState> = tables
+/// The offsets of each table that reads source `source`: where its partitions start is
+/// decided from them (`source::start`).
+fn reader_offsets(tables: &[TableState], source: usize) -> Vec<OffsetMap> {
+    tables
         .iter()
         .filter(|t| t.sources.contains(&source))
-        .collect();
-    let mut out = OffsetMap::new();
-    let Some(first) = readers.first() else {
-        return out;
-    };
-    for (tp, _) in first.committed.iter().filter(|(tp, _)| tp.topic == topic) {
-        let all: Option<Vec<i64>> = readers.iter().map(|t| t.committed.get(tp)).collect();
-        if let Some(min) = all.and_then(|v| v.into_iter().min()) {
-            out.set(tp.clone(), min);
-        }
-    }
-    out
+        .map(TableState::positions)
+        .collect()
 }
 
 /// An INSERT reading a source: which tables its records go to.
@@ -212,9 +201,10 @@ impl Loop<'_> {
         let n = offsets.len();
         self.counters.records_in += n as u64;
         self.counters.bytes_in += b.records.bytes() as u64;
-        let Some(last) = offsets.last().copied() else {
+        let (Some(first), Some(last)) = (offsets.first().copied(), offsets.last().copied()) else {
             return Ok(());
         };
+        self.accept_jump(tables, b.source, &b.tp, first);
         // Lower bounds first: several INSERTs into one table (or one dead-letter table)
         // see the same cut. Each is the index of the first record the table lacks.
         let mut bounds: HashMap<usize, usize> = HashMap::new();
@@ -349,6 +339,48 @@ impl Loop<'_> {
         Ok(())
     }
 
+    /// Records of `tp` from `first` on, below every table's position: the consumer jumped
+    /// back, which happens only when the topic was deleted and re-created (or truncated)
+    /// and the source's `'properties.auto.offset.reset'` accepts the jump (without it the
+    /// source stops with an error). Accepting means what it says: the new records go into
+    /// the tables, whose checkpoints move back to the new offsets with the next commit.
+    fn accept_jump(
+        &self,
+        tables: &mut [TableState],
+        source: usize,
+        tp: &TopicPartition,
+        first: i64,
+    ) {
+        let readers: Vec<usize> = self.readers[source]
+            .iter()
+            .flat_map(|r| std::iter::once(r.table).chain(r.dead_letter))
+            .collect();
+        let bounds: Option<Vec<i64>> = readers.iter().map(|t| tables[*t].lower_bound(tp)).collect();
+        let Some(lowest) = bounds.and_then(|b| b.into_iter().min()) else {
+            return;
+        };
+        let def = &self.job.job.sources[source];
+        let accepted = def
+            .kafka
+            .properties
+            .get("auto.offset.reset")
+            .is_some_and(|v| v != "error");
+        if first >= lowest || !accepted {
+            return;
+        }
+        warn!(
+            partition = %tp,
+            from = lowest,
+            to = first,
+            "the partition's offsets went back: the topic was re-created or truncated, and \
+             'properties.auto.offset.reset' accepts the jump; its records are read into the \
+             tables from the new offsets, and the checkpoints move back with the next commit"
+        );
+        for t in readers {
+            tables[t].restart_at(tp, first);
+        }
+    }
+
     async fn on_event(&mut self, tables: &mut [TableState], ev: SourceEvent) -> Result<()> {
         match ev {
             SourceEvent::Batch(b) => self.on_batch(tables, b).await,
@@ -384,8 +416,9 @@ impl Loop<'_> {
         for t in tables.iter_mut().filter(|t| t.sources.contains(&source)) {
             t.reload(&self.retry).await?;
         }
-        let resume = resume_points(tables, source, &self.job.job.sources[source].kafka.topic);
-        self.sources[source].shared.set_resume(&resume);
+        self.sources[source]
+            .shared
+            .set_tables(reader_offsets(tables, source));
         Ok(())
     }
 
@@ -408,8 +441,9 @@ impl Loop<'_> {
                 self.counters.commits += 1;
             }
         }
-        let resume = resume_points(tables, source, &self.job.job.sources[source].kafka.topic);
-        self.sources[source].shared.set_resume(&resume);
+        self.sources[source]
+            .shared
+            .set_tables(reader_offsets(tables, source));
         Ok(())
     }
 
@@ -426,9 +460,10 @@ impl Loop<'_> {
         }
         if committed_any {
             for (i, s) in self.sources.iter().enumerate() {
-                let resume = resume_points(tables, i, &self.job.job.sources[i].kafka.topic);
-                s.shared.set_resume(&resume);
-                s.commit_group_offsets(resume);
+                let readers = reader_offsets(tables, i);
+                let topic = &self.job.job.sources[i].kafka.topic;
+                s.commit_group_offsets(common_offsets(&readers, topic));
+                s.shared.set_tables(readers);
             }
         }
         Ok(())

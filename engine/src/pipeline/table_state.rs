@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
+use floe_catalog::checkpoint::{CheckpointSource, find_checkpoint, holds_rows};
 use floe_catalog::offsets::{COUNTS_KEY, latest_checkpoint};
 use floe_catalog::{OffsetMap, TopicPartition};
 use floe_sinks::{
@@ -18,6 +19,7 @@ use tracing::info;
 use super::RecordCounts;
 use super::waiting::noting_waits;
 use crate::error::Result;
+use crate::source::start::{Need, need};
 
 /// One target table of the job.
 pub struct TableState {
@@ -42,6 +44,8 @@ pub struct TableState {
     pub commits: u64,
     /// The newest snapshot id.
     pub last_snapshot: Option<i64>,
+    /// Where the job's checkpoint was found at start (None: the job never committed here).
+    pub checkpoint: Option<CheckpointSource>,
 }
 
 impl std::fmt::Debug for TableState {
@@ -62,11 +66,12 @@ impl TableState {
         job: &str,
         sources: Vec<usize>,
     ) -> Result<Self> {
-        let committed = latest_checkpoint(&name.to_string(), table.metadata(), job)?
-            .map(|c| c.offsets)
-            .unwrap_or_default();
+        let found = find_checkpoint(&name.to_string(), table.metadata(), job)?;
+        let checkpoint = found.as_ref().map(|(_, source)| *source);
+        let committed = found.map(|(c, _)| c.offsets).unwrap_or_default();
         let last_snapshot = table.metadata().current_snapshot_id();
         Ok(Self {
+            checkpoint,
             name,
             catalog,
             table,
@@ -81,6 +86,22 @@ impl TableState {
             sources,
             commits: 0,
             last_snapshot,
+        })
+    }
+
+    /// Refuses a table that holds rows but no checkpoint of this job, unless its options
+    /// allow starting it from the source's startup mode: without a checkpoint, the startup
+    /// mode would read again (`earliest`) or skip (`latest`) records the rows may cover.
+    pub fn check_checkpoint(&self) -> Result<()> {
+        if self.checkpoint.is_some()
+            || self.options.start_without_checkpoint
+            || !holds_rows(self.table.metadata())
+        {
+            return Ok(());
+        }
+        Err(crate::error::EngineError::NoCheckpoint {
+            table: self.name.to_string(),
+            job: self.job.clone(),
         })
     }
 
@@ -139,15 +160,30 @@ impl TableState {
         self.pending_since.get_or_insert_with(Instant::now);
     }
 
-    /// Notes where partitions this table has no offset for start: committed with the next
-    /// checkpoint even when no record of them follows.
+    /// The table's offsets: committed, or pending in its open writer.
+    pub fn positions(&self) -> OffsetMap {
+        self.committed.merged(&self.pending)
+    }
+
+    /// Notes where partitions start that the startup mode decides for this table (it
+    /// knows nothing of their topic): committed with the next checkpoint even when no
+    /// record of them follows.
     pub fn start_at(&mut self, offsets: &OffsetMap) {
+        let before = self.positions();
         for (tp, o) in offsets.iter() {
-            if self.lower_bound(tp).is_none() {
+            if need(&before, tp) == Need::Startup {
                 self.pending.set(tp.clone(), o);
                 self.pending_since.get_or_insert_with(Instant::now);
             }
         }
+    }
+
+    /// Takes the records of `tp` from `offset` on, although the table's checkpoint is
+    /// further: the partition was re-created and the jump back accepted. The next commit
+    /// moves the checkpoint back to where the new records end.
+    pub fn restart_at(&mut self, tp: &TopicPartition, offset: i64) {
+        self.pending.set(tp.clone(), offset);
+        self.pending_since.get_or_insert_with(Instant::now);
     }
 
     /// Whether a commit trigger has fired.
@@ -186,6 +222,8 @@ impl TableState {
                 [(COUNTS_KEY.to_string(), self.pending_counts.to_json())].into()
             },
             id: None,
+            commit_interval: self.options.commit_interval,
+            table_properties: Default::default(),
         };
         crate::failpoint::hit("before-commit");
         let started = Instant::now();

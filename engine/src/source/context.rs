@@ -6,7 +6,6 @@
 //! pipeline first reloads the tables' committed offsets, which another replica may have
 //! moved, and reading starts there.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
@@ -25,13 +24,15 @@ use tracing::{info, warn};
 
 use super::SourceEvent;
 use super::client_log::{Throttle, log_error, log_line};
+use super::start::{Plan, plan};
 
 /// State shared between the consumer's callbacks and the pipeline.
 #[derive(Debug)]
 pub struct SourceShared {
-    /// Where each partition resumes: the lowest committed offset over the job's tables
-    /// that read this source. Updated by the pipeline after every commit.
-    pub resume: Mutex<OffsetMap>,
+    /// The offsets of each table that reads this source (committed, or pending in its
+    /// writer): where each partition starts is decided from them (see [`super::start`]).
+    /// Updated by the pipeline after every commit and before every assignment.
+    tables: Mutex<Vec<OffsetMap>>,
     /// Partitions revoked since the source thread last looked: records it gathered of
     /// them but did not hand on are dropped, the next owner reads them.
     revoked: Mutex<Vec<i32>>,
@@ -39,15 +40,15 @@ pub struct SourceShared {
     any_revoked: AtomicBool,
     /// Total consumer lag from the latest statistics (-1 until known).
     pub lag: AtomicI64,
-    /// Where to start partitions nobody has committed.
+    /// Where to start partitions a table knows nothing of.
     pub startup: StartupMode,
 }
 
 impl SourceShared {
-    /// Shared state starting from `resume`.
-    pub fn new(resume: OffsetMap, startup: StartupMode) -> Arc<Self> {
+    /// Shared state starting from the offsets of the tables that read the source.
+    pub fn new(tables: Vec<OffsetMap>, startup: StartupMode) -> Arc<Self> {
         Arc::new(Self {
-            resume: Mutex::new(resume),
+            tables: Mutex::new(tables),
             revoked: Mutex::new(vec![]),
             any_revoked: AtomicBool::new(false),
             lag: AtomicI64::new(-1),
@@ -55,10 +56,9 @@ impl SourceShared {
         })
     }
 
-    /// Records that the table commits moved the resume point of `tp` to `next`.
-    pub fn set_resume(&self, offsets: &OffsetMap) {
-        let mut r = self.resume.lock().unwrap_or_else(|p| p.into_inner());
-        *r = offsets.clone();
+    /// Records the offsets the tables that read this source hold now.
+    pub fn set_tables(&self, tables: Vec<OffsetMap>) {
+        *self.tables.lock().unwrap_or_else(|p| p.into_inner()) = tables;
     }
 
     /// Partitions revoked since the last call. Called after every poll: a plain load
@@ -78,8 +78,8 @@ impl SourceShared {
         self.any_revoked.store(true, Ordering::SeqCst);
     }
 
-    fn resume(&self) -> OffsetMap {
-        self.resume
+    fn tables(&self) -> Vec<OffsetMap> {
+        self.tables
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -120,131 +120,142 @@ impl ClientContext for FloeContext {
 }
 
 impl FloeContext {
-    /// Sets where each assigned partition starts, and returns the start positions that
-    /// the tables must record with their next commit.
+    /// Sets where each assigned partition starts, and returns the startup mode's answers
+    /// (resolved to numbers) that tables without a position must record with their next
+    /// commit, even if no record follows.
     ///
-    /// A partition with a committed offset resumes there. The startup mode decides only
-    /// for a topic the tables know nothing of yet, the job's first start; its positions
-    /// are resolved to numbers and committed even if no record follows, so that a later
-    /// start, or another replica taking a quiet partition over, begins at the same place
-    /// instead of asking the startup mode again ('latest' would then skip what arrived in
-    /// between). A partition missing from a topic the tables already know was added after
-    /// the job started, and is read from its beginning.
+    /// The consumer starts each partition at the lowest position any table needs (see
+    /// [`super::start`]); tables skip what they already hold. The startup mode answers
+    /// only for tables that know nothing of the topic, and its answer is committed, so a
+    /// later start, or another replica taking a quiet partition over, begins at the same
+    /// place instead of asking the startup mode again ('latest' would then skip what
+    /// arrived in between).
     fn startup_offsets(
         &self,
         consumer: &BaseConsumer<Self>,
         tpl: &mut TopicPartitionList,
     ) -> OffsetMap {
-        let resume = self.shared.resume();
-        let known: HashSet<&str> = resume.iter().map(|(tp, _)| tp.topic.as_str()).collect();
-        let assigned: Vec<TopicPartition> = tpl
+        let tables = self.shared.tables();
+        let plans: Vec<(TopicPartition, Plan)> = tpl
             .elements()
             .iter()
             .map(|e| TopicPartition::new(e.topic(), e.partition()))
+            .map(|tp| {
+                let p = plan(&tables, &tp);
+                (tp, p)
+            })
             .collect();
-        // Positions to look up at the broker: a timestamp, or the end (-1).
-        let mut lookup = TopicPartitionList::new();
-        let mut stored = TopicPartitionList::new();
-        for tp in assigned {
-            let offset = match resume.get(&tp) {
-                Some(o) => Offset::Offset(o),
-                None if known.contains(tp.topic.as_str()) => {
-                    info!(partition = %tp, "partition new since the job started: reading it from the beginning");
-                    Offset::Beginning
-                }
-                None => match self.shared.startup {
-                    StartupMode::Earliest => Offset::Beginning,
-                    StartupMode::Latest => {
-                        let _ = lookup.add_partition_offset(&tp.topic, tp.partition, Offset::End);
-                        continue;
-                    }
-                    StartupMode::Timestamp(ms) => {
-                        let _ = lookup.add_partition_offset(
-                            &tp.topic,
-                            tp.partition,
-                            Offset::Offset(ms),
-                        );
-                        continue;
-                    }
-                    StartupMode::GroupOffsets => {
-                        let _ = stored.add_partition(&tp.topic, tp.partition);
-                        Offset::Stored
-                    }
-                },
-            };
-            info!(partition = %tp, ?offset, "partition assigned");
-            let _ = tpl_set(tpl, &tp, offset);
-        }
-        let mut pins = OffsetMap::new();
-        if lookup.count() > 0 {
-            // A timestamp after the newest record finds nothing: those start at the end,
-            // which a second look-up turns into a number.
-            let ends = self.look_up(consumer, &lookup, tpl, &mut pins);
-            if ends.count() > 0 {
-                self.look_up(consumer, &ends, tpl, &mut pins);
+        let asking: Vec<&TopicPartition> = plans
+            .iter()
+            .filter(|(_, p)| p.startup)
+            .map(|(tp, _)| tp)
+            .collect();
+        let pins = self.resolve_startup(consumer, &asking);
+        for (tp, p) in &plans {
+            if p.beginning {
+                info!(partition = %tp, "partition new since the job started: reading it from the beginning");
             }
+            let offset = start_offset(p, pins.get(tp), self.shared.startup);
+            info!(partition = %tp, ?offset, "partition assigned");
+            let _ = tpl_set(tpl, tp, offset);
         }
-        if stored.count() > 0 {
-            match consumer.committed_offsets(stored, LOOKUP_TIMEOUT) {
+        pins
+    }
+
+    /// The startup mode's positions of `partitions`, as numbers where the broker can give
+    /// them: `latest-offset` and `timestamp` through ListOffsets, `group-offsets` through
+    /// the group's committed offsets; `earliest-offset` needs no number.
+    fn resolve_startup(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        partitions: &[&TopicPartition],
+    ) -> OffsetMap {
+        let mut pins = OffsetMap::new();
+        if partitions.is_empty() {
+            return pins;
+        }
+        let mut list = TopicPartitionList::new();
+        let at = match self.shared.startup {
+            StartupMode::Earliest => return pins,
+            StartupMode::Latest => Offset::End,
+            StartupMode::Timestamp(ms) => Offset::Offset(ms),
+            StartupMode::GroupOffsets => Offset::Stored,
+        };
+        for tp in partitions {
+            let _ = list.add_partition_offset(&tp.topic, tp.partition, at);
+        }
+        if matches!(self.shared.startup, StartupMode::GroupOffsets) {
+            match consumer.committed_offsets(list, LOOKUP_TIMEOUT) {
                 Ok(found) => {
-                    pin_found(tpl, &found, &mut pins);
+                    pin_found(&found, &mut pins);
                 }
                 Err(e) => {
                     warn!(error = %e, "cannot read the consumer group's offsets; librdkafka resolves them when it starts fetching")
                 }
             }
+            return pins;
+        }
+        // A timestamp after the newest record finds nothing: those start at the end,
+        // which a second look-up turns into a number.
+        let ends = self.look_up(consumer, &list, &mut pins);
+        if ends.count() > 0 {
+            self.look_up(consumer, &ends, &mut pins);
         }
         pins
     }
 
-    /// Looks up the offsets of `lookup` (timestamps, or -1 for the end) and starts the
-    /// partitions there; returns those the broker found nothing for, set to the end.
+    /// Looks up the offsets of `lookup` (timestamps, or -1 for the end) into `pins`;
+    /// returns those the broker found nothing for, set to the end.
     fn look_up(
         &self,
         consumer: &BaseConsumer<Self>,
         lookup: &TopicPartitionList,
-        tpl: &mut TopicPartitionList,
         pins: &mut OffsetMap,
     ) -> TopicPartitionList {
         match consumer.offsets_for_times(lookup.clone(), LOOKUP_TIMEOUT) {
-            Ok(found) => pin_found(tpl, &found, pins),
+            Ok(found) => pin_found(&found, pins),
             Err(e) => {
                 warn!(error = %e, "cannot look up the startup offsets; starting at the end, uncommitted until records arrive");
-                for e in lookup.elements() {
-                    let _ = tpl.set_partition_offset(e.topic(), e.partition(), Offset::End);
-                }
                 TopicPartitionList::new()
             }
         }
     }
 }
 
+/// Where the consumer starts a partition whose tables need `plan`, given the startup
+/// mode's answer `pin` (a number, when one was asked for and found).
+fn start_offset(plan: &Plan, pin: Option<i64>, startup: StartupMode) -> Offset {
+    if plan.beginning || (plan.startup && matches!(startup, StartupMode::Earliest)) {
+        return Offset::Beginning;
+    }
+    let unresolved = match startup {
+        StartupMode::GroupOffsets => Offset::Stored,
+        _ => Offset::End,
+    };
+    match (plan.at, plan.startup.then_some(pin).flatten()) {
+        (Some(a), Some(p)) => Offset::Offset(a.min(p)),
+        (Some(a), None) => Offset::Offset(a),
+        (None, Some(p)) => Offset::Offset(p),
+        (None, None) => unresolved,
+    }
+}
+
 /// How long a broker look-up of start offsets may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Starts the partitions of `found` at the offsets the broker resolved and notes them as
-/// pins. Returns the partitions it found no offset for, started at the end.
-fn pin_found(
-    tpl: &mut TopicPartitionList,
-    found: &TopicPartitionList,
-    pins: &mut OffsetMap,
-) -> TopicPartitionList {
+/// Notes the offsets of `found` that the broker resolved as pins. Returns the partitions
+/// it found no offset for, set to the end (for a second look-up).
+fn pin_found(found: &TopicPartitionList, pins: &mut OffsetMap) -> TopicPartitionList {
     let mut ends = TopicPartitionList::new();
     for e in found.elements() {
         let tp = TopicPartition::new(e.topic(), e.partition());
-        let offset = match e.offset() {
-            Offset::Offset(o) if o >= 0 => {
-                pins.set(tp.clone(), o);
-                Offset::Offset(o)
-            }
-            Offset::Stored | Offset::Invalid => Offset::Stored,
+        match e.offset() {
+            Offset::Offset(o) if o >= 0 => pins.set(tp, o),
+            Offset::Stored | Offset::Invalid => {}
             _ => {
                 let _ = ends.add_partition_offset(&tp.topic, tp.partition, Offset::End);
-                Offset::End
             }
-        };
-        info!(partition = %tp, ?offset, "partition assigned");
-        let _ = tpl_set(tpl, &tp, offset);
+        }
     }
     ends
 }

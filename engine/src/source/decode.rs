@@ -22,6 +22,7 @@ use floe_catalog::TopicPartition;
 use floe_sql::job::{MetadataKey, SourceDef, ViolationKind};
 use floe_sql::plan::slot_schema;
 
+use super::json_values::JsonValues;
 use crate::error::{EngineError, Result};
 
 /// What the decoder needs to know about a source.
@@ -30,6 +31,9 @@ pub struct DecodePlan {
     /// The payload columns, all nullable: NOT NULL is checked after decoding, over the
     /// whole batch at once, so a missing field isolates one record rather than failing all.
     payload: SchemaRef,
+    /// How the payload is read and brought to its declared types (numbers in timestamp
+    /// columns, rounding of decimals).
+    values: JsonValues,
     /// Indices (in `payload`) and names of the payload columns declared NOT NULL.
     required: Vec<(usize, String)>,
     /// The slot schema: the source's columns, then the row column.
@@ -66,8 +70,10 @@ impl DecodePlan {
                 }
             })
             .collect();
+        let payload = Schema::new(payload_fields);
         Self {
-            payload: Arc::new(Schema::new(payload_fields)),
+            values: JsonValues::new(&payload, source.kafka.timestamp_numbers),
+            payload: Arc::new(payload),
             required,
             full: slot_schema(&source.schema()),
             utf8_keys: source
@@ -219,6 +225,14 @@ fn decode_bytes(schema: &SchemaRef, bytes: &[u8], rows: usize) -> Result<RecordB
     Ok(batch)
 }
 
+/// Decodes `rows` records from `bytes` into the declared payload columns.
+fn decode_payload(plan: &DecodePlan, bytes: &[u8], rows: usize) -> Result<RecordBatch, String> {
+    let batch = decode_bytes(&plan.values.wire, bytes, rows)?;
+    plan.values.finish(&plan.payload, bytes, batch, |schema| {
+        decode_bytes(schema, bytes, rows)
+    })
+}
+
 /// Names the kind of a record that failed to decode alone: not one well-formed JSON
 /// object is `malformed`; a well-formed object whose fields do not fit is `type`.
 fn classify(value: &[u8], message: String) -> BadRecord {
@@ -263,7 +277,7 @@ fn decode_range(
     if from >= to {
         return;
     }
-    match decode_bytes(&plan.payload, recs.span(from, to), to - from) {
+    match decode_payload(plan, recs.span(from, to), to - from) {
         Ok(b) => good.push((from, b)),
         Err(message) if to - from == 1 => {
             let value = recs.value(from).unwrap_or_default();
@@ -594,6 +608,108 @@ mod tests {
                 "round {round}"
             );
         }
+        Ok(())
+    }
+
+    fn values_plan(options: &str) -> DecodePlan {
+        let job = parse_job(
+            "t.sql",
+            &format!(
+                "CREATE CATALOG c WITH ('type'='sql','uri'='sqlite://x.db','warehouse'='file:///tmp/w');
+                 CREATE SOURCE s (id BIGINT NOT NULL, ts TIMESTAMP, amount DECIMAL(6, 2))
+                   WITH ('connector'='kafka','topic'='t','format'='json','properties.bootstrap.servers'='x:1'{options});
+                 CREATE TABLE c.n.t (id BIGINT);
+                 INSERT INTO c.n.t SELECT id FROM s;"
+            ),
+            &EnvVariables,
+        )
+        .expect("job parses");
+        DecodePlan::new(&job.sources[0])
+    }
+
+    fn micros(d: &Decoded) -> Vec<Option<i64>> {
+        column::<TimestampMicrosecondArray>(&d.batch, "ts")
+            .map(|a| a.iter().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn numbers_in_timestamp_columns_are_epoch_millis_and_strings_keep_their_precision() -> Result<()>
+    {
+        let tp = TopicPartition::new("t", 0);
+        let r = recs(&[
+            r#"{"id":1,"ts":1700000000123}"#,
+            r#"{"id":2,"ts":"2026-11-23T10:00:00.000001"}"#,
+            r#"{"id":3,"ts":"2026-11-23T10:00:00+02:00"}"#,
+            r#"{"id":4,"ts":null}"#,
+        ]);
+        let d = decode(&values_plan(""), &tp, &r)?;
+        assert!(d.bad.is_empty(), "{:?}", d.bad);
+        let at = |s: &str| {
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                .map(|t| t.and_utc().timestamp_micros())
+                .ok()
+        };
+        assert_eq!(
+            micros(&d),
+            vec![
+                Some(1_700_000_000_123_000),
+                at("2026-11-23T10:00:00.000001"),
+                at("2026-11-23T08:00:00.0"),
+                None
+            ]
+        );
+        let seconds = decode(
+            &values_plan(", 'json.timestamp-number'='epoch-seconds'"),
+            &tp,
+            &recs(&[r#"{"id":1,"ts":1700000000}"#]),
+        )?;
+        assert_eq!(micros(&seconds), vec![Some(1_700_000_000_000_000)]);
+        // Batches without numbers take the single-pass path and stay exact.
+        let strings = decode(
+            &values_plan(""),
+            &tp,
+            &recs(&[r#"{"id":2,"ts":"2026-11-23T10:00:00.000001"}"#]),
+        )?;
+        assert_eq!(micros(&strings), vec![at("2026-11-23T10:00:00.000001")]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_number_in_a_timestamp_column_can_be_refused() -> Result<()> {
+        let tp = TopicPartition::new("t", 0);
+        let r = recs(&[
+            r#"{"id":1,"ts":"2026-11-23T10:00:00Z"}"#,
+            r#"{"id":2,"ts":1700000000123}"#,
+            r#"{"id":3}"#,
+        ]);
+        let d = decode(&values_plan(", 'json.timestamp-number'='error'"), &tp, &r)?;
+        assert_eq!(d.bad.len(), 1, "{:?}", d.bad);
+        assert_eq!((d.bad[0].index, d.bad[0].kind), (1, ViolationKind::Type));
+        assert!(d.bad[0].message.contains("'ts'"), "{}", d.bad[0].message);
+        assert_eq!(d.batch.num_rows(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn extra_decimal_digits_round_half_away_from_zero() -> Result<()> {
+        let tp = TopicPartition::new("t", 0);
+        let r = recs(&[
+            r#"{"id":1,"amount":1.235}"#,
+            r#"{"id":2,"amount":"-1.235"}"#,
+            r#"{"id":3,"amount":1.2349}"#,
+            r#"{"id":4,"amount":9999.995}"#,
+            r#"{"id":5,"amount":12}"#,
+        ]);
+        let d = decode(&values_plan(""), &tp, &r)?;
+        assert_eq!(d.bad.len(), 1, "{:?}", d.bad);
+        assert_eq!((d.bad[0].index, d.bad[0].kind), (3, ViolationKind::Type));
+        let amounts = column::<arrow_array::Decimal128Array>(&d.batch, "amount")
+            .map(|a| a.iter().collect::<Vec<_>>());
+        assert_eq!(
+            amounts,
+            Some(vec![Some(124), Some(-124), Some(123), Some(1200)])
+        );
         Ok(())
     }
 }

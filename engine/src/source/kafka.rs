@@ -135,10 +135,10 @@ impl KafkaSource {
         index: usize,
         def: &SourceDef,
         bootstrap: &str,
-        resume: OffsetMap,
+        tables: Vec<OffsetMap>,
         tx: mpsc::Sender<SourceEvent>,
     ) -> Result<Self> {
-        let shared = SourceShared::new(resume, def.kafka.startup);
+        let shared = SourceShared::new(tables, def.kafka.startup);
         let kafka_err = |message: String| EngineError::Kafka {
             source_name: def.name.clone(),
             message,

@@ -3,7 +3,9 @@
 pub mod client_log;
 mod context;
 pub mod decode;
+mod json_values;
 mod kafka;
+pub mod start;
 
 pub use context::SourceShared;
 pub use kafka::{KafkaSource, SourceBatch, SourceEvent, consumer_config};

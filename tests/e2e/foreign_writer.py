@@ -1,0 +1,54 @@
+"""Another tool on Floe's tables: PyIceberg appends, deletes and expires snapshots.
+
+Usage: foreign_writer.py CATALOG_URI WAREHOUSE COMMAND NAMESPACE.TABLE [ARGS ...]
+  append TABLE FIRST_ID COUNT   appends COUNT rows with order_id FIRST_ID.. (other
+                                columns: a fixed timestamp, nulls where allowed)
+  delete TABLE FROM_ID          deletes the rows with order_id >= FROM_ID
+  expire TABLE                  expires every snapshot but the current one; prints how
+                                many snapshots are left
+"""
+import datetime
+import sys
+
+import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.expressions import GreaterThanOrEqual
+
+uri, warehouse, command, name = sys.argv[1:5]
+args = sys.argv[5:]
+catalog = SqlCatalog("lake", uri=uri, warehouse=warehouse)
+table = catalog.load_table(name)
+
+
+def column(field, ids):
+    """Values for one column of the appended rows."""
+    if field.name == "order_id":
+        return pa.array(ids, type=field.type)
+    if pa.types.is_timestamp(field.type):
+        ts = datetime.datetime(2026, 11, 23, 10, 0, 0)
+        return pa.array([ts] * len(ids), type=field.type)
+    if pa.types.is_date(field.type):
+        return pa.array([datetime.date(2026, 11, 23)] * len(ids), type=field.type)
+    if pa.types.is_decimal(field.type):
+        return pa.array([None] * len(ids), type=field.type)
+    if not field.nullable:
+        raise SystemExit(f"no value for the required column {field.name}")
+    return pa.nulls(len(ids), type=field.type)
+
+
+if command == "append":
+    first, count = int(args[0]), int(args[1])
+    ids = list(range(first, first + count))
+    schema = table.schema().as_arrow()
+    rows = pa.Table.from_arrays([column(f, ids) for f in schema], schema=schema)
+    table.append(rows)
+elif command == "delete":
+    table.delete(GreaterThanOrEqual("order_id", int(args[0])))
+elif command == "expire":
+    current = table.current_snapshot().snapshot_id
+    old = [s.snapshot_id for s in table.snapshots() if s.snapshot_id != current]
+    if old:
+        table.maintenance.expire_snapshots().by_ids(old).commit()
+    print(len(catalog.load_table(name).snapshots()))
+else:
+    raise SystemExit(f"unknown command {command}")

@@ -1,0 +1,196 @@
+//! Exactly-once over a job's whole life: tables added to and removed from the job file,
+//! other tools appending, deleting and expiring snapshots between runs, a renamed job.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::fixture::{
+    BIG_ORDERS, Broker, Lake, ORDERS_CLEAN, assert_exactly_once, assert_same_ids, expected_big_ids,
+    expected_clean_ids, orders_job_of, produced, produced_range, sqlite_catalog, succeeded,
+};
+use crate::pyiceberg::{ids_of, python, read_with_pyiceberg};
+
+/// Runs `tests/e2e/foreign_writer.py` (PyIceberg, as another tool on the same tables)
+/// with `args` against the lake's catalog.
+pub fn foreign(lake: &Lake, args: &[&str]) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/foreign_writer.py");
+    let dir = lake.dir.path();
+    let out = succeeded(
+        Command::new(python())
+            .arg(script)
+            .arg(format!("sqlite:///{}/catalog.db", dir.display()))
+            .arg(format!("file://{}/warehouse", dir.display()))
+            .args(args),
+        "PyIceberg as a foreign writer",
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Rewrites the lake's job file with the orders job's `tables` blocks.
+fn set_tables(lake: &Lake, tables: &[&str]) {
+    let text = orders_job_of(&sqlite_catalog(lake.dir.path()), "500ms", tables);
+    std::fs::write(&lake.job, text).expect("write job");
+}
+
+/// Runs the job until idle, producing orders `from..from + 100` of every partition once
+/// its partitions are assigned.
+fn run_while_producing(lake: &Lake, broker: &Broker, from: u64) {
+    let (mut child, log) = lake.spawn_replica(broker, "floe-e2e", "3s");
+    assert!(
+        log.wait_for("partition assigned", Duration::from_secs(60)),
+        "the job is assigned its partitions: {}",
+        log.text()
+    );
+    broker.produce_all(400, 4, from);
+    let status = child.wait().expect("wait for floe run");
+    assert!(status.success(), "floe run failed: {}", log.text());
+}
+
+/// Order ids PyIceberg reads from `table` (namespace.table), sorted.
+fn pyiceberg_ids(lake: &Lake, table: &str) -> Vec<u64> {
+    ids_of(&read_with_pyiceberg(lake, table))
+}
+
+#[test]
+fn checkpoints_survive_foreign_writes_and_snapshot_expiry() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::new("500ms");
+    broker.produce_all(2000, 4, 0);
+    lake.run_until_idle(&broker, "3s");
+    assert_exactly_once(&lake, 500);
+
+    // Another tool appends rows, deletes some of them (a rewrite without Floe's summary)
+    // and expires every snapshot but the current one: no snapshot of the job is left.
+    foreign(&lake, &["append", "sales.orders_clean", "9000001", "100"]);
+    foreign(&lake, &["delete", "sales.orders_clean", "9000051"]);
+    for table in ["sales.orders_clean", "sales.big_orders"] {
+        let left = foreign(&lake, &["expire", table]);
+        assert_eq!(left.trim(), "1", "{table}: one snapshot is left");
+    }
+
+    broker.produce_all(2000, 4, 500);
+    let out = lake.run_until_idle(&broker, "3s");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("resuming from the checkpoint kept in the table's properties"),
+        "the job says where it resumes from:\n{log}"
+    );
+    let records = produced(4, 1000);
+    let mut clean = expected_clean_ids(&records);
+    clean.extend(9_000_001..=9_000_050);
+    clean.sort_unstable();
+    assert_same_ids("orders_clean", &lake.ids("lake.sales.orders_clean"), &clean);
+    assert_same_ids(
+        "big_orders",
+        &lake.ids("lake.sales.big_orders"),
+        &expected_big_ids(&records),
+    );
+    assert_same_ids(
+        "PyIceberg orders_clean",
+        &pyiceberg_ids(&lake, "sales.orders_clean"),
+        &clean,
+    );
+
+    // Expired again, now right after the job's own commits: a restart reads nothing twice.
+    foreign(&lake, &["expire", "sales.orders_clean"]);
+    lake.run_until_idle(&broker, "2s");
+    assert_same_ids(
+        "orders_clean after a second expiry",
+        &lake.ids("lake.sales.orders_clean"),
+        &clean,
+    );
+}
+
+#[test]
+fn a_renamed_job_does_not_start_over_a_table_it_cannot_place() {
+    let broker = Broker::start(&["orders:4"]);
+    let mut lake = Lake::new("500ms");
+    broker.produce_all(400, 4, 0);
+    lake.run_until_idle(&broker, "3s");
+    assert_exactly_once(&lake, 100);
+
+    lake.env.push(("FLOE_E2E_JOB".into(), "renamed".into()));
+    let err = lake.run_failing(&broker, "3s");
+    assert!(
+        err.contains("holds rows but no checkpoint of job 'renamed'")
+            && err.contains("'checkpoint.missing' = 'startup-mode'"),
+        "the error says what is wrong and what to do: {err}"
+    );
+    assert_exactly_once(&lake, 100);
+}
+
+/// The job's tables as they change over the test, and the ids each must hold then.
+#[test]
+fn tables_added_to_and_removed_from_a_latest_offset_job_keep_their_own_offsets() {
+    let broker = Broker::start(&["orders:4"]);
+    let mut lake = Lake::new("500ms");
+    lake.env
+        .push(("FLOE_E2E_STARTUP".into(), "latest-offset".into()));
+    // Records from before the job: 'latest-offset' skips them.
+    broker.produce_all(400, 4, 0);
+    set_tables(&lake, &[ORDERS_CLEAN]);
+    lake.run_until_idle(&broker, "3s");
+    assert!(lake.ids("lake.sales.orders_clean").is_empty());
+
+    // Records arrive while the job is stopped; then it gains a second table, and more
+    // records arrive while it runs. The new table starts at the end ('latest-offset');
+    // the first continues where it was, and commits past the records in between.
+    broker.produce_all(400, 4, 100);
+    set_tables(&lake, &[ORDERS_CLEAN, BIG_ORDERS]);
+    run_while_producing(&lake, &broker, 200);
+    assert_same_ids(
+        "orders_clean after a table was added",
+        &lake.ids("lake.sales.orders_clean"),
+        &expected_clean_ids(&produced_range(4, 100..300)),
+    );
+    assert_same_ids(
+        "big_orders, added to the job",
+        &lake.ids("lake.sales.big_orders"),
+        &expected_big_ids(&produced_range(4, 200..300)),
+    );
+
+    // The second table leaves the job: the first goes on exactly where it was.
+    set_tables(&lake, &[ORDERS_CLEAN]);
+    broker.produce_all(400, 4, 300);
+    lake.run_until_idle(&broker, "3s");
+    assert_same_ids(
+        "orders_clean after a table was removed",
+        &lake.ids("lake.sales.orders_clean"),
+        &expected_clean_ids(&produced_range(4, 100..400)),
+    );
+    // It comes back: it continues from its own checkpoint, the records it missed included.
+    set_tables(&lake, &[ORDERS_CLEAN, BIG_ORDERS]);
+    lake.run_until_idle(&broker, "3s");
+    assert_same_ids(
+        "big_orders back in the job",
+        &lake.ids("lake.sales.big_orders"),
+        &expected_big_ids(&produced_range(4, 200..400)),
+    );
+    assert_same_ids(
+        "orders_clean, unmoved",
+        &lake.ids("lake.sales.orders_clean"),
+        &expected_clean_ids(&produced_range(4, 100..400)),
+    );
+}
+
+#[test]
+fn a_table_added_to_an_earliest_offset_job_reads_the_topic_from_its_start() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::new("500ms");
+    broker.produce_all(400, 4, 0);
+    set_tables(&lake, &[ORDERS_CLEAN]);
+    lake.run_until_idle(&broker, "3s");
+    broker.produce_all(400, 4, 100);
+    set_tables(&lake, &[ORDERS_CLEAN, BIG_ORDERS]);
+    lake.run_until_idle(&broker, "3s");
+    assert_exactly_once(&lake, 200);
+    // Partition fields are shown by the column they are computed from.
+    for (table, spec) in [
+        ("lake.sales.orders_clean", "partition  day(order_ts)"),
+        ("lake.sales.big_orders", "partition  bucket(4, order_id)"),
+    ] {
+        let text = lake.describe(table);
+        assert!(text.contains(spec), "{table}: {text}");
+    }
+}
