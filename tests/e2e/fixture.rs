@@ -168,6 +168,11 @@ impl Broker {
 
     /// Produces `records` over `partitions` with one bad record in `dirty_every`, and waits.
     pub fn produce_dirty(&self, records: u64, partitions: u32, dirty_every: u64) {
+        self.produce_dirty_from(records, partitions, dirty_every, 0);
+    }
+
+    /// Like [`Self::produce_dirty`], from index `start` of every partition.
+    pub fn produce_dirty_from(&self, records: u64, partitions: u32, dirty_every: u64, start: u64) {
         let status = floe()
             .args([
                 "produce",
@@ -179,6 +184,7 @@ impl Broker {
             .args(["--records", &records.to_string()])
             .args(["--partitions", &partitions.to_string()])
             .args(["--dirty-every", &dirty_every.to_string()])
+            .args(["--start", &start.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()

@@ -194,3 +194,73 @@ fn a_table_added_to_an_earliest_offset_job_reads_the_topic_from_its_start() {
         assert!(text.contains(spec), "{table}: {text}");
     }
 }
+
+/// Parquet files under the lake's warehouse.
+fn data_files(lake: &Lake) -> usize {
+    fn count(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        count(&p)
+                    } else {
+                        usize::from(p.extension().is_some_and(|x| x == "parquet"))
+                    }
+                })
+                .sum()
+        })
+    }
+    count(&lake.dir.path().join("warehouse"))
+}
+
+#[test]
+fn removing_orphans_spares_the_files_a_running_job_has_not_committed_yet() {
+    let broker = Broker::start(&["orders:4"]);
+    // Commits once an hour, rolling small files long before that.
+    let lake = Lake::with_job(|d| {
+        orders_job_of(&sqlite_catalog(d), "1h", &[ORDERS_CLEAN]).replace(
+            "'commit.interval' = '1h'",
+            "'commit.interval' = '1h', 'write.target-file-size' = '2KB'",
+        )
+    });
+    broker.produce_all(400, 4, 0);
+    lake.run_until_idle(&broker, "3s");
+    let committed_files = data_files(&lake);
+
+    let (mut job, log) = lake.spawn_replica(&broker, "floe-e2e", "5s");
+    assert!(log.wait_for("partition assigned", Duration::from_secs(60)));
+    broker.produce_all(2000, 4, 100);
+    let started = std::time::Instant::now();
+    while data_files(&lake) <= committed_files + 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the job rolls files before it commits: {}",
+            log.text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The rolled files are orphans until the commit; the one-hour commit interval
+    // recorded on the table keeps them, whatever --older-than says.
+    let out = succeeded(
+        lake.floe().args(["orphans", "--job"]).arg(&lake.job).args([
+            "lake.sales.orders_clean",
+            "--remove",
+            "--older-than",
+            "0s",
+        ]),
+        "floe orphans",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("removed 0 of") && text.contains("commits this table every 3600s"),
+        "{text}"
+    );
+    assert!(job.wait().expect("floe run").success(), "{}", log.text());
+    assert_same_ids(
+        "orders_clean",
+        &pyiceberg_ids(&lake, "sales.orders_clean"),
+        &expected_clean_ids(&produced(4, 600)),
+    );
+}

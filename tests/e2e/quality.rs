@@ -13,6 +13,7 @@ use crate::fixture::{Broker, Lake, assert_same_ids, floe, wait_for_line};
 use crate::pyiceberg::read_with_pyiceberg;
 
 const PARTITIONS: u32 = 4;
+const CHECKED: &str = "lake.sales.orders_checked";
 const DIRTY_EVERY: u64 = 7;
 
 fn quality_job(dir: &Path, on_violation: &str) -> String {
@@ -102,16 +103,20 @@ fn expected(per_partition: u64) -> Expected {
     e
 }
 
-/// Dead letters as (id from the key, kind, rule), checking none is there twice.
-fn dead_letters(lake: &Lake) -> BTreeMap<u64, (String, String)> {
+/// Dead letters of `target` as (id from the key, kind, rule), checking none is there
+/// twice; `only` checks that no other target's are there.
+fn dead_letters_of(lake: &Lake, target: &str, only: bool) -> BTreeMap<u64, (String, String)> {
     let rows = lake.query(
         "SELECT CAST(key AS VARCHAR) AS k, error_kind, coalesce(rule, '') AS rule, \
-         target_table, topic, \"offset\" FROM lake.quality.orders_dlq",
+         target_table, topic, \"offset\" FROM lake.quality.orders_dlq WHERE error_kind <> 'replayed'",
     );
     let mut out = BTreeMap::new();
     for r in rows {
+        if !only && r["target_table"] != target {
+            continue;
+        }
         let id: u64 = r["k"].as_str().and_then(|k| k.parse().ok()).expect("key");
-        assert_eq!(r["target_table"], "lake.sales.orders_checked");
+        assert_eq!(r["target_table"], target);
         assert_eq!(r["topic"], "orders");
         let kind = r["error_kind"].as_str().unwrap_or_default().to_string();
         let rule = r["rule"].as_str().unwrap_or_default().to_string();
@@ -135,13 +140,17 @@ fn described(text: &str, label: &str) -> u64 {
 }
 
 fn assert_every_record_in_one_place(lake: &Lake, per_partition: u64) {
+    assert_in_one_place_for(lake, CHECKED, per_partition, true);
+}
+
+/// Every record of `per_partition` per partition is, for `target`, in exactly one
+/// place: a row, a dead letter of that target, or a count; the dead-lettered counts of
+/// the target's summaries agree with its dead letters. `only`: no other target routes
+/// records to the dead-letter table.
+fn assert_in_one_place_for(lake: &Lake, target: &str, per_partition: u64, only: bool) {
     let e = expected(per_partition);
-    assert_same_ids(
-        "orders_checked",
-        &lake.ids("lake.sales.orders_checked"),
-        &e.table,
-    );
-    let dead = dead_letters(lake);
+    assert_same_ids(target, &lake.ids(target), &e.table);
+    let dead = dead_letters_of(lake, target, only);
     let wrong: Vec<_> = e
         .dead
         .iter()
@@ -155,11 +164,21 @@ fn assert_every_record_in_one_place(lake: &Lake, per_partition: u64) {
         dead.len(),
         e.dead.len()
     );
-    let text = lake.describe("lake.sales.orders_checked");
+    let text = lake.describe(target);
     assert_eq!(
         described(&text, "filtered by the SELECT"),
         e.filtered,
         "{text}"
+    );
+    let counted: u64 = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("dead-lettered"))
+        .filter_map(|rest| rest.split_whitespace().last()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(
+        counted,
+        e.dead.len() as u64,
+        "floe.counts agree with the dead letters: {text}"
     );
     assert_eq!(
         described(&text, "dropped       known_currency"),
@@ -191,7 +210,11 @@ fn every_record_lands_in_exactly_one_place() {
         v["keys"].as_array().map(Vec::len),
         Some(expected(per_partition).dead.len())
     );
-    assert_eq!(v["summary"]["floe.job"], "quality-e2e");
+    // The dead-letter table keeps a checkpoint per target it serves (its lane).
+    assert_eq!(
+        v["summary"]["floe.job"],
+        "quality-e2e/lake.sales.orders_checked"
+    );
     assert_eq!(v["partition_spec"], "caught_at_day: day(caught_at)");
 
     // After a fix (negative amounts are refunds after all), a replay recovers exactly the
@@ -433,4 +456,46 @@ fn fuzzed_payloads_never_crash_the_job() {
         + described(&text, "filtered by the SELECT")
         + described(&text, "dropped       known_currency");
     assert_eq!(accounted, values.len() as u64, "{text}");
+}
+
+/// A second target with the same rules and dead-letter table as orders_checked,
+/// committed less often.
+fn audit_table() -> String {
+    format!(
+        r#"CREATE TABLE lake.sales.orders_audit (
+  order_id BIGINT NOT NULL, customer_id SMALLINT, amount DECIMAL(12, 2), currency VARCHAR,
+  order_ts TIMESTAMP NOT NULL,
+  CONSTRAINT positive_amount CHECK (amount > 0),
+  CONSTRAINT known_currency CHECK (currency IN ('EUR', 'USD', 'GBP'))
+) WITH ('commit.interval' = '2s', {DEAD_LETTER});
+INSERT INTO lake.sales.orders_audit
+SELECT order_id, CAST(customer_id AS SMALLINT), amount, upper(trim(currency)), order_ts
+FROM orders WHERE customer_id IS NULL OR customer_id % 13 <> 0;
+"#
+    )
+}
+
+#[test]
+fn a_dead_letter_table_keeps_each_targets_bad_records_exactly_once() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::with_job(|d| quality_job(d, DEAD_LETTER));
+    broker.produce_dirty_from(350 * u64::from(PARTITIONS), PARTITIONS, DIRTY_EVERY, 0);
+    lake.run_until_idle(&broker, "4s");
+    assert_in_one_place_for(&lake, CHECKED, 350, true);
+
+    // A second target joins the dead-letter table, on another commit interval, and more
+    // records arrive. The new target reads the topic from its start: its bad records of
+    // the first 350 per partition belong in the dead-letter table too, and orders_checked's
+    // must not be written again.
+    let job = std::fs::read_to_string(&lake.job).expect("job") + &audit_table();
+    std::fs::write(&lake.job, job).expect("write job");
+    broker.produce_dirty_from(350 * u64::from(PARTITIONS), PARTITIONS, DIRTY_EVERY, 350);
+    lake.run_until_idle(&broker, "4s");
+    assert_in_one_place_for(&lake, CHECKED, 700, false);
+    assert_in_one_place_for(&lake, "lake.sales.orders_audit", 700, false);
+    let text = lake.describe("lake.quality.orders_dlq");
+    assert!(
+        text.contains("dead letters of lake.sales.orders_audit"),
+        "describe shows each lane: {text}"
+    );
 }

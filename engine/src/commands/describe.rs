@@ -11,6 +11,7 @@ use floe_sql::job::TableName;
 use super::query::{run_sql, session_over};
 use crate::error::{EngineError, Result};
 use crate::pipeline::RecordCounts;
+use crate::pipeline::lane_job;
 use crate::setup::{
     catalog_of, dead_letter_tables, load_job_for_catalogs, open_catalogs, resolve_table,
     table_ident,
@@ -104,15 +105,33 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
         println!("… {} older snapshots", snaps.len() - 20);
     }
     println!();
-    match latest_checkpoint(&name.to_string(), md, &job.name)? {
-        None => println!("job '{}' has committed no offsets to this table", job.name),
-        Some(c) => {
-            println!(
-                "offsets committed by job '{}' (snapshot {}, {OFFSETS_KEY}):",
-                job.name, c.snapshot_id
-            );
-            for (tp, o) in c.offsets.iter() {
-                println!("  {tp:<30} next offset {o}");
+    // A dead-letter table keeps one checkpoint per target it serves (its lanes).
+    let identities: Vec<(String, String)> = if dead_letters.contains(name) {
+        job.tables
+            .iter()
+            .filter(|t| t.quality.dead_letter.as_ref() == Some(name))
+            .map(|t| {
+                let lane = lane_job(&job.name, &t.name);
+                (
+                    lane.clone(),
+                    format!("dead letters of {}, as '{lane}'", t.name),
+                )
+            })
+            .collect()
+    } else {
+        vec![(job.name.clone(), format!("job '{}'", job.name))]
+    };
+    for (identity, label) in identities {
+        match latest_checkpoint(&name.to_string(), md, &identity)? {
+            None => println!("{label}: no offsets committed to this table"),
+            Some(c) => {
+                println!(
+                    "offsets committed by {label} (snapshot {}, {OFFSETS_KEY}):",
+                    c.snapshot_id
+                );
+                for (tp, o) in c.offsets.iter() {
+                    println!("  {tp:<30} next offset {o}");
+                }
             }
         }
     }

@@ -39,6 +39,7 @@ use iceberg::table::Table;
 use super::query::{run_sql, session_over};
 use crate::error::{EngineError, Result};
 use crate::pipeline::rules::{row_numbers, run_insert, without_row_column};
+use crate::pipeline::{lane_job, lane_start};
 use crate::setup::{catalog_of, load_job_for_catalogs, open_catalogs, table_ident};
 use crate::source::decode::{DecodePlan, PendingRecords, decode};
 
@@ -320,11 +321,20 @@ impl Replay<'_> {
         )?;
         writer.write(&batch.finish()?).await?;
         let files = writer.close().await?;
-        let offsets = latest_checkpoint(&self.dlq.to_string(), self.dlq_table.metadata(), &job)?
-            .map(|c| c.offsets)
-            .unwrap_or_default();
+        // Markers commit in the target's dead-letter lane, without moving its offsets.
+        let lane = lane_job(&job, &self.def.name);
+        let dlq_md = self.dlq_table.metadata();
+        let offsets = match latest_checkpoint(&self.dlq.to_string(), dlq_md, &lane)? {
+            Some(c) => c.offsets,
+            None => {
+                let target = latest_checkpoint(&target, self.target_table.metadata(), &job)?
+                    .map(|c| c.offsets)
+                    .unwrap_or_default();
+                lane_start(&self.dlq, dlq_md, &job, &target)?
+            }
+        };
         let req = CommitRequest {
-            job: job.clone(),
+            job: lane,
             files,
             from: offsets.clone(),
             to: offsets,

@@ -1,18 +1,20 @@
 //! `floe run`: the long-lived job.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use floe_catalog::TopicPartition;
 use floe_catalog::checkpoint::CheckpointSource;
+use floe_catalog::{OpenCatalog, TopicPartition};
 use floe_sinks::RetryPolicy;
-use floe_sql::job::{EmbeddedFeed, SourceDef};
+use floe_sql::CompiledJob;
+use floe_sql::job::{EmbeddedFeed, SourceDef, TableName, TableOptions};
 use tracing::{error, info, warn};
 
 use crate::embedded::broker::{EmbeddedBroker, RETENTION_BYTES_PER_PARTITION, retained_records};
 use crate::embedded::generator::{Feed, GenerateSpec, produce, typical_record_bytes};
 use crate::error::Result;
-use crate::pipeline::{self, RunOptions, TableState};
+use crate::pipeline::{self, RunOptions, TableState, lane_job, lane_start};
 use crate::setup::{
     catalog_of, ensure_dead_letter_tables, ensure_tables, load_and_compile, open_catalogs,
 };
@@ -34,59 +36,9 @@ pub async fn run(path: &Path, args: RunArgs) -> Result<()> {
     let compiled = load_and_compile(path).await?;
     let job = &compiled.job;
     let catalogs = open_catalogs(job).await?;
-    let tables = ensure_tables(job, &catalogs).await?;
-    let mut states = vec![];
-    for (def, table) in job.tables.iter().zip(tables) {
-        let sources: Vec<usize> = compiled
-            .inserts
-            .iter()
-            .filter(|i| i.target == def.name)
-            .map(|i| i.source)
-            .collect();
-        let cat = catalog_of(&catalogs, &def.name)?;
-        let state = TableState::new(
-            def.name.clone(),
-            cat.catalog.clone(),
-            table,
-            def.options.clone(),
-            &job.name,
-            sources,
-        )?;
-        state.check_checkpoint()?;
-        match state.checkpoint {
-            Some(CheckpointSource::Ancestry) => {
-                info!(table = %def.name, offsets = %state.committed.to_json(), "resuming from committed offsets");
-            }
-            Some(CheckpointSource::Property) => {
-                info!(table = %def.name, offsets = %state.committed.to_json(),
-                    "resuming from the checkpoint kept in the table's properties (the job's snapshots were expired or are hidden by another writer's)");
-            }
-            None => {}
-        }
-        states.push(state);
-    }
-    for (name, options, table) in ensure_dead_letter_tables(job, &catalogs).await? {
-        // It reads what the tables that route to it read.
-        let sources: Vec<usize> = compiled
-            .inserts
-            .iter()
-            .filter(|i| {
-                job.table(&i.target)
-                    .and_then(|t| t.quality.dead_letter.as_ref())
-                    == Some(&name)
-            })
-            .map(|i| i.source)
-            .collect();
-        let cat = catalog_of(&catalogs, &name)?;
-        states.push(TableState::new(
-            name,
-            cat.catalog.clone(),
-            table,
-            options,
-            &job.name,
-            sources,
-        )?);
-    }
+    let mut states = target_states(&compiled, &catalogs).await?;
+    let lanes = dead_letter_lanes(&compiled, &catalogs, &states).await?;
+    states.extend(lanes);
 
     // Sources on the embedded broker: start it and its generators.
     let mut broker: Option<EmbeddedBroker> = None;
@@ -153,6 +105,94 @@ pub async fn run(path: &Path, args: RunArgs) -> Result<()> {
     );
     drop(broker);
     Ok(())
+}
+
+/// The state of every target table of the job, each checked for a checkpoint it can
+/// resume from.
+async fn target_states(
+    compiled: &CompiledJob,
+    catalogs: &HashMap<String, OpenCatalog>,
+) -> Result<Vec<TableState>> {
+    let job = &compiled.job;
+    let tables = ensure_tables(job, catalogs).await?;
+    let mut states = vec![];
+    for (def, table) in job.tables.iter().zip(tables) {
+        let cat = catalog_of(catalogs, &def.name)?;
+        let state = TableState::new(
+            def.name.clone(),
+            cat.catalog.clone(),
+            table,
+            def.options.clone(),
+            &job.name,
+            sources_of(compiled, &def.name),
+        )?;
+        state.check_checkpoint()?;
+        match state.checkpoint {
+            Some(CheckpointSource::Ancestry) => {
+                info!(table = %def.name, offsets = %state.committed.to_json(), "resuming from committed offsets");
+            }
+            Some(CheckpointSource::Property) => {
+                info!(table = %def.name, offsets = %state.committed.to_json(),
+                    "resuming from the checkpoint kept in the table's properties (the job's snapshots were expired or are hidden by another writer's)");
+            }
+            None => {}
+        }
+        states.push(state);
+    }
+    Ok(states)
+}
+
+/// The sources the INSERTs into `target` read.
+fn sources_of(compiled: &CompiledJob, target: &TableName) -> Vec<usize> {
+    compiled
+        .inserts
+        .iter()
+        .filter(|i| &i.target == target)
+        .map(|i| i.source)
+        .collect()
+}
+
+/// One dead-letter lane per target that routes bad records to a dead-letter table (see
+/// `pipeline::dead_letter_lanes`), committed on its target's interval; a lane without a
+/// checkpoint starts where its target is.
+async fn dead_letter_lanes(
+    compiled: &CompiledJob,
+    catalogs: &HashMap<String, OpenCatalog>,
+    targets: &[TableState],
+) -> Result<Vec<TableState>> {
+    let job = &compiled.job;
+    let mut lanes = vec![];
+    for (name, _, table) in ensure_dead_letter_tables(job, catalogs).await? {
+        let cat = catalog_of(catalogs, &name)?;
+        let served = job
+            .tables
+            .iter()
+            .filter(|t| t.quality.dead_letter.as_ref() == Some(&name));
+        for def in served {
+            let mut lane = TableState::new(
+                name.clone(),
+                cat.catalog.clone(),
+                table.clone(),
+                TableOptions {
+                    commit_interval: def.options.commit_interval,
+                    ..TableOptions::default()
+                },
+                &lane_job(&job.name, &def.name),
+                sources_of(compiled, &def.name),
+            )?;
+            lane.dead_letters_of = Some(def.name.clone());
+            if lane.checkpoint.is_none() {
+                let target = targets
+                    .iter()
+                    .find(|t| t.name == def.name)
+                    .map(TableState::positions)
+                    .unwrap_or_default();
+                lane.adopt(&lane_start(&name, table.metadata(), &job.name, &target)?);
+            }
+            lanes.push(lane);
+        }
+    }
+    Ok(lanes)
 }
 
 /// What the generator of an embedded source produces: first the log up to what the

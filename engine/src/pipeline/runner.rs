@@ -63,21 +63,26 @@ pub async fn run(
         )?);
     }
     drop(tx);
-    // For each source: the INSERTs that read it, with their target table's index.
+    // For each source: the INSERTs that read it, with their target table's index and
+    // the index of the dead-letter lane of that target.
     let table_index: HashMap<_, _> = tables
         .iter()
         .enumerate()
-        .map(|(i, t)| (t.name.clone(), i))
+        .map(|(i, t)| (t.key(), i))
         .collect();
     let mut readers: Vec<Vec<Reader>> = vec![vec![]; sources.len()];
     for (ii, ins) in job.inserts.iter().enumerate() {
         let def = job.job.tables.iter().position(|t| t.name == ins.target);
-        if let (Some(ti), Some(def)) = (table_index.get(&ins.target), def) {
+        if let (Some(ti), Some(def)) = (table_index.get(&(ins.target.clone(), None)), def) {
             let dead_letter = job.job.tables[def]
                 .quality
                 .dead_letter
                 .as_ref()
-                .and_then(|d| table_index.get(d).copied());
+                .and_then(|d| {
+                    table_index
+                        .get(&(d.clone(), Some(ins.target.clone())))
+                        .copied()
+                });
             readers[ins.source].push(Reader {
                 insert: ii,
                 table: *ti,

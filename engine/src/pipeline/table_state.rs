@@ -46,6 +46,8 @@ pub struct TableState {
     pub last_snapshot: Option<i64>,
     /// Where the job's checkpoint was found at start (None: the job never committed here).
     pub checkpoint: Option<CheckpointSource>,
+    /// For a dead-letter lane: the target whose bad records it holds.
+    pub dead_letters_of: Option<TableName>,
 }
 
 impl std::fmt::Debug for TableState {
@@ -72,6 +74,7 @@ impl TableState {
         let last_snapshot = table.metadata().current_snapshot_id();
         Ok(Self {
             checkpoint,
+            dead_letters_of: None,
             name,
             catalog,
             table,
@@ -87,6 +90,11 @@ impl TableState {
             commits: 0,
             last_snapshot,
         })
+    }
+
+    /// The table name, and for a dead-letter lane the target it serves.
+    pub fn key(&self) -> (TableName, Option<TableName>) {
+        (self.name.clone(), self.dead_letters_of.clone())
     }
 
     /// Refuses a table that holds rows but no checkpoint of this job, unless its options
@@ -175,6 +183,15 @@ impl TableState {
                 self.pending.set(tp.clone(), o);
                 self.pending_since.get_or_insert_with(Instant::now);
             }
+        }
+    }
+
+    /// Starts from `offsets` although nothing was committed here yet (a new dead-letter
+    /// lane starts where its target is): committed with the next checkpoint.
+    pub fn adopt(&mut self, offsets: &OffsetMap) {
+        for (tp, o) in offsets.iter() {
+            self.pending.set(tp.clone(), o);
+            self.pending_since.get_or_insert_with(Instant::now);
         }
     }
 
