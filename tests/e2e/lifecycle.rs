@@ -264,3 +264,26 @@ fn removing_orphans_spares_the_files_a_running_job_has_not_committed_yet() {
         &expected_clean_ids(&produced(4, 600)),
     );
 }
+
+#[test]
+fn a_job_without_a_name_is_refused_before_it_runs() {
+    let lake = Lake::with_job(|d| {
+        orders_job_of(&sqlite_catalog(d), "1s", &[ORDERS_CLEAN])
+            .replace("SET 'job.name' = '${FLOE_E2E_JOB:-e2e}';\n", "")
+    });
+    for command in ["validate", "run"] {
+        let out = lake
+            .floe()
+            .arg(command)
+            .arg(&lake.job)
+            .env("KAFKA_BOOTSTRAP", "127.0.0.1:9")
+            .output()
+            .expect("run floe");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command} must refuse the job");
+        assert!(
+            err.contains("the job has no name: add SET 'job.name' = 'job';"),
+            "{command}: {err}"
+        );
+    }
+}

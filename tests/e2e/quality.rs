@@ -499,3 +499,34 @@ fn a_dead_letter_table_keeps_each_targets_bad_records_exactly_once() {
         "describe shows each lane: {text}"
     );
 }
+
+#[test]
+fn a_dead_letter_table_added_to_a_target_takes_its_bad_records_from_its_checkpoint_on() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::with_job(|d| quality_job(d, "'on-violation' = 'drop'"));
+    broker.produce_dirty_from(350 * u64::from(PARTITIONS), PARTITIONS, DIRTY_EVERY, 0);
+    lake.run_until_idle(&broker, "4s");
+
+    // The table gains a dead-letter table: the bad records it already dropped stay
+    // dropped; those after its checkpoint are dead-lettered, once.
+    std::fs::write(&lake.job, quality_job(lake.dir.path(), DEAD_LETTER)).expect("write job");
+    broker.produce_dirty_from(350 * u64::from(PARTITIONS), PARTITIONS, DIRTY_EVERY, 350);
+    lake.run_until_idle(&broker, "4s");
+    let before = expected(350).dead;
+    let after: BTreeMap<u64, (String, String)> = expected(700)
+        .dead
+        .into_iter()
+        .filter(|(id, _)| !before.contains_key(id))
+        .collect();
+    let dead = dead_letters_of(&lake, CHECKED, true);
+    assert_eq!(
+        dead.len(),
+        after.len(),
+        "only the records after the table's checkpoint are dead-lettered"
+    );
+    assert!(
+        after.iter().all(|(id, o)| dead.get(id) == Some(o)),
+        "the dead letters are those of the new records"
+    );
+    assert_same_ids("orders_checked", &lake.ids(CHECKED), &expected(700).table);
+}
