@@ -356,23 +356,25 @@ impl Loop<'_> {
         tp: &TopicPartition,
         first: i64,
     ) {
+        let accepted = self.job.job.sources[source]
+            .kafka
+            .properties
+            .get("auto.offset.reset")
+            .is_some_and(|v| v != "error");
+        if !accepted {
+            return;
+        }
         let readers: Vec<usize> = self.readers[source]
             .iter()
             .flat_map(|r| std::iter::once(r.table).chain(r.dead_letter))
             .collect();
         let bounds: Option<Vec<i64>> = readers.iter().map(|t| tables[*t].lower_bound(tp)).collect();
-        let Some(lowest) = bounds.and_then(|b| b.into_iter().min()) else {
+        let Some(lowest) = bounds
+            .and_then(|b| b.into_iter().min())
+            .filter(|lowest| first < *lowest)
+        else {
             return;
         };
-        let def = &self.job.job.sources[source];
-        let accepted = def
-            .kafka
-            .properties
-            .get("auto.offset.reset")
-            .is_some_and(|v| v != "error");
-        if first >= lowest || !accepted {
-            return;
-        }
         warn!(
             partition = %tp,
             from = lowest,
