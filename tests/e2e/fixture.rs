@@ -74,11 +74,13 @@ pub fn floe() -> Command {
     c
 }
 
-/// A Kafka-protocol broker in a process of its own (`floe broker`), stopped on drop.
+/// A Kafka-protocol broker in a process of its own, stopped on drop: `floe broker`
+/// (librdkafka's mock cluster), or tansu, a Kafka-compatible broker written by others,
+/// when `FLOE_E2E_TANSU` names its binary (the second-broker leg of the suite).
 pub struct Broker {
     child: Child,
-    /// The broker's answers to commands.
-    out: BufReader<ChildStdout>,
+    /// The broker's answers to commands (`floe broker` only).
+    out: Option<BufReader<ChildStdout>>,
     /// `host:port`.
     pub bootstrap: String,
 }
@@ -86,6 +88,60 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker with `topics` (`name:partitions`).
     pub fn start(topics: &[&str]) -> Broker {
+        match std::env::var("FLOE_E2E_TANSU") {
+            Ok(bin) if !bin.is_empty() => Broker::start_tansu(Path::new(&bin), topics),
+            _ => Broker::start_embedded(topics),
+        }
+    }
+
+    /// Starts tansu on a free loopback port, keeping its log in memory, with `topics`.
+    fn start_tansu(bin: &Path, topics: &[&str]) -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/", "--silent"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "tansu does not listen on {url}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let broker = Broker {
+            child,
+            out: None,
+            bootstrap: format!("127.0.0.1:{port}"),
+        };
+        for t in topics {
+            let (name, partitions) = t.split_once(':').expect("topic as name:partitions");
+            succeeded(
+                Command::new(bin)
+                    .args(["topic", "create", "--broker", &url])
+                    .args(["--partitions", partitions, name]),
+                "tansu topic create",
+            );
+        }
+        broker
+    }
+
+    /// Starts `floe broker`.
+    fn start_embedded(topics: &[&str]) -> Broker {
         let mut cmd = floe();
         cmd.arg("broker");
         for t in topics {
@@ -107,7 +163,7 @@ impl Broker {
             .to_string();
         Broker {
             child,
-            out,
+            out: Some(out),
             bootstrap,
         }
     }
@@ -120,6 +176,8 @@ impl Broker {
         stdin.flush().expect("flush broker stdin");
         let mut line = String::new();
         self.out
+            .as_mut()
+            .expect("only the embedded broker takes commands")
             .read_line(&mut line)
             .expect("read the broker's answer");
         assert_eq!(line.trim(), command, "the broker did not confirm");

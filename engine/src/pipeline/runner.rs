@@ -391,8 +391,12 @@ impl Loop<'_> {
     async fn on_event(&mut self, tables: &mut [TableState], ev: SourceEvent) -> Result<()> {
         match ev {
             SourceEvent::Batch(b) => self.on_batch(tables, b).await,
-            SourceEvent::Assigned { source, done } => {
-                self.on_assigned(tables, source).await?;
+            SourceEvent::Assigned {
+                source,
+                partitions,
+                done,
+            } => {
+                self.on_assigned(tables, source, partitions).await?;
                 done.done();
                 Ok(())
             }
@@ -416,10 +420,18 @@ impl Loop<'_> {
         }
     }
 
-    /// Partitions arrive: reading starts from the offsets the tables hold now.
-    async fn on_assigned(&mut self, tables: &mut [TableState], source: usize) -> Result<()> {
+    /// Partitions arrive: reading starts from the offsets the tables hold now. An empty
+    /// assignment (the group waits for a member that died to time out; tansu does this
+    /// after a replica is killed) does not count as assigned for the idle timeout:
+    /// `--stop-when-idle` would otherwise give up before the partitions come.
+    async fn on_assigned(
+        &mut self,
+        tables: &mut [TableState],
+        source: usize,
+        partitions: usize,
+    ) -> Result<()> {
         self.last_record = Instant::now();
-        self.assigned = true;
+        self.assigned |= partitions > 0;
         for t in tables.iter_mut().filter(|t| t.sources.contains(&source)) {
             t.reload(&self.retry).await?;
         }

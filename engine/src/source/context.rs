@@ -289,7 +289,12 @@ impl ConsumerContext for FloeContext {
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let source = self.source;
-                self.handshake(|done| SourceEvent::Assigned { source, done });
+                let partitions = tpl.count();
+                self.handshake(|done| SourceEvent::Assigned {
+                    source,
+                    partitions,
+                    done,
+                });
                 let offsets = self.startup_offsets(consumer, tpl);
                 if !offsets.is_empty() {
                     self.handshake(|done| SourceEvent::Started {

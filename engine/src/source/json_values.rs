@@ -13,7 +13,8 @@
 //! - **Extra fraction digits of a `DECIMAL`** round half away from zero, as SQL engines
 //!   do (`12.345` into `DECIMAL(10, 2)` is `12.35`), instead of being cut off: the column
 //!   is read with one more digit of scale and rounded on that digit. A value that rounds
-//!   past the precision is a `type` bad record.
+//!   past the precision is a `type` bad record. `DECIMAL(38, s)` has no digit to spare
+//!   and keeps arrow-json's truncation.
 //! - **A `TIMESTAMP` (without time zone) string with an offset** (`…T10:00:00+02:00`)
 //!   is the instant it names, stored as its UTC wall-clock time (`08:00:00`), as
 //!   arrow-json reads it; a string without an offset is taken as written.

@@ -52,6 +52,9 @@ pub enum SourceEvent {
     Assigned {
         /// Index of the source.
         source: usize,
+        /// How many partitions this member was given (a group may assign none, while
+        /// it waits for a member that died to time out).
+        partitions: usize,
         /// Answered once the offsets are fresh.
         done: Handshake,
     },
