@@ -6,7 +6,7 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::fixture::{Broker, Lake, StderrLog, assert_exactly_once, wait_for_line};
+use crate::fixture::{Broker, Lake, assert_exactly_once, wait_for_line};
 
 #[test]
 fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
@@ -188,18 +188,6 @@ fn signal(child: &std::process::Child, signal: &str) {
     assert!(status.success(), "kill -{signal} failed");
 }
 
-/// Waits until `log` holds at least `n` lines containing `needle`.
-fn wait_for_count(log: &StderrLog, needle: &str, n: usize, limit: Duration) -> bool {
-    let started = std::time::Instant::now();
-    while started.elapsed() < limit {
-        if log.text().matches(needle).count() >= n {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 /// A replica stalled past the session timeout (SIGSTOP) loses its partitions to the
 /// other; when it wakes up (SIGCONT) with records it read before, its commit is fenced:
 /// nothing stale lands, and every record is in the tables exactly once.
@@ -214,23 +202,17 @@ fn a_stalled_replica_commits_nothing_stale() {
     let (mut b, b_log) = lake.spawn_replica(&broker, "floe-stall", "8s");
     assert!(b_log.wait_for("partition assigned", Duration::from_secs(60)));
     // Both hold partitions and have committed them.
-    assert!(wait_for_count(
-        &a_log,
-        "committed",
-        2,
-        Duration::from_secs(60)
-    ));
+    assert!(a_log.wait_for_count("committed", 2, Duration::from_secs(60)));
     let assigned_to_b = b_log.text().matches("partition assigned").count();
     signal(&a, "STOP");
     // The group gives the stalled replica's partitions to the other, which commits them.
-    let taken_over = wait_for_count(
-        &b_log,
+    let taken_over = b_log.wait_for_count(
         "partition assigned",
         assigned_to_b + 1,
         Duration::from_secs(60),
     );
     let committed = b_log.text().matches("committed").count();
-    let b_committed = wait_for_count(&b_log, "committed", committed + 2, Duration::from_secs(60));
+    let b_committed = b_log.wait_for_count("committed", committed + 2, Duration::from_secs(60));
     signal(&a, "CONT");
     assert!(
         taken_over && b_committed,

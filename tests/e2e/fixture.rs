@@ -48,9 +48,14 @@ impl StderrLog {
 
     /// Waits until some line contains `needle`.
     pub fn wait_for(&self, needle: &str, limit: Duration) -> bool {
+        self.wait_for_count(needle, 1, limit)
+    }
+
+    /// Waits until `needle` occurs at least `n` times.
+    pub fn wait_for_count(&self, needle: &str, n: usize, limit: Duration) -> bool {
         let started = std::time::Instant::now();
         while started.elapsed() < limit {
-            if self.text().contains(needle) {
+            if self.text().matches(needle).count() >= n {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(50));
