@@ -195,8 +195,9 @@ fn signal(child: &std::process::Child, signal: &str) {
 fn a_stalled_replica_commits_nothing_stale() {
     let broker = Broker::start(&["orders:4"]);
     let lake = Lake::new("700ms");
+    // Records keep arriving for about 24 s: through the stall and the takeover.
     let per_partition = 6000;
-    let mut producer = broker.produce(per_partition * 4, 4, 0, Some(2000));
+    let mut producer = broker.produce(per_partition * 4, 4, 0, Some(1000));
     let (mut a, a_log) = lake.spawn_replica(&broker, "floe-stall", "8s");
     assert!(a_log.wait_for("partition assigned", Duration::from_secs(60)));
     let (mut b, b_log) = lake.spawn_replica(&broker, "floe-stall", "8s");

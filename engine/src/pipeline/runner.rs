@@ -448,6 +448,10 @@ impl Loop<'_> {
         source: usize,
         lost: bool,
     ) -> Result<()> {
+        // Until partitions come back, idleness means nothing: a member waiting through a
+        // rebalance must not stop for want of records (--stop-when-idle).
+        self.assigned = false;
+        self.last_record = Instant::now();
         if lost && tables.iter().any(TableState::has_pending) {
             warn!(
                 "the consumer group gave the partitions away before this job could commit them \
