@@ -6,7 +6,7 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::fixture::{Broker, Lake, assert_exactly_once, wait_for_line};
+use crate::fixture::{Broker, Lake, assert_exactly_once, signal, wait_for_line};
 
 #[test]
 fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
@@ -176,16 +176,6 @@ fn replicas_share_the_partitions(assignor: Option<&str>) {
     // Whatever the dead replica left behind, one more run completes the tables.
     lake.run_in_group(&broker, Some("floe-replicas"), "5s");
     assert_exactly_once(&lake, per_partition);
-}
-
-/// Sends `signal` (`STOP`, `CONT`) to `child`.
-fn signal(child: &std::process::Child, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(child.id().to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} failed");
 }
 
 /// A replica stalled past the session timeout (SIGSTOP) loses its partitions to the

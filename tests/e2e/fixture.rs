@@ -19,6 +19,30 @@ pub fn succeeded(cmd: &mut Command, what: &str) -> Output {
     out
 }
 
+/// Polls `done` every 50 ms until it holds or `limit` passes; says whether it held.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if started.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends the signal named `signal` (`TERM`, `INT`, `STOP`, `CONT`) to `child`.
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} failed");
+}
+
 /// Reads the child's stderr until a line contains `needle`; keeps draining it afterwards.
 pub fn wait_for_line(child: &mut Child, needle: &str, limit: Duration) -> bool {
     StderrLog::attach(child).is_some_and(|log| log.wait_for(needle, limit))
@@ -53,14 +77,7 @@ impl StderrLog {
 
     /// Waits until `needle` occurs at least `n` times.
     pub fn wait_for_count(&self, needle: &str, n: usize, limit: Duration) -> bool {
-        let started = std::time::Instant::now();
-        while started.elapsed() < limit {
-            if self.text().matches(needle).count() >= n {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        wait_until(limit, || self.text().matches(needle).count() >= n)
     }
 
     /// Everything read so far.
@@ -120,14 +137,12 @@ impl Broker {
             .stderr(Stdio::null())
             .spawn()
             .expect("start tansu");
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "tansu does not listen on {url}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(
+            wait_until(Duration::from_secs(30), || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }),
+            "tansu does not listen on {url}"
+        );
         let broker = Broker {
             child,
             out: None,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::fixture::{
     BIG_ORDERS, Broker, Lake, ORDERS_CLEAN, assert_exactly_once, assert_same_ids, expected_big_ids,
     expected_clean_ids, orders_job_of, produced, produced_range, sqlite_catalog, succeeded,
+    wait_until,
 };
 use crate::pyiceberg::{ids_of, python, read_with_pyiceberg};
 
@@ -232,15 +233,12 @@ fn removing_orphans_spares_the_files_a_running_job_has_not_committed_yet() {
     let (mut job, log) = lake.spawn_replica(&broker, "floe-e2e", "5s");
     assert!(log.wait_for("partition assigned", Duration::from_secs(60)));
     broker.produce_all(2000, 4, 100);
-    let started = std::time::Instant::now();
-    while data_files(&lake) <= committed_files + 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the job rolls files before it commits: {}",
-            log.text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        wait_until(Duration::from_secs(60), || data_files(&lake)
+            > committed_files + 2),
+        "the job rolls files before it commits: {}",
+        log.text()
+    );
     // The rolled files are orphans until the commit; the one-hour commit interval
     // recorded on the table keeps them, whatever --older-than says.
     let out = succeeded(

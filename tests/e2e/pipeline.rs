@@ -1,7 +1,7 @@
 //! The table holds exactly the result of the job's SQL over the produced records.
 
 use crate::fixture::{
-    Broker, Lake, assert_same_ids, expected_big_ids, expected_clean_ids, produced,
+    Broker, Lake, assert_same_ids, expected_big_ids, expected_clean_ids, produced, signal,
 };
 
 #[test]
@@ -141,14 +141,6 @@ fn an_undecodable_record_stops_the_job_naming_its_offset() {
     assert!(ids.iter().all(|id| *id <= 50), "{ids:?}");
 }
 
-fn signal(child: &std::process::Child, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {sig} failed");
-}
-
 #[test]
 fn sigterm_commits_what_was_read_and_exits_zero() {
     let broker = Broker::start(&["orders:4"]);
@@ -161,7 +153,7 @@ fn sigterm_commits_what_was_read_and_exits_zero() {
         .expect("start");
     // With a one-hour commit interval nothing is committed until the signal.
     std::thread::sleep(std::time::Duration::from_secs(8));
-    signal(&child, "-TERM");
+    signal(&child, "TERM");
     let out = child.wait_with_output().expect("wait");
     assert!(
         out.status.success(),
@@ -189,9 +181,9 @@ fn a_second_signal_exits_at_once_without_committing() {
         .spawn()
         .expect("start");
     std::thread::sleep(std::time::Duration::from_secs(8));
-    signal(&child, "-INT");
+    signal(&child, "INT");
     std::thread::sleep(std::time::Duration::from_secs(2));
-    signal(&child, "-INT");
+    signal(&child, "INT");
     let out = child.wait_with_output().expect("wait");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
