@@ -180,8 +180,7 @@ impl TableState {
         let before = self.positions();
         for (tp, o) in offsets.iter() {
             if need(&before, tp) == Need::Startup {
-                self.pending.set(tp.clone(), o);
-                self.pending_since.get_or_insert_with(Instant::now);
+                self.restart_at(tp, o);
             }
         }
     }
@@ -190,14 +189,13 @@ impl TableState {
     /// lane starts where its target is): committed with the next checkpoint.
     pub fn adopt(&mut self, offsets: &OffsetMap) {
         for (tp, o) in offsets.iter() {
-            self.pending.set(tp.clone(), o);
-            self.pending_since.get_or_insert_with(Instant::now);
+            self.restart_at(tp, o);
         }
     }
 
-    /// Takes the records of `tp` from `offset` on, although the table's checkpoint is
-    /// further: the partition was re-created and the jump back accepted. The next commit
-    /// moves the checkpoint back to where the new records end.
+    /// Takes the records of `tp` from `offset` on, whatever the checkpoint says (a start
+    /// the startup mode or a target decided, or a re-created partition whose jump back
+    /// was accepted); the next commit records `offset`, moved on by what is read.
     pub fn restart_at(&mut self, tp: &TopicPartition, offset: i64) {
         self.pending.set(tp.clone(), offset);
         self.pending_since.get_or_insert_with(Instant::now);

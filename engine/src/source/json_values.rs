@@ -26,6 +26,7 @@ use arrow_array::types::{Decimal128Type, TimestampMicrosecondType, TimestampMill
 use arrow_array::{Array, ArrayRef, Decimal128Array, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use floe_sql::job::TimestampNumbers;
+use memchr::memmem::Finder;
 
 /// How a source's payload is read and then brought to its declared types.
 #[derive(Debug, Clone)]
@@ -34,8 +35,8 @@ pub struct JsonValues {
     pub wire: SchemaRef,
     /// The wire schema with timestamp columns in milliseconds (the second reading).
     millis: SchemaRef,
-    /// Timestamp columns: index and the quoted field name to look for.
-    timestamps: Vec<(usize, Vec<u8>)>,
+    /// Timestamp columns: index and a searcher for the quoted field name, built once.
+    timestamps: Vec<(usize, Finder<'static>)>,
     /// Decimal columns: index, declared precision and scale.
     decimals: Vec<(usize, u8, i8)>,
     numbers: TimestampNumbers,
@@ -51,7 +52,8 @@ impl JsonValues {
         for (i, f) in payload.fields().iter().enumerate() {
             let (w, m) = match f.data_type() {
                 DataType::Timestamp(_, tz) => {
-                    timestamps.push((i, format!("\"{}\"", f.name()).into_bytes()));
+                    let quoted = format!("\"{}\"", f.name());
+                    timestamps.push((i, Finder::new(quoted.as_bytes()).into_owned()));
                     let ms = DataType::Timestamp(TimeUnit::Millisecond, tz.clone());
                     (f.data_type().clone(), ms)
                 }
@@ -152,12 +154,12 @@ impl JsonValues {
     }
 }
 
-/// True when a JSON number follows the field name `quoted` (`"name"`) somewhere in
-/// `bytes`: `"name"`, blanks, `:`, blanks, then a digit or a minus sign.
-fn number_after(bytes: &[u8], quoted: &[u8]) -> bool {
-    let finder = memchr::memmem::Finder::new(quoted);
-    finder.find_iter(bytes).any(|at| {
-        let mut rest = bytes[at + quoted.len()..]
+/// True when a JSON number follows the field name that `quoted` finds (`"name"`)
+/// somewhere in `bytes`: `"name"`, blanks, `:`, blanks, then a digit or a minus sign.
+fn number_after(bytes: &[u8], quoted: &Finder<'_>) -> bool {
+    let len = quoted.needle().len();
+    quoted.find_iter(bytes).any(|at| {
+        let mut rest = bytes[at + len..]
             .iter()
             .skip_while(|b| b.is_ascii_whitespace());
         rest.next() == Some(&b':')
@@ -211,7 +213,7 @@ mod tests {
 
     #[test]
     fn finds_numbers_after_a_field_name() {
-        let name = b"\"ts\"";
+        let name = &Finder::new(b"\"ts\"");
         assert!(number_after(br#"{"id":1,"ts":1700000000000}"#, name));
         assert!(number_after(br#"{"ts" :  -5}"#, name));
         assert!(!number_after(br#"{"ts":"2026-11-23T10:00:00Z"}"#, name));
