@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, clippy with warnings as errors, and all tests
-# (unit, SQL cases, end-to-end against a broker process, the PyIceberg reader) and the
-# benchmark in smoke mode.
+# (unit, SQL cases, end-to-end against a broker process, the PyIceberg reader; the crash
+# and quality tests a second time against tansu) and the benchmark in smoke mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/floe-target}"
@@ -15,6 +15,10 @@ scripts/node-env.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace -- --test-threads 2
+# The second-broker leg: the kill -9, stall, slow-rebalance and dead-letter tests again,
+# against tansu instead of librdkafka's mock cluster (README, "A second broker").
+FLOE_E2E_TANSU="$(scripts/tansu.sh)" FLOE_CRASH_KILLS=6 cargo test -p floe-engine --test e2e \
+  -- --test-threads 2 kill_minus_nine a_crash_between stalled slow_to quality
 # The benchmark's smoke mode (a few thousand events, every stage), so it does not rot.
 cargo build -p floe-engine -p floe-bench
 "$CARGO_TARGET_DIR/debug/floe-bench" --smoke

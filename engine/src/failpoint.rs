@@ -14,7 +14,9 @@
 //! - `commit-lost-response` (`error`): the commit lands, but Floe sees an error;
 //! - `after-commit`: the catalog commit succeeded, group offsets are not committed yet;
 //! - `shutdown`: a stop is draining, before the final commits;
-//! - `replay-after-commit`: a replay committed its rows, its markers are not written yet.
+//! - `replay-after-commit`: a replay committed its rows, its markers are not written yet;
+//! - `rebalance-assigned`, `rebalance-revoked`: the pipeline has acted on a rebalance step
+//!   and is about to let the consumer go on (`sleep` holds the group waiting for it).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -221,3 +221,51 @@ fn a_stalled_replica_commits_nothing_stale() {
     lake.run_in_group(&broker, Some("floe-stall"), "5s");
     assert_exactly_once(&lake, per_partition);
 }
+
+/// A replica slow to let a rebalance go on (its pipeline answers the revocation 15 s
+/// late, past the 6 s session timeout): the group waits for it or moves on without it,
+/// and either way both replicas end up reading, and every record lands exactly once.
+#[test]
+fn a_replica_slow_to_give_partitions_up_holds_no_one_up_for_good() {
+    slow_rebalance_answer("rebalance-revoked=sleep:15000@1", "rebalance-revoked");
+}
+
+/// A replica whose pipeline takes 15 s to accept its first assignment (a catalog slow to
+/// load the tables): the group moves on meanwhile; nothing is read twice into the tables.
+#[test]
+fn a_replica_slow_to_take_partitions_up_reads_nothing_twice() {
+    slow_rebalance_answer("rebalance-assigned=sleep:15000@2", "rebalance-assigned");
+}
+
+/// Two replicas, the first with the fail-point `spec` slowing its answer to a rebalance
+/// step when the second joins.
+fn slow_rebalance_answer(spec: &str, point: &str) {
+    let broker = Broker::start(&["orders:4"]);
+    let mut lake = Lake::new("700ms");
+    let per_partition = 4000;
+    let mut producer = broker.produce(per_partition * 4, 4, 0, Some(1000));
+    lake.env.push(("FLOE_FAILPOINTS".into(), spec.into()));
+    let (mut a, a_log) = lake.spawn_replica(&broker, "floe-slow", "8s");
+    lake.env.clear();
+    assert!(a_log.wait_for("partition assigned", Duration::from_secs(60)));
+    let (mut b, b_log) = lake.spawn_replica(&broker, "floe-slow", "8s");
+    let both = a_log.wait_for(&format!("failpoint {point}"), Duration::from_secs(60))
+        && b_log.wait_for("partition assigned", Duration::from_secs(120));
+    assert!(
+        both,
+        "the slow replica stalls the rebalance, and the other is assigned partitions:\n--- a:\n{}\n--- b:\n{}",
+        a_log.text(),
+        b_log.text()
+    );
+    assert!(producer.wait().expect("producer").success());
+    let a_status = a.wait().expect("replica a");
+    let b_status = b.wait().expect("replica b");
+    assert!(
+        (a_status.success() || a_log.text().contains("abandoned")) && b_status.success(),
+        "both replicas stop cleanly (or the slow one is fenced):\n--- a:\n{}\n--- b:\n{}",
+        a_log.text(),
+        b_log.text()
+    );
+    lake.run_in_group(&broker, Some("floe-slow"), "5s");
+    assert_exactly_once(&lake, per_partition);
+}

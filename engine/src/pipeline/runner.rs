@@ -397,6 +397,7 @@ impl Loop<'_> {
                 done,
             } => {
                 self.on_assigned(tables, source, partitions).await?;
+                crate::failpoint::hit("rebalance-assigned");
                 done.done();
                 Ok(())
             }
@@ -413,6 +414,7 @@ impl Loop<'_> {
             }
             SourceEvent::Revoked { source, lost, done } => {
                 self.on_revoked(tables, source, lost).await?;
+                crate::failpoint::hit("rebalance-revoked");
                 done.done();
                 Ok(())
             }
