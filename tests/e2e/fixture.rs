@@ -116,6 +116,13 @@ impl Broker {
         }
     }
 
+    /// Whether the broker answers ListOffsets by timestamp: tansu does (by when a batch
+    /// was stored); librdkafka's mock cluster answers -1 ("FIXME: by timestamp" in its
+    /// source), so the `timestamp` startup mode can only be tried against tansu.
+    pub fn answers_timestamp_lookups(&self) -> bool {
+        self.out.is_none()
+    }
+
     /// Starts tansu on a free loopback port, keeping its log in memory, with `topics`.
     fn start_tansu(bin: &Path, topics: &[&str]) -> Broker {
         let port = std::net::TcpListener::bind("127.0.0.1:0")

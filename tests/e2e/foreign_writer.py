@@ -6,6 +6,8 @@ Usage: foreign_writer.py CATALOG_URI WAREHOUSE COMMAND NAMESPACE.TABLE [ARGS ...
   delete TABLE FROM_ID          deletes the rows with order_id >= FROM_ID
   expire TABLE                  expires every snapshot but the current one; prints how
                                 many snapshots are left
+  rollback TABLE MILLIS         makes the newest snapshot older than MILLIS (epoch
+                                milliseconds) the current one
 """
 import datetime
 import sys
@@ -50,5 +52,7 @@ elif command == "expire":
     if old:
         table.maintenance.expire_snapshots().by_ids(old).commit()
     print(len(catalog.load_table(name).snapshots()))
+elif command == "rollback":
+    table.manage_snapshots().rollback_to_timestamp(int(args[0])).commit()
 else:
     raise SystemExit(f"unknown command {command}")

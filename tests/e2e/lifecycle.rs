@@ -1,6 +1,7 @@
 //! Exactly-once over a job's whole life: tables added to and removed from the job file,
 //! other tools appending, deleting and expiring snapshots between runs, a renamed job.
 
+use std::ops::Range;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -46,6 +47,39 @@ fn run_while_producing(lake: &Lake, broker: &Broker, from: u64) {
     broker.produce_all(400, 4, from);
     let status = child.wait().expect("wait for floe run");
     assert!(status.success(), "floe run failed: {}", log.text());
+}
+
+/// Runs orders_clean over orders 0..100 of every partition; then, with orders 100..200
+/// produced meanwhile, runs the job again with big_orders added.
+fn add_big_orders_after_a_run(lake: &Lake, broker: &Broker) {
+    broker.produce_all(400, 4, 0);
+    set_tables(lake, &[ORDERS_CLEAN]);
+    lake.run_until_idle(broker, "3s");
+    broker.produce_all(400, 4, 100);
+    set_tables(lake, &[ORDERS_CLEAN, BIG_ORDERS]);
+    lake.run_until_idle(broker, "3s");
+}
+
+/// A lake whose job starts partitions no table knows by `'scan.startup.mode' = mode`.
+fn lake_starting(mode: &str) -> Lake {
+    let mut lake = Lake::new("500ms");
+    lake.env.push(("FLOE_E2E_STARTUP".into(), mode.into()));
+    lake
+}
+
+/// Checks that orders_clean holds the orders of indexes `clean` of every partition, and
+/// big_orders those of `big`, each exactly once.
+fn assert_ranges(lake: &Lake, what: &str, clean: Range<u64>, big: Range<u64>) {
+    assert_same_ids(
+        &format!("orders_clean {what}"),
+        &lake.ids("lake.sales.orders_clean"),
+        &expected_clean_ids(&produced_range(4, clean)),
+    );
+    assert_same_ids(
+        &format!("big_orders {what}"),
+        &lake.ids("lake.sales.big_orders"),
+        &expected_big_ids(&produced_range(4, big)),
+    );
 }
 
 /// Order ids PyIceberg reads from `table` (namespace.table), sorted.
@@ -125,9 +159,7 @@ fn a_renamed_job_does_not_start_over_a_table_it_cannot_place() {
 #[test]
 fn tables_added_to_and_removed_from_a_latest_offset_job_keep_their_own_offsets() {
     let broker = Broker::start(&["orders:4"]);
-    let mut lake = Lake::new("500ms");
-    lake.env
-        .push(("FLOE_E2E_STARTUP".into(), "latest-offset".into()));
+    let lake = lake_starting("latest-offset");
     // Records from before the job: 'latest-offset' skips them.
     broker.produce_all(400, 4, 0);
     set_tables(&lake, &[ORDERS_CLEAN]);
@@ -140,16 +172,7 @@ fn tables_added_to_and_removed_from_a_latest_offset_job_keep_their_own_offsets()
     broker.produce_all(400, 4, 100);
     set_tables(&lake, &[ORDERS_CLEAN, BIG_ORDERS]);
     run_while_producing(&lake, &broker, 200);
-    assert_same_ids(
-        "orders_clean after a table was added",
-        &lake.ids("lake.sales.orders_clean"),
-        &expected_clean_ids(&produced_range(4, 100..300)),
-    );
-    assert_same_ids(
-        "big_orders, added to the job",
-        &lake.ids("lake.sales.big_orders"),
-        &expected_big_ids(&produced_range(4, 200..300)),
-    );
+    assert_ranges(&lake, "after big_orders was added", 100..300, 200..300);
 
     // The second table leaves the job: the first goes on exactly where it was.
     set_tables(&lake, &[ORDERS_CLEAN]);
@@ -163,28 +186,14 @@ fn tables_added_to_and_removed_from_a_latest_offset_job_keep_their_own_offsets()
     // It comes back: it continues from its own checkpoint, the records it missed included.
     set_tables(&lake, &[ORDERS_CLEAN, BIG_ORDERS]);
     lake.run_until_idle(&broker, "3s");
-    assert_same_ids(
-        "big_orders back in the job",
-        &lake.ids("lake.sales.big_orders"),
-        &expected_big_ids(&produced_range(4, 200..400)),
-    );
-    assert_same_ids(
-        "orders_clean, unmoved",
-        &lake.ids("lake.sales.orders_clean"),
-        &expected_clean_ids(&produced_range(4, 100..400)),
-    );
+    assert_ranges(&lake, "with big_orders back in the job", 100..400, 200..400);
 }
 
 #[test]
 fn a_table_added_to_an_earliest_offset_job_reads_the_topic_from_its_start() {
     let broker = Broker::start(&["orders:4"]);
     let lake = Lake::new("500ms");
-    broker.produce_all(400, 4, 0);
-    set_tables(&lake, &[ORDERS_CLEAN]);
-    lake.run_until_idle(&broker, "3s");
-    broker.produce_all(400, 4, 100);
-    set_tables(&lake, &[ORDERS_CLEAN, BIG_ORDERS]);
-    lake.run_until_idle(&broker, "3s");
+    add_big_orders_after_a_run(&lake, &broker);
     assert_exactly_once(&lake, 200);
     // Partition fields are shown by the column they are computed from.
     for (table, spec) in [
@@ -194,6 +203,60 @@ fn a_table_added_to_an_earliest_offset_job_reads_the_topic_from_its_start() {
         let text = lake.describe(table);
         assert!(text.contains(spec), "{table}: {text}");
     }
+}
+
+/// A table added to a `group-offsets` job starts where the consumer group's committed
+/// offsets are (Floe commits them after every table commit); the table already in the
+/// job continues from its own checkpoint.
+#[test]
+fn a_table_added_to_a_group_offsets_job_starts_at_the_groups_offsets() {
+    let broker = Broker::start(&["orders:4"]);
+    let mut lake = lake_starting("group-offsets");
+    // A group without offsets starts where 'auto.offset.reset' says.
+    lake.env.push(("FLOE_E2E_RESET".into(), "earliest".into()));
+    add_big_orders_after_a_run(&lake, &broker);
+    assert_ranges(
+        &lake,
+        "with big_orders added at the group's offsets",
+        0..200,
+        100..200,
+    );
+}
+
+/// A `timestamp` job starts each partition at its first record stored at or after the
+/// timestamp. Tried against tansu only (see [`Broker::answers_timestamp_lookups`]); the
+/// suite runs it in its tansu leg.
+#[test]
+fn a_timestamp_job_starts_at_the_first_record_after_its_timestamp() {
+    let broker = Broker::start(&["orders:4"]);
+    if !broker.answers_timestamp_lookups() {
+        eprintln!("skipped: this broker cannot look offsets up by timestamp");
+        return;
+    }
+    let lake = Lake::new("500ms");
+    broker.produce_all(400, 4, 0);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis();
+    broker.produce_all(400, 4, 100);
+    let text = orders_job_of(&sqlite_catalog(lake.dir.path()), "500ms", &[ORDERS_CLEAN]);
+    let startup = "'scan.startup.mode' = '${FLOE_E2E_STARTUP:-earliest-offset}'";
+    assert!(
+        text.contains(startup),
+        "the job template sets the startup mode"
+    );
+    let text = text.replace(
+        startup,
+        &format!("'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '{since}'"),
+    );
+    std::fs::write(&lake.job, text).expect("write job");
+    lake.run_until_idle(&broker, "3s");
+    assert_same_ids(
+        "orders_clean from the timestamp on",
+        &lake.ids("lake.sales.orders_clean"),
+        &expected_clean_ids(&produced_range(4, 100..200)),
+    );
 }
 
 /// Parquet files under the lake's warehouse.

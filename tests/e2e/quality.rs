@@ -334,6 +334,45 @@ fn a_replay_recovers_nothing_twice_after_the_snapshots_expired() {
     );
 }
 
+/// A replay recovers only dead letters below the target's checkpoint: those above it
+/// the live job reads again. Here another tool rolls the target back to an older
+/// snapshot of the job, so its checkpoint moves back while the dead-letter table keeps
+/// the dead letters of the records after it.
+#[test]
+fn a_replay_leaves_the_records_above_the_targets_checkpoint_to_the_live_job() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::with_job(|d| quality_job(d, DEAD_LETTER));
+    let half = 200;
+    broker.produce_dirty(half * u64::from(PARTITIONS), PARTITIONS, DIRTY_EVERY);
+    lake.run_until_idle(&broker, "3s");
+    let between = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis()
+        .to_string();
+    broker.produce_dirty_from(half * u64::from(PARTITIONS), PARTITIONS, DIRTY_EVERY, half);
+    lake.run_until_idle(&broker, "3s");
+    crate::lifecycle::foreign(&lake, &["rollback", "sales.orders_checked", &between]);
+
+    let refunds = allow_refunds(&lake, 2 * half);
+    let replay = replay_refunds(&lake, "");
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    // The live job reads the second half again, under the relaxed rule.
+    lake.run_until_idle(&broker, "3s");
+    let mut want = expected(2 * half).table;
+    want.extend(&refunds);
+    want.sort_unstable();
+    assert_same_ids(
+        "orders_checked after a rollback, a replay and the live job",
+        &lake.ids("lake.sales.orders_checked"),
+        &want,
+    );
+}
+
 #[test]
 fn dead_letters_are_exactly_once_across_kill_minus_nine() {
     let broker = Broker::start(&["orders:4"]);
