@@ -13,6 +13,7 @@ export FLOE_TEST_PYTHON="$PWD/.venv/bin/python"
 scripts/node-env.sh
 
 cargo fmt --all -- --check
+.venv/bin/hadolint Dockerfile
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace -- --test-threads 2
 # The second-broker leg: the kill -9, stall, slow-rebalance and dead-letter tests again,

@@ -5,7 +5,10 @@
 pub mod commands;
 pub mod embedded;
 pub mod error;
+pub mod exit;
 pub mod failpoint;
+pub mod logging;
+pub mod observe;
 pub mod pipeline;
 pub mod resources;
 pub mod setup;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use floe_engine::commands::{self, query::OutputFormat, run::RunArgs};
 use floe_engine::embedded::generator::Feed;
-use tracing_subscriber::EnvFilter;
+use floe_engine::exit::exit_code;
 
 /// Floe moves Kafka topics into Apache Iceberg tables, exactly once, with the cleaning and
 /// validation written as SQL.
@@ -40,6 +40,14 @@ enum Command {
         /// How long a graceful stop may take before Floe gives up committing.
         #[arg(long, value_parser = duration, default_value = "60s")]
         shutdown_timeout: Duration,
+        /// Serve Prometheus metrics (/metrics) and the liveness and readiness probes
+        /// (/healthz, /readyz) on this address, e.g. 0.0.0.0:9249.
+        #[arg(long, env = "FLOE_METRICS_ADDR")]
+        metrics_addr: Option<String>,
+        /// /healthz fails once the pipeline loop has not turned for this long (a commit
+        /// that is retrying counts as turning, up to its retry deadline).
+        #[arg(long, value_parser = duration, default_value = "60s")]
+        liveness_timeout: Duration,
     },
     /// Parse and plan a job without touching Kafka or the catalog.
     Validate {
@@ -194,15 +202,7 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("FLOE_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,iceberg=warn,sqlx=warn,datafusion=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+    floe_engine::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -220,6 +220,8 @@ fn main() -> ExitCode {
                 stop_when_idle,
                 progress_interval,
                 shutdown_timeout,
+                metrics_addr,
+                liveness_timeout,
             } => {
                 commands::run::run(
                     &job,
@@ -227,6 +229,8 @@ fn main() -> ExitCode {
                         stop_when_idle,
                         progress_interval,
                         shutdown_timeout,
+                        metrics_addr,
+                        liveness_timeout,
                     },
                 )
                 .await?
@@ -322,7 +326,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
     }
 }

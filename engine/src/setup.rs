@@ -10,6 +10,8 @@ use floe_sql::{CompiledJob, EnvOrKeep, EnvVariables, compile, parse_job};
 use iceberg::TableIdent;
 use iceberg::table::Table;
 
+use tracing::warn;
+
 use crate::error::{EngineError, Result};
 
 /// Reads and parses the job file at `path`.
@@ -63,7 +65,19 @@ pub fn load_job_for_catalogs(path: &Path) -> Result<JobFile> {
 pub async fn load_and_compile(path: &Path) -> Result<CompiledJob> {
     let job = load_job(path)?;
     require_job_name(&job)?;
+    warn_inline_secrets(&job);
     Ok(compile(job).await?)
+}
+
+/// Warns of every secret written inline: whoever can read the job file (a ConfigMap, a
+/// repository) can read the secret. The value itself is never printed.
+fn warn_inline_secrets(job: &JobFile) {
+    for s in &job.inline_secrets {
+        warn!(
+            "{}:{}:{}: option '{}' holds a secret written in the job file; write it as              '${{VAR}}' and set the variable from a secret store",
+            job.path, s.line, s.column, s.key
+        );
+    }
 }
 
 /// A job that writes tables must name itself: the name keys its checkpoint in every

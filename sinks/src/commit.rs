@@ -67,6 +67,10 @@ pub struct CommitOutcome {
     pub offsets: OffsetMap,
     /// Attempts it took.
     pub attempts: u32,
+    /// Attempts retried after a transient failure.
+    pub retries: u32,
+    /// Attempts re-planned because another writer committed first.
+    pub conflicts: u32,
     /// True when a lost response was recovered by finding the commit id in the ancestry.
     pub recovered: bool,
 }
@@ -143,6 +147,7 @@ pub async fn commit(
     let mut backoff = policy.min_backoff;
     let mut base = table;
     let mut attempts = 0u32;
+    let (mut retries, mut conflicts) = (0u32, 0u32);
     loop {
         attempts += 1;
         // Fence: the table must still record, for every partition we advance, the offset
@@ -179,6 +184,8 @@ pub async fn commit(
                         snapshot_id,
                         offsets,
                         attempts,
+                        retries,
+                        conflicts,
                         recovered: false,
                     },
                 ));
@@ -202,6 +209,8 @@ pub async fn commit(
                     snapshot_id,
                     offsets,
                     attempts,
+                    retries,
+                    conflicts,
                     recovered: true,
                 },
             ));
@@ -226,8 +235,10 @@ pub async fn commit(
             ));
         }
         if conflict {
+            conflicts += 1;
             info!(table = %name, attempts, "another writer committed first; re-planning the commit");
         } else {
+            retries += 1;
             warn!(table = %name, attempts, error = %err, "commit failed; retrying in {backoff:?}");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(policy.max_backoff);

@@ -14,9 +14,10 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::{ErrorKind, Pos, Result, SqlError, from_parser_error, nearest};
 use crate::job::{
-    CatalogDef, CatalogKind, CheckDef, EmbeddedFeed, InsertDef, JobFile, KafkaOptions, MetadataKey,
-    PartitionField, Policy, QualityDef, SourceColumn, SourceDef, SourceFormat, StartupMode,
-    TableColumn, TableDef, TableName, TableOptions, TimestampNumbers, Transform, ViolationKind,
+    CatalogDef, CatalogKind, CheckDef, EmbeddedFeed, InlineSecret, InsertDef, JobFile,
+    KafkaOptions, MetadataKey, PartitionField, Policy, QualityDef, SourceColumn, SourceDef,
+    SourceFormat, StartupMode, TableColumn, TableDef, TableName, TableOptions, TimestampNumbers,
+    Transform, ViolationKind,
 };
 use crate::options::{OptionReader, RawOption};
 use crate::substitute::{Variables, substitute};
@@ -66,6 +67,27 @@ const TABLE_OPTIONS: &[&str] = &[
     "iceberg.*",
 ];
 
+/// Whether option `key`, written as `raw`, spells a secret out: a secret key whose value
+/// is not entirely a `${VAR}` reference, or a URI with a password of its own.
+fn holds_inline_secret(key: &str, raw: &str) -> bool {
+    let whole_reference =
+        raw.starts_with("${") && raw.ends_with('}') && raw.matches("${").count() == 1;
+    if crate::redact::is_secret_key(key) {
+        return !raw.is_empty() && !whole_reference;
+    }
+    let redacted = crate::redact::redact_uri(raw);
+    redacted != raw && !redacted_part_is_reference(raw)
+}
+
+/// True when the password of URI `raw` is a `${VAR}` reference.
+fn redacted_part_is_reference(raw: &str) -> bool {
+    raw.split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .and_then(|(user_info, _)| user_info.split_once(':'))
+        .is_some_and(|(_, password)| password.starts_with("${"))
+}
+
 /// The bootstrap-servers value that selects the broker embedded in `floe`.
 pub const EMBEDDED_BOOTSTRAP: &str = "embedded";
 
@@ -87,6 +109,7 @@ fn parse_inner(path: &str, text: &str, vars: &dyn Variables) -> Result<JobFile> 
         catalogs: vec![],
         sources: vec![],
         job_name: None,
+        inline_secrets: vec![],
     };
     jp.statements()?;
     jp.finish(path)
@@ -118,6 +141,7 @@ struct JobParser<'a> {
     catalogs: Vec<CatalogDef>,
     sources: Vec<SourceDef>,
     job_name: Option<String>,
+    inline_secrets: Vec<InlineSecret>,
 }
 
 /// A column as written, before it is known whether it belongs to a source or a table.
@@ -232,6 +256,13 @@ impl<'a> JobParser<'a> {
             self.token(&Token::Eq)?;
             let (raw, value_pos) = self.string_literal("an option value in single quotes")?;
             let value = substitute(&raw, self.vars, value_pos)?;
+            if holds_inline_secret(&key, &raw) {
+                self.inline_secrets.push(InlineSecret {
+                    key: key.clone(),
+                    line: value_pos.line,
+                    column: value_pos.column,
+                });
+            }
             out.push(RawOption {
                 key,
                 value,
@@ -1070,6 +1101,7 @@ impl<'a> JobParser<'a> {
             sources,
             tables,
             inserts,
+            inline_secrets: self.inline_secrets,
         })
     }
 }
@@ -1178,4 +1210,30 @@ fn check_topics_unique(sources: &[SourceDef]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds_inline_secret;
+
+    #[test]
+    fn secrets_written_inline_are_found_and_references_are_not() {
+        for (key, raw) in [
+            ("properties.sasl.password", "hunter2"),
+            ("properties.sasl.password", "pre-${SUFFIX}"),
+            ("s3.secret-access-key", "AKIA/abc"),
+            ("uri", "postgresql://floe:hunter2@db:5432/lake"),
+        ] {
+            assert!(holds_inline_secret(key, raw), "{key} = {raw}");
+        }
+        for (key, raw) in [
+            ("properties.sasl.password", "${SASL_PASSWORD}"),
+            ("properties.sasl.username", "floe"),
+            ("uri", "postgresql://floe:${PGPASSWORD}@db:5432/lake"),
+            ("uri", "postgresql://floe@db:5432/lake"),
+            ("s3.secret-access-key", ""),
+        ] {
+            assert!(!holds_inline_secret(key, raw), "{key} = {raw}");
+        }
+    }
 }

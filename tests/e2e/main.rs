@@ -5,10 +5,12 @@
 mod crash;
 mod fixture;
 mod lifecycle;
+mod operations;
 mod pipeline;
 mod pyiceberg;
 mod quality;
 mod rest;
+mod scrape;
 mod services;
 mod shared_catalog;
 mod startup;

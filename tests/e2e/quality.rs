@@ -12,11 +12,11 @@ use floe_engine::embedded::generator::{dirt_of, record_bytes};
 use crate::fixture::{Broker, Lake, assert_same_ids, floe, wait_for_line};
 use crate::pyiceberg::read_with_pyiceberg;
 
-const PARTITIONS: u32 = 4;
-const CHECKED: &str = "lake.sales.orders_checked";
-const DIRTY_EVERY: u64 = 7;
+pub(crate) const PARTITIONS: u32 = 4;
+pub(crate) const CHECKED: &str = "lake.sales.orders_checked";
+pub(crate) const DIRTY_EVERY: u64 = 7;
 
-fn quality_job(dir: &Path, on_violation: &str) -> String {
+pub(crate) fn quality_job(dir: &Path, on_violation: &str) -> String {
     format!(
         r#"SET 'job.name' = 'quality-e2e';
 CREATE CATALOG lake WITH ('type' = 'sql', 'uri' = 'sqlite://{dir}/catalog.db', 'warehouse' = 'file://{dir}/warehouse');
@@ -47,21 +47,21 @@ FROM orders WHERE customer_id IS NULL OR customer_id % 13 <> 0;
     )
 }
 
-const DEAD_LETTER: &str = "'on-violation' = 'dead-letter',
+pub(crate) const DEAD_LETTER: &str = "'on-violation' = 'dead-letter',
   'on-violation.known_currency' = 'drop',
   'dead-letter.table' = 'lake.quality.orders_dlq'";
 
 /// Where each produced record must end up.
 #[derive(Debug, Default)]
-struct Expected {
-    table: Vec<u64>,
+pub(crate) struct Expected {
+    pub table: Vec<u64>,
     /// id → (error_kind, rule)
-    dead: BTreeMap<u64, (String, String)>,
-    dropped: u64,
-    filtered: u64,
+    pub dead: BTreeMap<u64, (String, String)>,
+    pub dropped: u64,
+    pub filtered: u64,
 }
 
-fn expected(per_partition: u64) -> Expected {
+pub(crate) fn expected(per_partition: u64) -> Expected {
     let mut e = Expected::default();
     let mut buf = vec![];
     for p in 0..PARTITIONS {

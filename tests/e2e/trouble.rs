@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use crate::fixture::{
     Broker, Lake, StderrLog, assert_exactly_once, assert_same_ids, expected_clean_ids,
-    orders_job_in, produced_range,
+    orders_job_in, produced_range, wait_until,
 };
 use crate::pyiceberg::python;
+use crate::scrape::{free_port, probe};
 use crate::services::Postgres;
 
 /// Orders per partition (of 4) that the trouble tests produce while the trouble lasts.
@@ -119,13 +120,26 @@ fn a_broker_that_goes_down_mid_run_delays_the_job_and_loses_nothing() {
     );
     // Idle time counts during the outage and the group's rejoin after it: the limit is
     // well above both.
+    let port = free_port();
+    let mut lake = lake;
+    lake.env
+        .push(("FLOE_METRICS_ADDR".into(), format!("127.0.0.1:{port}")));
     let run = lake.spawn_replica(&broker, "floe-e2e", "30s");
     // Connections drop and new ones are refused for eight seconds, longer than the
-    // group's session timeout: the job's membership expires meanwhile.
+    // group's session timeout: the job's membership expires meanwhile. Readiness follows.
     let outage = || {
+        assert_eq!(probe(port, "/readyz"), 200, "ready before the outage");
         broker.switch("down");
         std::thread::sleep(Duration::from_secs(8));
+        assert!(
+            wait_until(Duration::from_secs(10), || probe(port, "/readyz") == 503),
+            "not ready while the broker is down"
+        );
         broker.switch("up");
+        assert!(
+            wait_until(Duration::from_secs(60), || probe(port, "/readyz") == 200),
+            "ready again once the broker is back"
+        );
     };
     rides_out(&lake, producer, run, outage, "retrying");
 }

@@ -9,7 +9,7 @@ use floe_catalog::{OpenCatalog, TopicPartition};
 use floe_sinks::RetryPolicy;
 use floe_sql::CompiledJob;
 use floe_sql::job::{EmbeddedFeed, SourceDef, TableName, TableOptions};
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, warn};
 
 use crate::embedded::broker::{EmbeddedBroker, RETENTION_BYTES_PER_PARTITION, retained_records};
 use crate::embedded::generator::{Feed, GenerateSpec, produce, typical_record_bytes};
@@ -29,11 +29,24 @@ pub struct RunArgs {
     pub progress_interval: Duration,
     /// Graceful shutdown limit.
     pub shutdown_timeout: Duration,
+    /// Where to serve metrics and probes, if anywhere.
+    pub metrics_addr: Option<String>,
+    /// Liveness bound of the pipeline loop.
+    pub liveness_timeout: Duration,
 }
 
 /// Runs the job at `path` until a signal (or idleness) stops it.
 pub async fn run(path: &Path, args: RunArgs) -> Result<()> {
+    // Probes answer from the start: alive while the job starts, ready once it reads.
+    if let Some(addr) = &args.metrics_addr {
+        crate::observe::server::serve(addr).await?;
+    }
     let compiled = load_and_compile(path).await?;
+    let span = tracing::info_span!("job", job = %compiled.job.name);
+    run_job(compiled, args).instrument(span).await
+}
+
+async fn run_job(compiled: floe_sql::CompiledJob, args: RunArgs) -> Result<()> {
     let job = &compiled.job;
     let catalogs = open_catalogs(job).await?;
     let mut states = target_states(&compiled, &catalogs).await?;
@@ -89,6 +102,7 @@ pub async fn run(path: &Path, args: RunArgs) -> Result<()> {
             faults: crate::failpoint::commit_faults(),
             ..RetryPolicy::default()
         },
+        liveness_timeout: args.liveness_timeout,
     };
     let stop = shutdown::install().map_err(|e| {
         crate::error::EngineError::Other(format!("cannot install signal handlers: {e}"))

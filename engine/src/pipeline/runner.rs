@@ -27,6 +27,7 @@ use super::progress::{Counters, Progress};
 use super::rules::{Violation, row_numbers, run_insert, without_row_column};
 use super::table_state::TableState;
 use crate::error::{EngineError, Result};
+use crate::observe::{health, metrics};
 use crate::source::start::common_offsets;
 use crate::source::{KafkaSource, SourceBatch, SourceEvent};
 
@@ -41,6 +42,9 @@ pub struct RunOptions {
     pub shutdown_timeout: Duration,
     /// Commit retry settings.
     pub retry: RetryPolicy,
+    /// `/healthz` fails once the pipeline loop has not turned for this long (outside a
+    /// commit, which is bounded by the retry deadline instead).
+    pub liveness_timeout: Duration,
 }
 
 /// Runs the job until `shutdown` resolves (or the source goes idle), then commits and returns.
@@ -100,12 +104,19 @@ pub async fn run(
         last_record: Instant::now(),
         assigned: false,
     };
+    health().start(
+        state.sources.len(),
+        opts.liveness_timeout,
+        opts.retry.deadline + COMMIT_GRACE,
+    );
+    let _stopped = Stopped;
     let mut progress = Progress::new();
     let mut progress_tick = tokio::time::interval(opts.progress_interval);
     progress_tick.reset();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tokio::pin!(shutdown);
     let reason = loop {
+        health().turned();
         tokio::select! {
             ev = rx.recv() => match ev {
                 Some(ev) => state.on_event(&mut tables, ev).await?,
@@ -206,6 +217,7 @@ impl Loop<'_> {
         let n = offsets.len();
         self.counters.records_in += n as u64;
         self.counters.bytes_in += b.records.bytes() as u64;
+        self.note_read(&b);
         let (Some(first), Some(last)) = (offsets.first().copied(), offsets.last().copied()) else {
             return Ok(());
         };
@@ -337,8 +349,12 @@ impl Loop<'_> {
             let batch = batch.finish()?;
             tables[d].write(&[batch]).await?;
         }
+        let newest = b.records.newest_timestamp();
         for (ti, start) in bounds {
             self.counters.skipped += start as u64;
+            if start < n {
+                tables[ti].note_newest(newest);
+            }
             tables[ti].advance(&b.tp, last + 1);
         }
         Ok(())
@@ -396,6 +412,7 @@ impl Loop<'_> {
                 partitions,
                 done,
             } => {
+                self.note_rebalance(source, "assigned", partitions);
                 self.on_assigned(tables, source, partitions).await?;
                 crate::failpoint::hit("rebalance-assigned");
                 done.done();
@@ -412,7 +429,13 @@ impl Loop<'_> {
                 done.done();
                 Ok(())
             }
-            SourceEvent::Revoked { source, lost, done } => {
+            SourceEvent::Revoked {
+                source,
+                partitions,
+                lost,
+                done,
+            } => {
+                self.note_rebalance(source, if lost { "lost" } else { "revoked" }, partitions);
                 self.on_revoked(tables, source, lost).await?;
                 crate::failpoint::hit("rebalance-revoked");
                 done.done();
@@ -420,6 +443,35 @@ impl Loop<'_> {
             }
             SourceEvent::Failed(e) => Err(e),
         }
+    }
+
+    /// Counts what a batch read, and the records its source could not decode.
+    fn note_read(&self, b: &SourceBatch) {
+        let m = metrics();
+        let source = self.job.job.sources[b.source].name.as_str();
+        let partition = b.tp.partition.to_string();
+        let labels = [source, b.tp.topic.as_str(), partition.as_str()];
+        m.records_read.add(&labels, b.records.len() as f64);
+        m.read_bytes.add(&labels, b.records.bytes() as f64);
+        for bad in &b.bad {
+            m.decode_errors.add(&[source, bad.kind.as_str()], 1.0);
+        }
+    }
+
+    /// Counts a rebalance step and keeps the health state's view of the group.
+    fn note_rebalance(&self, source: usize, event: &str, partitions: usize) {
+        let m = metrics();
+        let name = self.job.job.sources[source].name.as_str();
+        m.rebalances.add(&[name, event], 1.0);
+        let change = if event == "assigned" {
+            partitions as f64
+        } else {
+            -(partitions as f64)
+        };
+        m.partitions_assigned.add(&[name], change);
+        // An eager revocation gives everything up; a cooperative one only some partitions.
+        let left = m.partitions_assigned.get(&[name]).unwrap_or(0.0);
+        health().set_in_group(source, event == "assigned" || left > 0.0);
     }
 
     /// Partitions arrive: reading starts from the offsets the tables hold now. An empty
@@ -492,5 +544,17 @@ impl Loop<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// How much longer than its retry deadline a commit may take before `/healthz` fails.
+const COMMIT_GRACE: Duration = Duration::from_secs(60);
+
+/// Marks the pipeline stopped for the probes however `run` returns.
+struct Stopped;
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        health().stop();
     }
 }

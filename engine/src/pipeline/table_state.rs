@@ -2,7 +2,7 @@
 //! offsets the table has committed.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arrow_array::RecordBatch;
 use floe_catalog::checkpoint::{CheckpointSource, find_checkpoint, holds_rows};
@@ -19,6 +19,8 @@ use tracing::info;
 use super::RecordCounts;
 use super::waiting::noting_waits;
 use crate::error::Result;
+use crate::observe::metrics::unix_seconds;
+use crate::observe::{health, metrics};
 use crate::source::start::{Need, need};
 
 /// One target table of the job.
@@ -35,6 +37,8 @@ pub struct TableState {
     pub pending: OffsetMap,
     /// What became of the pending records besides the rows.
     pending_counts: RecordCounts,
+    /// The newest Kafka timestamp (epoch ms) of the pending records.
+    pending_newest_ms: Option<i64>,
     writer: Option<TableWriter>,
     pending_since: Option<Instant>,
     checkpoints: u64,
@@ -83,6 +87,7 @@ impl TableState {
             committed,
             pending: OffsetMap::new(),
             pending_counts: RecordCounts::default(),
+            pending_newest_ms: None,
             writer: None,
             pending_since: None,
             checkpoints: 0,
@@ -159,6 +164,11 @@ impl TableState {
         self.pending_counts.add(counts);
     }
 
+    /// Notes the Kafka timestamp (epoch ms) of the newest record the pending work covers.
+    pub fn note_newest(&mut self, timestamp_ms: Option<i64>) {
+        self.pending_newest_ms = self.pending_newest_ms.max(timestamp_ms);
+    }
+
     /// Notes that records of `tp` up to `next` (exclusive) have been handled.
     pub fn advance(&mut self, tp: &TopicPartition, next: i64) {
         if self.lower_bound(tp).is_some_and(|lb| lb >= next) {
@@ -222,6 +232,15 @@ impl TableState {
         if self.pending.is_empty() {
             return Ok(None);
         }
+        // The probes see a commit from the closing of its files to its answer.
+        health().commit_started();
+        let result = self.commit_pending(policy).await;
+        health().commit_ended(result.is_ok());
+        result.map(Some)
+    }
+
+    async fn commit_pending(&mut self, policy: &RetryPolicy) -> Result<CommitOutcome> {
+        let rows = self.pending_rows();
         let files = match self.writer.take() {
             Some(w) => w.close().await?,
             None => vec![],
@@ -248,13 +267,16 @@ impl TableState {
             &name,
             commit(&self.catalog, self.table.clone(), &req, policy),
         )
-        .await?;
-        let commit_ms = started.elapsed().as_secs_f64() * 1000.0;
+        .await
+        .inspect_err(|e| note_failure(&name, e))?;
+        let took = started.elapsed();
         crate::failpoint::hit("after-commit");
         self.table = table;
         self.committed = outcome.offsets.clone();
+        self.note_committed(&name, &req, &outcome, rows, took);
         self.pending = OffsetMap::new();
         self.pending_counts = RecordCounts::default();
+        self.pending_newest_ms = None;
         self.pending_since = None;
         self.commits += 1;
         self.last_snapshot = Some(outcome.snapshot_id);
@@ -263,10 +285,42 @@ impl TableState {
             snapshot_id = outcome.snapshot_id,
             files = req.files.len(),
             attempts = outcome.attempts,
-            commit_ms = (commit_ms * 10.0).round() / 10.0,
+            commit_ms = (took.as_secs_f64() * 10_000.0).round() / 10.0,
             "committed"
         );
-        Ok(Some(outcome))
+        Ok(outcome)
+    }
+
+    /// Counts a landed commit into the metrics.
+    fn note_committed(
+        &self,
+        name: &str,
+        req: &CommitRequest,
+        outcome: &CommitOutcome,
+        rows: u64,
+        took: Duration,
+    ) {
+        let m = metrics();
+        let t = [name];
+        m.commits.add(&t, 1.0);
+        m.commit_retries.add(&t, f64::from(outcome.retries));
+        m.commit_conflicts.add(&t, f64::from(outcome.conflicts));
+        m.commit_duration.observe(&t, took.as_secs_f64());
+        m.rows_written.add(&t, rows as f64);
+        m.files_written.add(&t, req.files.len() as f64);
+        let bytes: u64 = req.files.iter().map(|f| f.file_size_in_bytes()).sum();
+        m.written_bytes.add(&t, bytes as f64);
+        m.filtered.add(&t, self.pending_counts.filtered as f64);
+        for (rule, n) in &self.pending_counts.dead_lettered {
+            m.dead_letters.add(&[name, rule], *n as f64);
+        }
+        for (rule, n) in &self.pending_counts.dropped {
+            m.dropped.add(&[name, rule], *n as f64);
+        }
+        if let Some(ms) = self.pending_newest_ms {
+            m.newest_committed_record.set(&t, ms as f64 / 1000.0);
+        }
+        m.last_commit.set(&t, unix_seconds(SystemTime::now()));
     }
 
     /// Reloads the table and the offsets it has committed for this job: another replica
@@ -302,5 +356,16 @@ impl TableState {
                 .commit_interval
                 .saturating_sub(now.duration_since(s))
         })
+    }
+}
+
+/// Counts a commit that failed for good: fenced (another writer took the partitions
+/// over) or otherwise.
+fn note_failure(table: &str, e: &floe_sinks::SinkError) {
+    let m = metrics();
+    if matches!(e, floe_sinks::SinkError::Fenced { .. }) {
+        m.commits_fenced.add(&[table], 1.0);
+    } else {
+        m.commit_failures.add(&[table], 1.0);
     }
 }

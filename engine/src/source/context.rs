@@ -25,6 +25,7 @@ use tracing::{info, warn};
 use super::SourceEvent;
 use super::client_log::{Throttle, log_error, log_line};
 use super::start::{Plan, plan};
+use crate::observe::{health, metrics};
 
 /// State shared between the consumer's callbacks and the pipeline.
 #[derive(Debug)]
@@ -94,6 +95,8 @@ pub struct FloeContext {
     pub throttle: Throttle,
     /// Index of the source in the job.
     pub source: usize,
+    /// The source's name in the job (a metrics label).
+    pub name: String,
     /// Where rebalances are announced to the pipeline.
     pub events: mpsc::Sender<SourceEvent>,
 }
@@ -108,14 +111,25 @@ impl ClientContext for FloeContext {
     }
 
     fn stats(&self, stats: Statistics) {
-        let lag: i64 = stats
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
-            .map(|p| p.consumer_lag)
-            .sum();
+        let m = metrics();
+        let mut lag = 0;
+        for (topic, t) in &stats.topics {
+            for p in t.partitions.values().filter(|p| p.partition >= 0) {
+                let partition = p.partition.to_string();
+                let labels = [self.name.as_str(), topic.as_str(), partition.as_str()];
+                if p.consumer_lag >= 0 {
+                    lag += p.consumer_lag;
+                    m.consumer_lag.set(&labels, p.consumer_lag as f64);
+                }
+            }
+        }
         self.shared.lag.store(lag, Ordering::Relaxed);
+        // Bootstrap entries have no node id; a known broker that is up means reachable.
+        let up = stats
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP");
+        health().set_broker_up(self.source, up);
     }
 }
 
@@ -336,7 +350,13 @@ impl FloeContext {
     fn revoke(&self, tpl: &TopicPartitionList, lost: bool) {
         self.shared.note_revoked(tpl);
         let source = self.source;
-        self.handshake(|done| SourceEvent::Revoked { source, lost, done });
+        let partitions = tpl.count();
+        self.handshake(|done| SourceEvent::Revoked {
+            source,
+            partitions,
+            lost,
+            done,
+        });
     }
 }
 

@@ -166,6 +166,11 @@ impl PendingRecords {
         self.timestamps[i]
     }
 
+    /// The newest Kafka timestamp (epoch milliseconds) of the gathered records.
+    pub fn newest_timestamp(&self) -> Option<i64> {
+        self.timestamps.iter().flatten().max().copied()
+    }
+
     /// The bytes of records `from..to`, newline-separated, for one decoder pass.
     fn span(&self, from: usize, to: usize) -> &[u8] {
         &self.buf[self.start(from)..self.ends[to - 1]]

@@ -74,6 +74,8 @@ pub enum SourceEvent {
     Revoked {
         /// Index of the source.
         source: usize,
+        /// How many partitions go.
+        partitions: usize,
         /// The group already gave them away (this member was too slow or cut off); a
         /// commit can only land if the next owner has committed nothing yet.
         lost: bool,
@@ -151,6 +153,7 @@ impl KafkaSource {
                 shared: shared.clone(),
                 throttle: Throttle::default(),
                 source: index,
+                name: def.name.clone(),
                 events: tx.clone(),
             })
             .map_err(|e| kafka_err(format!("cannot create the consumer: {e}")))?;
@@ -176,7 +179,11 @@ impl KafkaSource {
         };
         let handle = std::thread::Builder::new()
             .name(format!("source-{}", def.name))
-            .spawn(move || worker.run())
+            .spawn({
+                // The thread's events belong to the job's span, as the pipeline's do.
+                let span = tracing::Span::current();
+                move || span.in_scope(|| worker.run())
+            })
             .map_err(|e| kafka_err(format!("cannot start the source thread: {e}")))?;
         Ok(Self {
             stop,

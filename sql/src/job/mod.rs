@@ -34,6 +34,20 @@ pub struct JobFile {
     pub tables: Vec<TableDef>,
     /// `INSERT INTO … SELECT` statements.
     pub inserts: Vec<InsertDef>,
+    /// Options that hold a secret written inline (a password, a token, a URI with a
+    /// password) rather than as `${VAR}`: the job file then is a secret itself.
+    pub inline_secrets: Vec<InlineSecret>,
+}
+
+/// An option whose secret value is written in the job file itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineSecret {
+    /// The option's key.
+    pub key: String,
+    /// Where its value stands.
+    pub line: u64,
+    /// Column of the value.
+    pub column: u64,
 }
 
 impl JobFile {

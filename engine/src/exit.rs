@@ -1,0 +1,39 @@
+//! The exit status of `floe`, so that the platform running it can tell a job file to fix
+//! from data that broke a `fail` rule, a replica that lost its partitions, and an outage.
+//!
+//! | status | meaning |
+//! |---|---|
+//! | 0 | stopped cleanly (a signal, or `--stop-when-idle`), everything read committed |
+//! | 1 | runtime failure: a broker, catalog or store failed past its retries, or a bug |
+//! | 2 | configuration: the job file, an option or a table does not fit (also bad arguments) |
+//! | 3 | data policy: a record broke a rule whose policy is `fail` |
+//! | 4 | fenced: another writer committed the partitions this one had read |
+
+use floe_sinks::SinkError;
+use floe_sql::SqlError;
+
+use crate::error::EngineError;
+
+/// A runtime failure.
+pub const RUNTIME: u8 = 1;
+/// The job file or its options are wrong (clap uses 2 for bad arguments too).
+pub const CONFIGURATION: u8 = 2;
+/// A record broke a rule whose policy is `fail`.
+pub const DATA_POLICY: u8 = 3;
+/// Another writer took the partitions over; this one's work was abandoned.
+pub const FENCED: u8 = 4;
+
+/// The exit status for the error that stopped a command.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<SqlError>().is_some() {
+        return CONFIGURATION;
+    }
+    match e.downcast_ref::<EngineError>() {
+        Some(EngineError::Job(_) | EngineError::Io { .. } | EngineError::NoCheckpoint { .. }) => {
+            CONFIGURATION
+        }
+        Some(EngineError::Rejected { .. }) => DATA_POLICY,
+        Some(EngineError::Sink(SinkError::Fenced { .. })) => FENCED,
+        _ => RUNTIME,
+    }
+}
