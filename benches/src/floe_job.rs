@@ -3,12 +3,14 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use floe_catalog::offsets::{OFFSETS_KEY, ancestry};
 use floe_catalog::{CatalogConfig, CatalogKind, OffsetMap, open_catalog};
 use iceberg::TableIdent;
+
+use crate::scraper::Scraper;
 
 /// What one Floe run did.
 #[derive(Debug, Default, Clone)]
@@ -27,6 +29,8 @@ pub struct FloeRun {
     pub snapshots: Vec<Snapshot>,
     /// Rows in the table.
     pub rows: u64,
+    /// Scrapes of the metrics endpoint answered during the run (`--scrape-every`).
+    pub scrapes: u64,
 }
 
 /// One committed snapshot.
@@ -48,19 +52,40 @@ fn now_ms() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-/// Runs `job` (a file in `benches/jobs`) until `events` offsets are committed and the
-/// source is idle, with the environment the job's variables need.
-pub async fn run(
-    floe: &Path,
-    job: &Path,
-    home: &Path,
-    bootstrap: &str,
-    env: &[(&str, String)],
-    table: &str,
-    events: u64,
-) -> Result<FloeRun> {
+/// What to run: a job file of `benches/jobs` and what it must commit.
+#[derive(Debug)]
+pub struct JobSpec<'a> {
+    /// The job file.
+    pub job: &'a Path,
+    /// Its catalog and warehouse directory (`BENCH_HOME`).
+    pub home: &'a Path,
+    /// More variables the job file uses.
+    pub env: &'a [(&'a str, String)],
+    /// The table (in namespace `bench`) whose offsets count.
+    pub table: &'a str,
+    /// Offsets the table must have committed.
+    pub events: u64,
+    /// Scrape the job's metrics endpoint this often while it runs.
+    pub scrape_every: Option<Duration>,
+}
+
+/// Runs `spec.job` until `spec.events` offsets are committed and the source is idle.
+pub async fn run(floe: &Path, bootstrap: &str, spec: &JobSpec<'_>) -> Result<FloeRun> {
+    let JobSpec {
+        job,
+        home,
+        env,
+        table,
+        events,
+        scrape_every,
+    } = *spec;
+    let scraper = scrape_every.map(Scraper::start).transpose()?;
     let start_ms = now_ms();
-    let mut child = Command::new(floe)
+    let mut cmd = Command::new(floe);
+    if let Some(s) = &scraper {
+        cmd.env("FLOE_METRICS_ADDR", &s.addr);
+    }
+    let mut child = cmd
         .arg("run")
         .arg(job)
         .args(["--stop-when-idle", "3s", "--progress-interval", "2s"])
@@ -96,6 +121,7 @@ pub async fn run(
         }
     }
     let status = child.wait()?;
+    run.scrapes = scraper.map_or(0, Scraper::finish);
     if !status.success() {
         bail!(
             "floe run {} failed:\n{}",

@@ -10,6 +10,7 @@ mod broker;
 mod ceilings;
 mod floe_job;
 mod report;
+mod scraper;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,6 +61,10 @@ struct Args {
     /// the broker rather than Floe.
     #[arg(long, default_value_t = 4)]
     freshness_partitions: u32,
+    /// Scrape each Floe job's metrics endpoint this often while it runs (e.g. 100ms),
+    /// to measure what scraping costs.
+    #[arg(long, value_parser = floe_sql::parse_duration)]
+    scrape_every: Option<std::time::Duration>,
     /// A tiny run that checks the benchmark still works (CI).
     #[arg(long)]
     smoke: bool,
@@ -112,6 +117,9 @@ async fn main() -> Result<()> {
         args.freshness_rate = 2000;
         args.freshness_seconds = 3;
         args.commit_interval = "1s".into();
+        // The scraper and the endpoint are exercised too.
+        args.scrape_every
+            .get_or_insert(std::time::Duration::from_millis(100));
     }
     check_retention(&args)?;
     let floe = floe_binary()?;
@@ -172,19 +180,25 @@ async fn main() -> Result<()> {
         } else {
             name.as_str()
         };
-        let run = floe_job::run(
-            &floe,
-            &path,
-            &home,
-            &broker.bootstrap,
-            &[
-                ("BENCH_GROUP", format!("floe-bench-{name}")),
-                ("COMMIT_INTERVAL", args.commit_interval.clone()),
-            ],
+        let env = [
+            ("BENCH_GROUP", format!("floe-bench-{name}")),
+            ("COMMIT_INTERVAL", args.commit_interval.clone()),
+        ];
+        let spec = floe_job::JobSpec {
+            job: &path,
+            home: &home,
+            env: &env,
             table,
-            args.events,
-        )
-        .await?;
+            events: args.events,
+            scrape_every: args.scrape_every,
+        };
+        let run = floe_job::run(&floe, &broker.bootstrap, &spec).await?;
+        if args.scrape_every.is_some() {
+            eprintln!("  /metrics answered {} scrapes during the run", run.scrapes);
+            if run.scrapes == 0 {
+                bail!("floe {name}: the metrics endpoint never answered");
+            }
+        }
         let row = Row::floe(name, n, mb, &run, consume_rate);
         results.insert(name.clone(), row.to_json(&run));
         rows.push(row);
@@ -372,20 +386,20 @@ async fn measure_freshness(
             )
         })
     };
-    let run = floe_job::run(
-        floe,
-        &jobs_dir.join("freshness.sql"),
-        &home,
-        &broker.bootstrap,
-        &[
-            ("BENCH_GROUP", "floe-bench-freshness".into()),
-            ("BENCH_TOPIC", topic.into()),
-            ("COMMIT_INTERVAL", "1s".into()),
-        ],
-        "fresh",
+    let env = [
+        ("BENCH_GROUP", "floe-bench-freshness".into()),
+        ("BENCH_TOPIC", topic.into()),
+        ("COMMIT_INTERVAL", "1s".into()),
+    ];
+    let spec = floe_job::JobSpec {
+        job: &jobs_dir.join("freshness.sql"),
+        home: &home,
+        env: &env,
+        table: "fresh",
         events,
-    )
-    .await?;
+        scrape_every: None,
+    };
+    let run = floe_job::run(floe, &broker.bootstrap, &spec).await?;
     producer
         .join()
         .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;

@@ -120,7 +120,12 @@ impl Broker {
     /// was stored); librdkafka's mock cluster answers -1 ("FIXME: by timestamp" in its
     /// source), so the `timestamp` startup mode can only be tried against tansu.
     pub fn answers_timestamp_lookups(&self) -> bool {
-        self.out.is_none()
+        !self.is_mock_cluster()
+    }
+
+    /// Whether this is librdkafka's mock cluster (`floe broker`), not tansu.
+    pub fn is_mock_cluster(&self) -> bool {
+        self.out.is_some()
     }
 
     /// Starts tansu on a free loopback port, keeping its log in memory, with `topics`.

@@ -317,3 +317,39 @@ fn the_kubernetes_example_holds_a_valid_job() {
         "the grace period outlasts the 60 s shutdown timeout"
     );
 }
+
+/// A restart after a clean stop is assigned its partitions within seconds, not after the
+/// session timeout (45 s here): a clean stop leaves the group; a static member
+/// (`group.instance.id`) is taken back as itself. Tried against tansu, in the suite's
+/// tansu leg: librdkafka's mock cluster keeps a group whose last member left in a
+/// rebalance for the session timeout.
+#[test]
+fn a_restart_after_a_clean_stop_is_assigned_within_seconds() {
+    for instance in [None, Some("replica-0")] {
+        let broker = Broker::start(&["orders:4"]);
+        if broker.is_mock_cluster() {
+            eprintln!("skipped: the mock cluster holds an emptied group for the session timeout");
+            return;
+        }
+        let lake = Lake::new("500ms");
+        let job = std::fs::read_to_string(&lake.job).expect("job");
+        let membership = instance
+            .map(|i| format!("\n  'properties.group.instance.id' = '{i}',"))
+            .unwrap_or_default();
+        let short = "'properties.session.timeout.ms' = '6000',";
+        assert!(job.contains(short));
+        let long = format!("'properties.session.timeout.ms' = '45000',{membership}");
+        std::fs::write(&lake.job, job.replace(short, &long)).expect("write job");
+        broker.produce_all(400, 4, 0);
+        lake.run_until_idle(&broker, "3s");
+        broker.produce_all(400, 4, 100);
+        let (mut child, log) = lake.spawn_replica(&broker, "floe-e2e", "3s");
+        assert!(
+            log.wait_for("partition assigned", Duration::from_secs(15)),
+            "{instance:?}: assigned within seconds, not after the session timeout:\n{}",
+            log.text()
+        );
+        assert!(child.wait().expect("floe run").success(), "{}", log.text());
+        crate::fixture::assert_exactly_once(&lake, 200);
+    }
+}
