@@ -146,19 +146,26 @@ fn sigterm_commits_what_was_read_and_exits_zero() {
     let broker = Broker::start(&["orders:4"]);
     let lake = Lake::new("1h");
     broker.produce_all(4000, 4, 0);
-    let child = lake
+    let mut child = lake
         .run_cmd(&broker)
+        .args(["--progress-interval", "500ms"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start");
+    let log = crate::fixture::StderrLog::attach(&mut child).expect("piped stderr");
     // With a one-hour commit interval nothing is committed until the signal.
-    std::thread::sleep(std::time::Duration::from_secs(8));
-    signal(&child, "TERM");
-    let out = child.wait_with_output().expect("wait");
     assert!(
-        out.status.success(),
+        log.wait_for("total in 4000 ", std::time::Duration::from_secs(60)),
+        "every record is read: {}",
+        log.text()
+    );
+    signal(&child, "TERM");
+    let status = child.wait().expect("wait");
+    assert_eq!(
+        status.code(),
+        Some(0),
         "graceful stop must exit 0: {}",
-        String::from_utf8_lossy(&out.stderr)
+        log.text()
     );
     let records = produced(4, 1000);
     assert_same_ids(
