@@ -8,6 +8,7 @@
 
 mod error;
 pub mod job;
+mod json_arrows;
 mod options;
 mod parser;
 pub mod plan;

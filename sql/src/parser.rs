@@ -927,7 +927,8 @@ impl<'a> JobParser<'a> {
             }
             self.token(&Token::RParen)?;
         }
-        let query = self.p.parse_query().map_err(|e| self.pe(e))?;
+        let mut query = self.p.parse_query().map_err(|e| self.pe(e))?;
+        crate::json_arrows::json_arrows(&mut query);
         self.raw_inserts.push(RawInsert {
             name,
             pos,

@@ -147,6 +147,15 @@ pub fn session_config() -> SessionConfig {
     config
 }
 
+/// A context with Floe's settings and the JSON functions (`json_get_str(payload, 'a',
+/// 'b')`, `payload->'a'->>'b'` and the rest of datafusion-functions-json), so that JSON
+/// held in a VARCHAR column can be taken apart in the job's SQL.
+fn session_context() -> Result<SessionContext> {
+    let mut ctx = SessionContext::new_with_config(session_config());
+    datafusion_functions_json::register_all(&mut ctx).map_err(|e| df_error(Pos::new(1, 1), e))?;
+    Ok(ctx)
+}
+
 /// Plans every INSERT of `job`.
 pub async fn compile(job: JobFile) -> Result<CompiledJob> {
     let file = job.path.clone();
@@ -154,7 +163,7 @@ pub async fn compile(job: JobFile) -> Result<CompiledJob> {
 }
 
 async fn compile_inner(job: JobFile) -> Result<CompiledJob> {
-    let ctx = SessionContext::new_with_config(session_config());
+    let ctx = session_context()?;
     let mut slots = vec![];
     for s in &job.sources {
         let slot = BatchSlot::default();
