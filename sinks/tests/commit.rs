@@ -144,6 +144,33 @@ async fn commits_of_other_partitions_are_rebased_and_merged() {
     assert!(!outcome.recovered);
     assert_eq!(snapshots(&table), 2);
     assert_eq!(outcome.offsets, offsets(&[(0, 10), (1, 7)]));
+    assert_eq!((outcome.conflicts, outcome.retries), (1, 0), "one re-plan");
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_and_counted() {
+    let f = fixture().await;
+    // The catalog is unavailable once.
+    let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let policy = RetryPolicy {
+        faults: Some(std::sync::Arc::new(move |fault: &str| {
+            fault == "commit-error" && !failed.swap(true, std::sync::atomic::Ordering::SeqCst)
+        })),
+        ..RetryPolicy::default()
+    };
+    let req = request(
+        files(&f.table, &[1]).await,
+        OffsetMap::new(),
+        offsets(&[(0, 1)]),
+    );
+    let (table, outcome) = commit(&f.catalog, f.table.clone(), &req, &policy)
+        .await
+        .expect("commit");
+    assert_eq!(
+        (outcome.retries, outcome.conflicts, outcome.attempts),
+        (1, 0, 2)
+    );
+    assert_eq!(snapshots(&table), 1);
 }
 
 #[tokio::test]

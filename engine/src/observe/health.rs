@@ -202,14 +202,21 @@ mod tests {
     #[test]
     fn a_stalled_loop_is_dead_but_a_long_commit_is_not() {
         let h = Health::new();
+        // The clock starts ten seconds ago, so "long ago" needs no waiting.
+        let earlier = Instant::now().checked_sub(Duration::from_secs(10));
+        h.epoch
+            .set(earlier.expect("a clock ten seconds old"))
+            .expect("unset");
         assert_eq!(h.alive().reason, "starting");
-        h.start(1, Duration::ZERO, Duration::from_secs(60));
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(!h.alive().ok, "the loop has not turned within a zero bound");
+        h.start(1, Duration::from_secs(1), Duration::from_secs(60));
+        assert!(h.alive().ok, "{:?}", h.alive());
+        // The loop last turned at the clock's start, ten seconds ago: past the 1 s bound.
+        h.loop_turned_ms.store(1, Ordering::Relaxed);
+        assert!(!h.alive().ok, "{:?}", h.alive());
         h.commit_started();
-        std::thread::sleep(Duration::from_millis(5));
         assert!(h.alive().ok, "a commit within its bound is alive");
         h.commit_ended(true);
+        assert!(h.alive().ok, "a landed commit turns the loop");
         h.stop();
         assert!(!h.alive().ok);
     }

@@ -113,16 +113,6 @@ impl Family {
         });
     }
 
-    /// The value of a counter or gauge series, if it exists.
-    pub fn get(&self, labels: &[&str]) -> Option<f64> {
-        let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let key: Vec<String> = labels.iter().map(|l| (*l).to_string()).collect();
-        match series.get(&key) {
-            Some(Value::Number(n)) => Some(*n),
-            _ => None,
-        }
-    }
-
     /// Every counter or gauge series, with its label values.
     pub fn numbers(&self) -> Vec<(Vec<String>, f64)> {
         let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
@@ -233,7 +223,7 @@ mod tests {
         f.render(&mut out);
         assert!(out.contains("# TYPE floe_x_total counter"), "{out}");
         assert!(out.contains("floe_x_total{table=\"a\\\"b\"} 3\n"), "{out}");
-        assert_eq!(f.get(&["a\"b"]), Some(3.0));
+        assert_eq!(f.numbers(), vec![(vec!["a\"b".to_string()], 3.0)]);
     }
 
     #[test]

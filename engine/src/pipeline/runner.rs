@@ -103,6 +103,7 @@ pub async fn run(
         retry: opts.retry.clone(),
         last_record: Instant::now(),
         assigned: false,
+        held: vec![0; job.job.sources.len()],
     };
     health().start(
         state.sources.len(),
@@ -208,6 +209,8 @@ struct Loop<'a> {
     retry: RetryPolicy,
     last_record: Instant,
     assigned: bool,
+    /// Partitions each source holds now.
+    held: Vec<usize>,
 }
 
 impl Loop<'_> {
@@ -453,25 +456,30 @@ impl Loop<'_> {
         let labels = [source, b.tp.topic.as_str(), partition.as_str()];
         m.records_read.add(&labels, b.records.len() as f64);
         m.read_bytes.add(&labels, b.records.bytes() as f64);
+        // One update per kind and batch, not per bad record.
+        let mut kinds: HashMap<&str, f64> = HashMap::new();
         for bad in &b.bad {
-            m.decode_errors.add(&[source, bad.kind.as_str()], 1.0);
+            *kinds.entry(bad.kind.as_str()).or_default() += 1.0;
+        }
+        for (kind, n) in kinds {
+            m.decode_errors.add(&[source, kind], n);
         }
     }
 
     /// Counts a rebalance step and keeps the health state's view of the group.
-    fn note_rebalance(&self, source: usize, event: &str, partitions: usize) {
+    fn note_rebalance(&mut self, source: usize, event: &str, partitions: usize) {
+        let held = &mut self.held[source];
+        if event == "assigned" {
+            *held += partitions;
+        } else {
+            // An eager revocation gives everything up; a cooperative one only some.
+            *held = held.saturating_sub(partitions);
+        }
         let m = metrics();
         let name = self.job.job.sources[source].name.as_str();
         m.rebalances.add(&[name, event], 1.0);
-        let change = if event == "assigned" {
-            partitions as f64
-        } else {
-            -(partitions as f64)
-        };
-        m.partitions_assigned.add(&[name], change);
-        // An eager revocation gives everything up; a cooperative one only some partitions.
-        let left = m.partitions_assigned.get(&[name]).unwrap_or(0.0);
-        health().set_in_group(source, event == "assigned" || left > 0.0);
+        m.partitions_assigned.set(&[name], *held as f64);
+        health().set_in_group(source, event == "assigned" || *held > 0);
     }
 
     /// Partitions arrive: reading starts from the offsets the tables hold now. An empty
