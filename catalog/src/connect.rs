@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use iceberg::table::Table;
 use iceberg::{Catalog, CatalogBuilder};
 use iceberg_catalog_rest::{
     REST_CATALOG_PROP_URI, REST_CATALOG_PROP_WAREHOUSE, RestCatalogBuilder,
@@ -12,6 +13,7 @@ use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 use crate::error::{CatalogError, Result};
 use crate::storage::{ObjectStorageFactory, StoreConfig};
+use crate::table_change::{ChangeCommitter, RestCommits, SqlCommits, TableChange};
 
 /// Which catalog implementation and where it lives.
 #[derive(Clone, PartialEq, Eq)]
@@ -85,6 +87,18 @@ pub struct OpenCatalog {
     pub warehouse: String,
     /// The storage config its files go through.
     pub store: StoreConfig,
+    /// Floe's own commit path for changes `Transaction` cannot express.
+    changes: Arc<ChangeCommitter>,
+}
+
+impl OpenCatalog {
+    /// Commits `change` to the table `base` names through the catalog's compare-and-swap
+    /// (see [`crate::table_change`]); errors keep the catalogs' kinds and retry hints.
+    pub async fn commit_change(&self, base: &Table, change: TableChange) -> iceberg::Result<Table> {
+        self.changes
+            .commit(self.catalog.as_ref(), base, change)
+            .await
+    }
 }
 
 impl std::fmt::Debug for OpenCatalog {
@@ -107,6 +121,7 @@ pub async fn open_catalog(config: &CatalogConfig) -> Result<OpenCatalog> {
         store.build().map_err(|e| cfg_err(e.to_string()))?;
     }
     let factory = Arc::new(ObjectStorageFactory::new(store.clone()));
+    let changes = Arc::new(change_committer(config, &warehouse)?);
     let catalog: Arc<dyn Catalog> = match &config.kind {
         CatalogKind::Sql { uri } => {
             let (uri, bind_style) = if is_postgres(uri) {
@@ -159,6 +174,29 @@ pub async fn open_catalog(config: &CatalogConfig) -> Result<OpenCatalog> {
         catalog,
         warehouse,
         store,
+        changes,
+    })
+}
+
+fn change_committer(config: &CatalogConfig, warehouse: &str) -> Result<ChangeCommitter> {
+    Ok(match &config.kind {
+        CatalogKind::Sql { uri } => {
+            let (uri, dollar) = if is_postgres(uri) {
+                (uri.clone(), true)
+            } else {
+                let uri = sqlite_uri(uri).map_err(|message| CatalogError::Config {
+                    catalog: config.name.clone(),
+                    message,
+                })?;
+                (uri, false)
+            };
+            ChangeCommitter::Sql(SqlCommits::new(uri, config.name.clone(), dollar))
+        }
+        CatalogKind::Rest { uri, options } => ChangeCommitter::Rest(RestCommits::new(
+            uri.clone(),
+            warehouse.to_string(),
+            options.clone(),
+        )),
     })
 }
 

@@ -9,6 +9,7 @@ pub mod offsets;
 pub mod orphans;
 pub mod replayed;
 pub mod storage;
+pub mod table_change;
 
 pub use connect::{CatalogConfig, CatalogKind, OpenCatalog, open_catalog};
 pub use error::{CatalogError, Result, is_transient};

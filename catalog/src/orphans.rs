@@ -69,11 +69,57 @@ pub async fn referenced_files(table: &Table) -> Result<HashSet<String>> {
 /// The table's orphan data files, oldest first.
 pub async fn find_orphans(table: &Table, store: &StoreConfig) -> Result<Vec<OrphanFile>> {
     let referenced = referenced_files(table).await?;
+    unreferenced_under(table, store, "data", |l| {
+        l.ends_with(".parquet") && !referenced.contains(l)
+    })
+    .await
+}
+
+/// Metadata files no current state reaches, oldest first: metadata JSON files that left
+/// the metadata log, manifests and manifest lists of commits that never landed.
+pub async fn find_metadata_orphans(table: &Table, store: &StoreConfig) -> Result<Vec<OrphanFile>> {
+    let md = table.metadata();
+    let mut referenced: HashSet<String> = md
+        .metadata_log()
+        .iter()
+        .map(|l| l.metadata_file.clone())
+        .chain(table.metadata_location().map(str::to_string))
+        .collect();
+    for s in md.snapshots() {
+        referenced.insert(s.manifest_list().to_string());
+        let bytes = table
+            .file_io()
+            .new_input(s.manifest_list())
+            .map_err(|e| error(table, "opening a manifest list", e))?
+            .read()
+            .await
+            .map_err(|e| error(table, "reading a manifest list", e))?;
+        let list = ManifestList::parse_with_version(&bytes, md.format_version())
+            .map_err(|e| error(table, "parsing a manifest list", e))?;
+        referenced.extend(list.entries().iter().map(|m| m.manifest_path.clone()));
+    }
+    let ours = |l: &str| l.ends_with(".avro") || l.ends_with(".metadata.json");
+    unreferenced_under(table, store, "metadata", |l| {
+        ours(l) && !referenced.contains(l)
+    })
+    .await
+}
+
+/// Files under the table's `dir` that `orphan` picks, oldest first.
+async fn unreferenced_under(
+    table: &Table,
+    store: &StoreConfig,
+    dir: &str,
+    orphan: impl Fn(&str) -> bool,
+) -> Result<Vec<OrphanFile>> {
     let storage = ObjectStorage::new(store.clone());
-    let data_dir = format!("{}/data", table.metadata().location().trim_end_matches('/'));
+    let dir = format!(
+        "{}/{dir}",
+        table.metadata().location().trim_end_matches('/')
+    );
     let prefix = storage
-        .path(&data_dir)
-        .map_err(|e| error(table, "resolving the data directory", e))?;
+        .path(&dir)
+        .map_err(|e| error(table, "resolving the table's directory", e))?;
     let now = std::time::SystemTime::now();
     let listed: Vec<_> = storage
         .store()
@@ -81,12 +127,12 @@ pub async fn find_orphans(table: &Table, store: &StoreConfig) -> Result<Vec<Orph
         .list(Some(&prefix))
         .try_collect()
         .await
-        .map_err(|e| error(table, "listing data files", e))?;
+        .map_err(|e| error(table, &format!("listing {dir}"), e))?;
     let mut out: Vec<OrphanFile> = listed
         .into_iter()
         .filter_map(|meta| {
             let location = storage.location(&meta.location);
-            if referenced.contains(&location) || !location.ends_with(".parquet") {
+            if !orphan(&location) {
                 return None;
             }
             let modified = std::time::SystemTime::from(meta.last_modified);
@@ -133,10 +179,32 @@ pub async fn remove_orphans(
     requested: Duration,
 ) -> Result<(Vec<OrphanFile>, Grace)> {
     let grace = safe_grace(table, requested)?;
+    let found = find_orphans(table, store).await?;
+    let removed = remove_older(table, store, found, grace.keep_younger_than).await?;
+    Ok((removed, grace))
+}
+
+/// Removes the metadata orphans older than the safe grace for `requested`.
+pub async fn remove_metadata_orphans(
+    table: &Table,
+    store: &StoreConfig,
+    requested: Duration,
+) -> Result<Vec<OrphanFile>> {
+    let grace = safe_grace(table, requested)?;
+    let found = find_metadata_orphans(table, store).await?;
+    remove_older(table, store, found, grace.keep_younger_than).await
+}
+
+async fn remove_older(
+    table: &Table,
+    store: &StoreConfig,
+    found: Vec<OrphanFile>,
+    keep_younger_than: Duration,
+) -> Result<Vec<OrphanFile>> {
     let storage = ObjectStorage::new(store.clone());
     let mut removed = vec![];
-    for f in find_orphans(table, store).await? {
-        if f.age < grace.keep_younger_than {
+    for f in found {
+        if f.age < keep_younger_than {
             continue;
         }
         let path = storage
@@ -150,5 +218,5 @@ pub async fn remove_orphans(
             .map_err(|e| error(table, &format!("removing {}", f.location), e))?;
         removed.push(f);
     }
-    Ok((removed, grace))
+    Ok(removed)
 }

@@ -116,7 +116,7 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn inject(&self, fault: &str) -> bool {
+    pub(crate) fn inject(&self, fault: &str) -> bool {
         self.faults.as_ref().is_some_and(|f| f(fault))
     }
 }

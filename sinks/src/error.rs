@@ -41,6 +41,23 @@ pub enum SinkError {
         #[source]
         source: Box<iceberg::Error>,
     },
+    /// A maintenance pass cannot proceed (a file it must read is unreadable).
+    #[error("table {table}: {message}")]
+    Maintenance {
+        /// The table.
+        table: String,
+        /// What failed.
+        message: String,
+    },
+    /// Another writer removed files a compaction rewrote: the rewrite is abandoned (its
+    /// files become orphans) and the next pass plans again.
+    #[error("table {table}: compaction abandoned: {message}")]
+    RewriteAbandoned {
+        /// The table.
+        table: String,
+        /// Which files went away.
+        message: String,
+    },
     /// Reading the table's state failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
@@ -65,6 +82,7 @@ impl SinkError {
         match self {
             Self::Iceberg { source, .. } => source.retryable(),
             Self::Catalog(c) => c.is_retryable(),
+            Self::RewriteAbandoned { .. } => true,
             _ => false,
         }
     }

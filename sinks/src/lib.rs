@@ -7,11 +7,17 @@ pub mod commit;
 mod dead_letter;
 mod error;
 mod fenced_catalog;
+mod maintain;
 mod table_spec;
 mod writer;
 
 pub use commit::{CommitOutcome, CommitRequest, RetryPolicy, commit, refresh};
 pub use dead_letter::{DeadLetter, DeadLetterBatch, dead_letter_schema, dead_letter_spec};
 pub use error::{Result, SinkError};
+pub use maintain::{
+    CompactionConfig, CompactionReport, ExpiryConfig, ExpiryOutcome, MAINTENANCE_KEY,
+    MaintenanceConfig, MaintenancePlan, MaintenanceReport, ReplaceOutcome, maintain,
+    plan as plan_maintenance,
+};
 pub use table_spec::{TableSpec, check_compatible, ensure_table};
 pub use writer::{TableWriter, WriterConfig, write_schema};

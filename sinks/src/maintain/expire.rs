@@ -1,0 +1,180 @@
+//! Snapshot expiry, and removal of the files only expired snapshots referenced.
+//!
+//! Expiry is iceberg-rust's own `expire_snapshots` action (metadata only), committed
+//! pinned to the table state it was planned on, like every Floe commit. The files it
+//! frees are then computed, not guessed: manifest lists of the expired snapshots, the
+//! manifests only they listed, and the data files only those manifests held, none of
+//! which any retained snapshot (of any branch or tag) reaches. No writer can commit them
+//! again: a commit planned on an expired snapshot fails its `main` requirement.
+//!
+//! The job's checkpoint and the replay ledger live in table properties (see
+//! `floe_catalog::checkpoint`, `floe_catalog::replayed`), which expiry does not touch.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use floe_catalog::OpenCatalog;
+use iceberg::spec::{ManifestFile, SnapshotRef};
+use iceberg::table::Table;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+
+use tracing::warn;
+
+use crate::commit::{RetryPolicy, refresh};
+use crate::error::{Result, SinkError};
+use crate::fenced_catalog::FencedCatalog;
+
+/// Which snapshots are kept.
+#[derive(Debug, Clone)]
+pub struct ExpiryConfig {
+    /// Snapshots older than this are expired…
+    pub max_age: Duration,
+    /// …but `main` always keeps at least this many.
+    pub min_snapshots: usize,
+}
+
+/// What an expiry did.
+#[derive(Debug, Clone, Default)]
+pub struct ExpiryOutcome {
+    /// Snapshots expired.
+    pub expired: usize,
+    /// Files removed (manifest lists, manifests, data files).
+    pub files_removed: usize,
+}
+
+/// Files a set of snapshots reaches.
+#[derive(Debug, Default)]
+pub(crate) struct Reachable {
+    pub(crate) lists: HashSet<String>,
+    pub(crate) manifests: HashSet<String>,
+    pub(crate) data: HashSet<String>,
+}
+
+impl Reachable {
+    /// Everything `snapshots` reach, reading each manifest once. Data files count only
+    /// where live, unless `deleted_too`: a retained snapshot's DELETED entry does not keep
+    /// a file, while an expired snapshot's may be the last mention of one.
+    pub(crate) async fn of<'a>(
+        table: &Table,
+        snapshots: impl Iterator<Item = &'a SnapshotRef>,
+        deleted_too: bool,
+    ) -> iceberg::Result<Self> {
+        let mut out = Self::default();
+        for s in snapshots {
+            out.lists.insert(s.manifest_list().to_string());
+            let list = table.manifest_list_reader(s).load().await?;
+            for m in list.entries() {
+                if out.manifests.insert(m.manifest_path.clone()) {
+                    out.add_entries(table, m, deleted_too).await?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn add_entries(
+        &mut self,
+        table: &Table,
+        m: &ManifestFile,
+        deleted_too: bool,
+    ) -> iceberg::Result<()> {
+        let manifest = m.load_manifest(table.file_io()).await?;
+        let entries = manifest.entries().iter();
+        self.data.extend(
+            entries
+                .filter(|e| deleted_too || e.is_alive())
+                .map(|e| e.file_path().to_string()),
+        );
+        Ok(())
+    }
+}
+
+/// Expires what `config` lets go and removes the files nothing retained reaches.
+pub(crate) async fn expire(
+    catalog: &OpenCatalog,
+    table: Table,
+    config: &ExpiryConfig,
+    policy: &RetryPolicy,
+) -> Result<(Table, ExpiryOutcome)> {
+    let name = table.identifier().to_string();
+    let err = |ctx: &str, e| SinkError::iceberg(&name, ctx.to_string(), e);
+    let older_than = now_ms() - i64::try_from(config.max_age.as_millis()).unwrap_or(i64::MAX);
+    if !anything_to_expire(&table, older_than, config.min_snapshots) {
+        return Ok((table, ExpiryOutcome::default()));
+    }
+    let mut base = table;
+    let mut attempts = 0;
+    let after = loop {
+        attempts += 1;
+        let tx = Transaction::new(&base);
+        let action = tx
+            .expire_snapshots()
+            .expire_older_than_ms(older_than)
+            .retain_last(config.min_snapshots.max(1));
+        let tx = action
+            .apply(tx)
+            .map_err(|e| err("planning snapshot expiry", e))?;
+        let fenced = FencedCatalog {
+            inner: catalog.catalog.as_ref(),
+            planned: base.clone(),
+        };
+        match tx.commit(&fenced).await {
+            Ok(t) => break t,
+            Err(e) if floe_catalog::is_transient(&e) && attempts < 5 => {
+                base = refresh(catalog.catalog.as_ref(), &base, policy).await?;
+            }
+            Err(e) => return Err(err("committing snapshot expiry", e)),
+        }
+    };
+    let kept: HashSet<i64> = after
+        .metadata()
+        .snapshots()
+        .map(|s| s.snapshot_id())
+        .collect();
+    let gone: Vec<&SnapshotRef> = base
+        .metadata()
+        .snapshots()
+        .filter(|s| !kept.contains(&s.snapshot_id()))
+        .collect();
+    if gone.is_empty() {
+        return Ok((after, ExpiryOutcome::default()));
+    }
+    let retained = Reachable::of(&after, after.metadata().snapshots(), false)
+        .await
+        .map_err(|e| err("reading the retained snapshots", e))?;
+    let freed = Reachable::of(&base, gone.iter().copied(), true)
+        .await
+        .map_err(|e| err("reading the expired snapshots", e))?;
+    let mut removed = 0;
+    for (freed, kept) in [
+        (&freed.data, &retained.data),
+        (&freed.manifests, &retained.manifests),
+        (&freed.lists, &retained.lists),
+    ] {
+        for path in freed.difference(kept) {
+            // A file left behind (already gone, or the store refused) is an orphan for
+            // the orphan pass; the expiry itself has landed.
+            match after.file_io().delete(path).await {
+                Ok(()) => removed += 1,
+                Err(e) => warn!(table = %name, error = %e, "cannot remove {path}"),
+            }
+        }
+    }
+    let outcome = ExpiryOutcome {
+        expired: gone.len(),
+        files_removed: removed,
+    };
+    Ok((after, outcome))
+}
+
+/// Whether some snapshot is older than `older_than` and beyond the newest `keep`.
+fn anything_to_expire(table: &Table, older_than: i64, keep: usize) -> bool {
+    let md = table.metadata();
+    md.snapshots().count() > keep.max(1) && md.snapshots().any(|s| s.timestamp_ms() < older_than)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

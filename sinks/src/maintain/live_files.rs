@@ -1,0 +1,50 @@
+//! What a table's current snapshot is made of: its manifests and their entries.
+
+use iceberg::spec::{DataContentType, ManifestContentType, ManifestEntryRef, ManifestFile};
+use iceberg::table::Table;
+
+/// One manifest of the current snapshot, read.
+#[derive(Debug, Clone)]
+pub(crate) struct ManifestContents {
+    /// Its entry in the manifest list.
+    pub(crate) file: ManifestFile,
+    /// Its entries, live and deleted.
+    pub(crate) entries: Vec<ManifestEntryRef>,
+}
+
+impl ManifestContents {
+    /// Whether it lists data files (not delete files).
+    pub(crate) fn is_data(&self) -> bool {
+        self.file.content == ManifestContentType::Data
+    }
+
+    /// Its live data-file entries.
+    pub(crate) fn live(&self) -> impl Iterator<Item = &ManifestEntryRef> {
+        self.entries
+            .iter()
+            .filter(|e| e.is_alive() && e.content_type() == DataContentType::Data)
+    }
+}
+
+/// Every manifest of `table`'s current snapshot, read (none for an empty table).
+pub(crate) async fn current_manifests(table: &Table) -> iceberg::Result<Vec<ManifestContents>> {
+    let Some(snapshot) = table.metadata().current_snapshot() else {
+        return Ok(vec![]);
+    };
+    let list = table.manifest_list_reader(snapshot).load().await?;
+    let mut out = Vec::with_capacity(list.entries().len());
+    for file in list.consume_entries() {
+        let manifest = file.load_manifest(table.file_io()).await?;
+        let (entries, _) = manifest.into_parts();
+        out.push(ManifestContents { file, entries });
+    }
+    Ok(out)
+}
+
+/// Whether the current snapshot has live delete files: rewriting data files would then
+/// drop the rows those deletes remove from view, so compaction leaves such tables alone.
+pub(crate) fn has_live_deletes(manifests: &[ManifestContents]) -> bool {
+    manifests
+        .iter()
+        .any(|m| !m.is_data() && m.entries.iter().any(|e| e.is_alive()))
+}

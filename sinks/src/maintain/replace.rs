@@ -1,0 +1,430 @@
+//! The `replace` snapshot: data files swapped for others holding the same rows
+//! (compaction), or manifests rewritten with the same live files (manifest merging).
+//! Engines that read incrementally skip `replace` snapshots: they add no rows.
+//!
+//! ```text
+//!  base = table as loaded
+//!   ├─ every file to remove still live in base?  no ──▶ RewriteAbandoned (plan again later)
+//!   ├─ manifests of base:
+//!   │    untouched, large enough ──────────────▶ carried over as they are
+//!   │    holding a removed file, or small while
+//!   │    the list is past max_manifests ────────▶ their other live entries: one EXISTING manifest per spec
+//!   │    delete-only (no live entry) ──────────▶ dropped
+//!   │  + one ADDED manifest (new files) + one DELETED manifest (removed files)
+//!   ├─ manifest list + snapshot {operation: replace, parent: base head, seq: next}
+//!   └─ commit through the catalog's compare-and-swap, requiring main == base head
+//!        ├─ ok ─────────────────────────────────────────▶ done
+//!        └─ error ─▶ reload ─┬─ our snapshot id in the table ─▶ done (response lost)
+//!                            ├─ main moved (a job's append) ─▶ plan the manifests again on it
+//!                            └─ transient ─▶ back off, again; permanent ─▶ error
+//! ```
+//!
+//! A job's appends commit between a rewrite and its commit all the time; they only add
+//! manifests, so re-planning the manifests on the new head keeps the rewritten data
+//! files. Only a removal of a rewritten file by another writer makes the rewrite give up:
+//! its new files would resurrect deleted rows. Every attempt writes manifests under new
+//! names, so an attempt whose outcome was unknown never loses its own files.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use floe_catalog::OpenCatalog;
+use floe_catalog::is_transient;
+use floe_catalog::table_change::TableChange;
+use iceberg::ErrorKind;
+use iceberg::spec::{
+    DataFile, FormatVersion, ManifestEntryRef, ManifestFile, ManifestListWriter,
+    ManifestWriterBuilder, Operation, Snapshot, SnapshotSummaryCollector, Summary,
+};
+use iceberg::table::Table;
+use tracing::info;
+
+use super::live_files::{ManifestContents, current_manifests};
+use crate::commit::RetryPolicy;
+use crate::error::{Result, SinkError};
+
+/// Manifests smaller than this are merged once the list holds too many.
+const SMALL_MANIFEST_BYTES: i64 = 8 * 1024 * 1024;
+
+/// Summary key naming the maintenance that made a snapshot.
+pub const MAINTENANCE_KEY: &str = "floe.maintenance";
+
+/// What a replace snapshot changes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Replacement {
+    /// Data files that leave the table (all must be live in the base).
+    pub(crate) removed: Vec<DataFile>,
+    /// Data files that hold the removed files' rows.
+    pub(crate) added: Vec<DataFile>,
+    /// `compaction` or `manifests`, recorded in the summary.
+    pub(crate) kind: &'static str,
+}
+
+/// What a replace commit did.
+#[derive(Debug, Clone)]
+pub struct ReplaceOutcome {
+    /// The new snapshot.
+    pub snapshot_id: i64,
+    /// Manifests in the list before and after.
+    pub manifests: (usize, usize),
+    /// Re-planned because another writer committed first.
+    pub conflicts: u32,
+}
+
+/// Commits `r` as a replace snapshot on `table`, re-planning the manifests when other
+/// writers append meanwhile (see the module doc).
+pub(crate) async fn commit_replace(
+    catalog: &OpenCatalog,
+    table: Table,
+    r: &Replacement,
+    max_manifests: usize,
+    policy: &RetryPolicy,
+) -> Result<(Table, ReplaceOutcome)> {
+    let name = table.identifier().to_string();
+    let started = Instant::now();
+    let mut backoff = policy.min_backoff;
+    let (mut base, mut conflicts) = (table, 0u32);
+    loop {
+        let manifests = current_manifests(&base)
+            .await
+            .map_err(|e| SinkError::iceberg(&name, "reading the manifests", e))?;
+        check_still_live(&name, &manifests, &r.removed)?;
+        let planned_on = base.metadata().current_snapshot_id();
+        let (snapshot, after) = build_snapshot(&base, &manifests, r, max_manifests)
+            .await
+            .map_err(|e| {
+                SinkError::iceberg(&name, "writing the replace snapshot's manifests", e)
+            })?;
+        let snapshot_id = snapshot.snapshot_id();
+        let change = TableChange::new_head(&base, snapshot);
+        policy.inject(&format!("{}-before-commit", r.kind));
+        let err = match catalog.commit_change(&base, change).await {
+            Ok(t) => {
+                policy.inject(&format!("{}-after-commit", r.kind));
+                let outcome = ReplaceOutcome {
+                    snapshot_id,
+                    manifests: (manifests.len(), after),
+                    conflicts,
+                };
+                return Ok((t, outcome));
+            }
+            Err(e) => e,
+        };
+        let reloaded = crate::commit::refresh(catalog.catalog.as_ref(), &base, policy).await?;
+        if reloaded.metadata().snapshot_by_id(snapshot_id).is_some() {
+            info!(table = %name, snapshot_id, "the replace commit had landed although the catalog reported an error");
+            let outcome = ReplaceOutcome {
+                snapshot_id,
+                manifests: (manifests.len(), after),
+                conflicts,
+            };
+            return Ok((reloaded, outcome));
+        }
+        let moved = reloaded.metadata().current_snapshot_id() != planned_on;
+        let conflict = err.kind() == ErrorKind::CatalogCommitConflicts && moved;
+        if !conflict && !is_transient(&err) || started.elapsed() > policy.deadline {
+            return Err(SinkError::iceberg(
+                &name,
+                format!("committing a {} snapshot", r.kind),
+                err,
+            ));
+        }
+        if conflict {
+            conflicts += 1;
+        } else {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(policy.max_backoff);
+        }
+        base = reloaded;
+    }
+}
+
+fn check_still_live(
+    name: &str,
+    manifests: &[ManifestContents],
+    removed: &[DataFile],
+) -> Result<()> {
+    let live: HashSet<&str> = manifests
+        .iter()
+        .flat_map(|m| m.live().map(|e| e.file_path()))
+        .collect();
+    let gone: Vec<&str> = removed
+        .iter()
+        .map(DataFile::file_path)
+        .filter(|p| !live.contains(p))
+        .collect();
+    if gone.is_empty() {
+        return Ok(());
+    }
+    Err(SinkError::RewriteAbandoned {
+        table: name.to_string(),
+        message: format!(
+            "{} of the rewritten files were removed by another writer (first: {})",
+            gone.len(),
+            gone[0]
+        ),
+    })
+}
+
+/// Writes the new manifests and manifest list; returns the snapshot and the number of
+/// manifests it lists.
+async fn build_snapshot(
+    base: &Table,
+    manifests: &[ManifestContents],
+    r: &Replacement,
+    max_manifests: usize,
+) -> iceberg::Result<(Snapshot, usize)> {
+    let md = base.metadata();
+    if md.format_version() != FormatVersion::V2 {
+        return Err(iceberg::Error::new(
+            ErrorKind::FeatureUnsupported,
+            format!(
+                "maintenance writes format-version 2 tables; this one is {}",
+                md.format_version()
+            ),
+        ));
+    }
+    let snapshot_id = unique_snapshot_id(base);
+    let mut files = ManifestFiles::new(base, snapshot_id);
+    let removed: HashSet<&str> = r.removed.iter().map(DataFile::file_path).collect();
+    let (kept, merged) = choose_manifests(manifests, &removed, max_manifests);
+    let mut list: Vec<ManifestFile> = kept.iter().map(|m| m.file.clone()).collect();
+    list.extend(files.existing(&merged, &removed).await?);
+    if !r.added.is_empty() {
+        list.push(files.added(&r.added).await?);
+    }
+    let removed_entries: Vec<&ManifestEntryRef> = merged
+        .iter()
+        .flat_map(|m| m.live())
+        .filter(|e| removed.contains(e.file_path()))
+        .collect();
+    if !removed_entries.is_empty() {
+        list.push(files.deleted(&removed_entries).await?);
+    }
+    let count = list.len();
+    let list_path = format!(
+        "{}/metadata/snap-{snapshot_id}-0-{}.avro",
+        md.location(),
+        uuid::Uuid::new_v4()
+    );
+    let seq = md.next_sequence_number();
+    let out = base.file_io().new_output(&list_path)?.writer().await?;
+    let mut writer = ManifestListWriter::v2(out, snapshot_id, md.current_snapshot_id(), seq);
+    writer.add_manifests(list.into_iter())?;
+    writer.close().await?;
+    let snapshot = Snapshot::builder()
+        .with_manifest_list(list_path)
+        .with_snapshot_id(snapshot_id)
+        .with_parent_snapshot_id(md.current_snapshot_id())
+        .with_sequence_number(seq)
+        .with_summary(summary(base, manifests, r))
+        .with_schema_id(md.current_schema_id())
+        .with_timestamp_ms(now_ms())
+        .build();
+    Ok((snapshot, count))
+}
+
+/// Splits the manifests into those carried over and those whose live entries are
+/// rewritten into new manifests.
+fn choose_manifests<'a>(
+    manifests: &'a [ManifestContents],
+    removed: &HashSet<&str>,
+    max_manifests: usize,
+) -> (Vec<&'a ManifestContents>, Vec<&'a ManifestContents>) {
+    let (mut kept, mut merged) = (vec![], vec![]);
+    for m in manifests {
+        let touched = m.is_data() && m.live().any(|e| removed.contains(e.file_path()));
+        let dead = m.entries.iter().all(|e| !e.is_alive());
+        if dead {
+            continue;
+        }
+        if touched {
+            merged.push(m)
+        } else {
+            kept.push(m)
+        }
+    }
+    if kept.len() + merged.len() > max_manifests {
+        let (small, large): (Vec<_>, Vec<_>) = kept
+            .into_iter()
+            .partition(|m| m.is_data() && m.file.manifest_length < SMALL_MANIFEST_BYTES);
+        merged.extend(small);
+        kept = large;
+    }
+    (kept, merged)
+}
+
+/// Writes the new manifests of one snapshot under names of their own.
+struct ManifestFiles<'a> {
+    base: &'a Table,
+    snapshot_id: i64,
+    prefix: String,
+    next: usize,
+}
+
+impl<'a> ManifestFiles<'a> {
+    fn new(base: &'a Table, snapshot_id: i64) -> Self {
+        let prefix = format!(
+            "{}/metadata/{}",
+            base.metadata().location(),
+            uuid::Uuid::new_v4()
+        );
+        Self {
+            base,
+            snapshot_id,
+            prefix,
+            next: 0,
+        }
+    }
+
+    fn writer(&mut self, spec_id: i32) -> iceberg::Result<iceberg::spec::ManifestWriter> {
+        let md = self.base.metadata();
+        let spec = md.partition_spec_by_id(spec_id).ok_or_else(|| {
+            iceberg::Error::new(
+                ErrorKind::DataInvalid,
+                format!("no partition spec {spec_id}"),
+            )
+        })?;
+        let path = format!("{}-m{}.avro", self.prefix, self.next);
+        self.next += 1;
+        let out = self.base.file_io().new_output(path)?;
+        Ok(ManifestWriterBuilder::new(
+            out,
+            Some(self.snapshot_id),
+            md.current_schema().clone(),
+            spec.as_ref().clone(),
+        )
+        .build_v2_data())
+    }
+
+    /// The live entries of `merged` that stay, as EXISTING entries, one manifest per spec.
+    async fn existing(
+        &mut self,
+        merged: &[&ManifestContents],
+        removed: &HashSet<&str>,
+    ) -> iceberg::Result<Vec<ManifestFile>> {
+        let mut by_spec: BTreeMap<i32, Vec<&ManifestEntryRef>> = BTreeMap::new();
+        for m in merged.iter().filter(|m| m.is_data()) {
+            let spec = by_spec.entry(m.file.partition_spec_id).or_default();
+            spec.extend(m.live().filter(|e| !removed.contains(e.file_path())));
+        }
+        let mut out = vec![];
+        for (spec_id, entries) in by_spec.into_iter().filter(|(_, e)| !e.is_empty()) {
+            let mut w = self.writer(spec_id)?;
+            for e in entries {
+                let (snapshot, seq) = inherited(e)?;
+                w.add_existing_file(e.data_file().clone(), snapshot, seq, e.file_sequence_number)?;
+            }
+            out.push(w.write_manifest_file().await?);
+        }
+        Ok(out)
+    }
+
+    async fn added(&mut self, files: &[DataFile]) -> iceberg::Result<ManifestFile> {
+        let mut w = self.writer(self.base.metadata().default_partition_spec_id())?;
+        for f in files {
+            // -1: the data sequence number is inherited from the snapshot.
+            w.add_file(f.clone(), -1)?;
+        }
+        w.write_manifest_file().await
+    }
+
+    async fn deleted(&mut self, entries: &[&ManifestEntryRef]) -> iceberg::Result<ManifestFile> {
+        let mut w = self.writer(self.base.metadata().default_partition_spec_id())?;
+        for e in entries {
+            let (_, seq) = inherited(e)?;
+            w.add_delete_file(e.data_file().clone(), seq, e.file_sequence_number)?;
+        }
+        w.write_manifest_file().await
+    }
+}
+
+/// The snapshot id and data sequence number of an entry read from a manifest (filled in
+/// from the manifest when the entry left them to inheritance).
+fn inherited(e: &ManifestEntryRef) -> iceberg::Result<(i64, i64)> {
+    match (e.snapshot_id(), e.sequence_number()) {
+        (Some(s), Some(q)) => Ok((s, q)),
+        _ => Err(iceberg::Error::new(
+            ErrorKind::DataInvalid,
+            format!(
+                "manifest entry of {} has no snapshot id or sequence number",
+                e.file_path()
+            ),
+        )),
+    }
+}
+
+/// The summary: what moved, totals counted from the manifests themselves.
+fn summary(base: &Table, manifests: &[ManifestContents], r: &Replacement) -> Summary {
+    let md = base.metadata();
+    let schema = md.current_schema().clone();
+    let spec = md.default_partition_spec().clone();
+    let mut collector = SnapshotSummaryCollector::default();
+    for f in &r.added {
+        collector.add_file(f, schema.clone(), spec.clone());
+    }
+    for f in &r.removed {
+        collector.remove_file(f, schema.clone(), spec.clone());
+    }
+    let mut props: HashMap<String, String> = collector.build();
+    let live: Vec<&ManifestEntryRef> = manifests
+        .iter()
+        .flat_map(|m| m.entries.iter().filter(|e| e.is_alive()))
+        .collect();
+    let data = live
+        .iter()
+        .filter(|e| e.content_type() == iceberg::spec::DataContentType::Data);
+    let (mut files, mut records, mut bytes) = (0i64, 0i64, 0i64);
+    for e in data {
+        files += 1;
+        records += e.record_count() as i64;
+        bytes += e.file_size_in_bytes() as i64;
+    }
+    let sum =
+        |fs: &[DataFile], f: fn(&DataFile) -> u64| fs.iter().map(|d| f(d) as i64).sum::<i64>();
+    let delete_files = live.len() as i64 - files;
+    props.insert(
+        "total-data-files".into(),
+        (files + r.added.len() as i64 - r.removed.len() as i64).to_string(),
+    );
+    props.insert(
+        "total-records".into(),
+        (records + sum(&r.added, DataFile::record_count) - sum(&r.removed, DataFile::record_count))
+            .to_string(),
+    );
+    props.insert(
+        "total-files-size".into(),
+        (bytes + sum(&r.added, DataFile::file_size_in_bytes)
+            - sum(&r.removed, DataFile::file_size_in_bytes))
+        .to_string(),
+    );
+    props.insert("total-delete-files".into(), delete_files.to_string());
+    let previous = md.current_snapshot().map(|s| s.summary());
+    for key in ["total-position-deletes", "total-equality-deletes"] {
+        let carried = previous
+            .and_then(|s| s.additional_properties.get(key))
+            .cloned();
+        props.insert(key.into(), carried.unwrap_or_else(|| "0".into()));
+    }
+    props.insert(MAINTENANCE_KEY.into(), r.kind.into());
+    Summary {
+        operation: Operation::Replace,
+        additional_properties: props,
+    }
+}
+
+fn unique_snapshot_id(table: &Table) -> i64 {
+    loop {
+        let (a, b) = uuid::Uuid::new_v4().as_u64_pair();
+        let id = ((a ^ b) & (i64::MAX as u64)) as i64;
+        if id != 0 && table.metadata().snapshot_by_id(id).is_none() {
+            return id;
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,345 @@
+//! Table maintenance against a real SQL catalog (SQLite) and local storage; rows are
+//! read back through iceberg-rust's own scan.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::{Array, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use floe_catalog::offsets::latest_checkpoint;
+use floe_catalog::{
+    CatalogConfig, CatalogKind, OffsetMap, OpenCatalog, TopicPartition, open_catalog,
+};
+use floe_sinks::{
+    CommitRequest, CompactionConfig, ExpiryConfig, MAINTENANCE_KEY, MaintenanceConfig, RetryPolicy,
+    TableSpec, TableWriter, WriterConfig, commit, ensure_table, maintain,
+};
+use futures::TryStreamExt;
+use iceberg::TableIdent;
+use iceberg::spec::{DataFile, Operation, Transform};
+use iceberg::table::Table;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    lake: OpenCatalog,
+    table: Table,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = CatalogConfig {
+        name: "lake".into(),
+        kind: CatalogKind::Sql {
+            uri: format!("sqlite://{}/c.db", dir.path().display()),
+        },
+        warehouse: format!("file://{}/wh", dir.path().display()),
+        storage: BTreeMap::new(),
+    };
+    let lake = open_catalog(&cfg).await.expect("catalog");
+    let spec = TableSpec {
+        ident: TableIdent::from_strs(["ns", "t"]).expect("ident"),
+        schema: Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
+        partition_by: vec![("id".into(), Transform::Bucket(2))],
+        properties: HashMap::new(),
+    };
+    let table = ensure_table(lake.catalog.as_ref(), &spec)
+        .await
+        .expect("table");
+    Fixture {
+        _dir: dir,
+        lake,
+        table,
+    }
+}
+
+async fn files(table: &Table, ids: &[i64]) -> Vec<DataFile> {
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids.to_vec()))])
+        .expect("batch");
+    let config = WriterConfig {
+        target_file_size: 1 << 20,
+        file_prefix: format!("test-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let mut w = TableWriter::new(table, &config).expect("writer");
+    w.write(&batch).await.expect("write");
+    w.close().await.expect("close")
+}
+
+fn at(offset: i64) -> OffsetMap {
+    let mut m = OffsetMap::new();
+    if offset > 0 {
+        m.set(TopicPartition::new("orders", 0), offset);
+    }
+    m
+}
+
+/// Commits ids `from..to` as the job would, reading offsets `from..to`.
+async fn append(lake: &OpenCatalog, table: Table, from: i64, to: i64) -> Table {
+    let ids: Vec<i64> = (from..to).collect();
+    let req = CommitRequest {
+        job: "job".into(),
+        files: files(&table, &ids).await,
+        from: at(from),
+        to: at(to),
+        properties: Default::default(),
+        id: None,
+        commit_interval: Duration::from_secs(1),
+        table_properties: Default::default(),
+    };
+    let (t, _) = commit(&lake.catalog, table, &req, &RetryPolicy::default())
+        .await
+        .expect("append");
+    t
+}
+
+/// `commits` appends of 10 ids each.
+async fn appended(f: &Fixture, commits: i64) -> Table {
+    let mut t = f.table.clone();
+    for c in 0..commits {
+        t = append(&f.lake, t, c * 10, c * 10 + 10).await;
+    }
+    t
+}
+
+async fn ids(lake: &OpenCatalog, table: &Table) -> Vec<i64> {
+    let t = lake
+        .catalog
+        .load_table(table.identifier())
+        .await
+        .expect("load");
+    let batches: Vec<RecordBatch> = t
+        .scan()
+        .select_all()
+        .build()
+        .expect("scan")
+        .to_arrow()
+        .await
+        .expect("arrow")
+        .try_collect()
+        .await
+        .expect("read");
+    let mut out = vec![];
+    for b in batches {
+        let col = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("ids");
+        out.extend((0..col.len()).map(|i| col.value(i)));
+    }
+    out.sort_unstable();
+    out
+}
+
+fn config(
+    compaction: bool,
+    max_manifests: usize,
+    expiry: Option<ExpiryConfig>,
+) -> MaintenanceConfig {
+    MaintenanceConfig {
+        compaction: compaction.then_some(CompactionConfig {
+            target_file_size: 1 << 20,
+            min_input_files: 4,
+            max_bytes_per_pass: 1 << 30,
+        }),
+        max_manifests,
+        expiry,
+        orphan_age: None,
+        file_prefix: "compacted".into(),
+    }
+}
+
+async fn live_files(table: &Table) -> Vec<String> {
+    let mut out = vec![];
+    let snapshot = table.metadata().current_snapshot().expect("snapshot");
+    let list = table
+        .manifest_list_reader(snapshot)
+        .load()
+        .await
+        .expect("list");
+    for m in list.entries() {
+        let manifest = m.load_manifest(table.file_io()).await.expect("manifest");
+        out.extend(
+            manifest
+                .entries()
+                .iter()
+                .filter(|e| e.is_alive())
+                .map(|e| e.file_path().to_string()),
+        );
+    }
+    out
+}
+
+async fn manifest_count(table: &Table) -> usize {
+    let snapshot = table.metadata().current_snapshot().expect("snapshot");
+    let list = table
+        .manifest_list_reader(snapshot)
+        .load()
+        .await
+        .expect("list");
+    list.entries().len()
+}
+
+fn checkpoint(table: &Table) -> OffsetMap {
+    latest_checkpoint("t", table.metadata(), "job")
+        .expect("read")
+        .expect("checkpoint")
+        .offsets
+}
+
+#[tokio::test]
+async fn compaction_keeps_every_row_and_the_checkpoint() {
+    let f = fixture().await;
+    let before = appended(&f, 12).await;
+    assert_eq!(live_files(&before).await.len(), 24, "two buckets a commit");
+    let (after, report) = maintain(
+        &f.lake,
+        before.clone(),
+        &config(true, 100, None),
+        &RetryPolicy::default(),
+    )
+    .await
+    .expect("maintain");
+    let c = report.compaction.expect("compacted");
+    assert_eq!((c.files_in, c.files_out), (24, 2));
+    let current = after.metadata().current_snapshot().expect("snapshot");
+    assert_eq!(current.summary().operation, Operation::Replace);
+    assert_eq!(
+        current
+            .summary()
+            .additional_properties
+            .get(MAINTENANCE_KEY)
+            .map(String::as_str),
+        Some("compaction")
+    );
+    assert_eq!(
+        current
+            .summary()
+            .additional_properties
+            .get("total-records")
+            .map(String::as_str),
+        Some("120")
+    );
+    assert_eq!(live_files(&after).await.len(), 2);
+    assert_eq!(ids(&f.lake, &after).await, (0..120).collect::<Vec<_>>());
+    assert_eq!(checkpoint(&after), at(120), "the job resumes where it was");
+    // The job goes on committing on top of the replace snapshot.
+    let next = append(&f.lake, after, 120, 130).await;
+    assert_eq!(ids(&f.lake, &next).await, (0..130).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn an_append_that_lands_during_compaction_is_kept() {
+    let f = fixture().await;
+    let planned = appended(&f, 6).await;
+    // The job commits after the pass loaded the table: the replace commit conflicts.
+    let moved = append(&f.lake, planned.clone(), 60, 70).await;
+    let (after, report) = maintain(
+        &f.lake,
+        planned,
+        &config(true, 100, None),
+        &RetryPolicy::default(),
+    )
+    .await
+    .expect("maintain");
+    let c = report.compaction.expect("compacted");
+    assert_eq!(c.commit.conflicts, 1, "re-planned once on the job's append");
+    assert_eq!(c.files_in, 12, "only what was planned is rewritten");
+    assert_eq!(ids(&f.lake, &after).await, (0..70).collect::<Vec<_>>());
+    assert_eq!(checkpoint(&after), checkpoint(&moved));
+}
+
+#[tokio::test]
+async fn a_rewrite_of_files_another_writer_removed_gives_up() {
+    let f = fixture().await;
+    let stale = appended(&f, 6).await;
+    // Another pass removes the same small files first.
+    maintain(
+        &f.lake,
+        stale.clone(),
+        &config(true, 100, None),
+        &RetryPolicy::default(),
+    )
+    .await
+    .expect("first pass");
+    let (after, report) = maintain(
+        &f.lake,
+        stale,
+        &config(true, 100, None),
+        &RetryPolicy::default(),
+    )
+    .await
+    .expect("second pass");
+    assert!(report.compaction.is_none());
+    let why = report.abandoned.expect("abandoned");
+    assert!(why.contains("removed by another writer"), "{why}");
+    assert_eq!(
+        ids(&f.lake, &after).await,
+        (0..60).collect::<Vec<_>>(),
+        "no row twice"
+    );
+}
+
+#[tokio::test]
+async fn the_manifest_list_stays_bounded() {
+    let f = fixture().await;
+    let before = appended(&f, 30).await;
+    assert_eq!(manifest_count(&before).await, 30);
+    let (after, report) = maintain(
+        &f.lake,
+        before,
+        &config(false, 10, None),
+        &RetryPolicy::default(),
+    )
+    .await
+    .expect("maintain");
+    let merged = report.manifests.expect("merged");
+    assert_eq!(merged.manifests, (30, 1));
+    assert_eq!(manifest_count(&after).await, 1);
+    assert_eq!(
+        live_files(&after).await.len(),
+        60,
+        "merging rewrites no data"
+    );
+    assert_eq!(ids(&f.lake, &after).await, (0..300).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn expiry_removes_the_files_only_expired_snapshots_reached() {
+    let f = fixture().await;
+    let before = appended(&f, 8).await;
+    let small = live_files(&before).await;
+    let expiry = ExpiryConfig {
+        max_age: Duration::ZERO,
+        min_snapshots: 1,
+    };
+    let (after, report) = maintain(
+        &f.lake,
+        before,
+        &config(true, 100, Some(expiry)),
+        &RetryPolicy::default(),
+    )
+    .await
+    .expect("maintain");
+    assert_eq!(report.expiry.expired, 8);
+    assert_eq!(after.metadata().snapshots().count(), 1);
+    for path in &small {
+        let local = path.trim_start_matches("file://");
+        assert!(
+            !std::path::Path::new(local).exists(),
+            "{path} should be removed"
+        );
+    }
+    for path in live_files(&after).await {
+        assert!(std::path::Path::new(path.trim_start_matches("file://")).exists());
+    }
+    assert_eq!(ids(&f.lake, &after).await, (0..80).collect::<Vec<_>>());
+    assert_eq!(
+        checkpoint(&after),
+        at(80),
+        "the checkpoint outlives every job snapshot"
+    );
+    let next = append(&f.lake, after, 80, 90).await;
+    assert_eq!(ids(&f.lake, &next).await, (0..90).collect::<Vec<_>>());
+}
