@@ -15,6 +15,11 @@
 //! - `after-commit`: the catalog commit succeeded, group offsets are not committed yet;
 //! - `shutdown`: a stop is draining, before the final commits;
 //! - `replay-after-commit`: a replay committed its rows, its markers are not written yet;
+//! - `compaction-before-commit`, `compaction-after-commit`: a maintenance pass has
+//!   rewritten small files and is about to commit / has committed the replace snapshot;
+//!   `manifests-before-commit`, `manifests-after-commit` likewise for manifest merging;
+//! - `compaction-lost-response`, `manifests-lost-response` (`error`): the replace commit
+//!   lands, but the pass sees an error;
 //! - `rebalance-assigned`, `rebalance-revoked`: the pipeline has acted on a rebalance step
 //!   and is about to let the consumer go on (`sleep` holds the group waiting for it).
 

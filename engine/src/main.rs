@@ -171,6 +171,19 @@ enum Command {
         #[arg(long, value_parser = duration, default_value = "1h")]
         older_than: Duration,
     },
+    /// Run one maintenance pass on a table (compaction, manifest merging, snapshot
+    /// expiry, orphan cleanup) with the job's `maintenance.*` options, for a table whose
+    /// job is stopped; a running job maintains its tables itself.
+    Maintain {
+        /// The job file.
+        #[arg(long)]
+        job: PathBuf,
+        /// The table (catalog.namespace.table).
+        table: String,
+        /// Say what the pass would do, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the embedded Kafka-protocol broker as a process of its own; prints
     /// `bootstrap.servers=HOST:PORT` and runs until standard input closes.
     Broker {
@@ -315,6 +328,11 @@ fn main() -> ExitCode {
                 remove,
                 older_than,
             } => commands::orphans::orphans(&job, &table, remove, older_than).await?,
+            Command::Maintain {
+                job,
+                table,
+                dry_run,
+            } => commands::maintain::maintain(&job, &table, dry_run).await?,
             Command::Broker {
                 topics,
                 group_join_delay,

@@ -203,6 +203,7 @@ async fn compaction_keeps_every_row_and_the_checkpoint() {
     .expect("maintain");
     let c = report.compaction.expect("compacted");
     assert_eq!((c.files_in, c.files_out), (24, 2));
+    assert!(!c.commit.recovered, "the commit's own answer was a success");
     let current = after.metadata().current_snapshot().expect("snapshot");
     assert_eq!(current.summary().operation, Operation::Replace);
     assert_eq!(
@@ -342,4 +343,26 @@ async fn expiry_removes_the_files_only_expired_snapshots_reached() {
     );
     let next = append(&f.lake, after, 80, 90).await;
     assert_eq!(ids(&f.lake, &next).await, (0..90).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_replace_commit_whose_response_was_lost_is_found_not_repeated() {
+    let f = fixture().await;
+    let before = appended(&f, 6).await;
+    let snapshots = before.metadata().snapshots().count();
+    let policy = RetryPolicy {
+        faults: Some(Arc::new(|fault: &str| fault == "compaction-lost-response")),
+        ..RetryPolicy::default()
+    };
+    let (after, report) = maintain(&f.lake, before, &config(true, 100, None), &policy)
+        .await
+        .expect("maintain");
+    let c = report.compaction.expect("compacted");
+    assert!(c.commit.recovered, "found in the table after the error");
+    assert_eq!(
+        after.metadata().snapshots().count(),
+        snapshots + 1,
+        "one replace snapshot"
+    );
+    assert_eq!(ids(&f.lake, &after).await, (0..60).collect::<Vec<_>>());
 }

@@ -9,6 +9,7 @@
 mod error;
 pub mod job;
 mod json_arrows;
+mod maintenance_options;
 mod options;
 mod parser;
 pub mod plan;

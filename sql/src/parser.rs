@@ -19,6 +19,7 @@ use crate::job::{
     SourceFormat, StartupMode, TableColumn, TableDef, TableName, TableOptions, TimestampNumbers,
     Transform, ViolationKind,
 };
+use crate::maintenance_options::maintenance_options;
 use crate::options::{OptionReader, RawOption};
 use crate::substitute::{Variables, substitute};
 use crate::types::arrow_type;
@@ -65,6 +66,14 @@ const TABLE_OPTIONS: &[&str] = &[
     "on-violation.*",
     "dead-letter.table",
     "iceberg.*",
+    "maintenance.enabled",
+    "maintenance.interval",
+    "maintenance.compaction",
+    "maintenance.compaction.min-input-files",
+    "maintenance.max-manifests",
+    "maintenance.snapshot-retention",
+    "maintenance.min-snapshots",
+    "maintenance.orphan-age",
 ];
 
 /// Whether option `key`, written as `raw`, spells a secret out: a secret key whose value
@@ -879,6 +888,7 @@ impl<'a> JobParser<'a> {
             start_without_checkpoint: r
                 .choice("checkpoint.missing", &["fail", "startup-mode"])?
                 .is_some_and(|c| c == "startup-mode"),
+            maintenance: maintenance_options(&mut r, &what, pos)?,
         };
         let (quality, dead_letter) = quality_options(&mut r, &what, pos, checks)?;
         r.finish(TABLE_OPTIONS)?;

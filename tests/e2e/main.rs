@@ -5,6 +5,7 @@
 mod crash;
 mod fixture;
 mod lifecycle;
+mod maintenance;
 mod operations;
 mod pipeline;
 mod pyiceberg;

@@ -93,3 +93,18 @@ fn pyiceberg_reads_the_rows_and_the_offsets() {
     assert_eq!(v["summary"]["floe.job"], "e2e");
     assert_eq!(v["partition_spec"], "order_ts_day: day(order_ts)");
 }
+
+/// Order ids DuckDB's Iceberg reader reads from `table` (namespace.table), sorted.
+pub fn read_with_duckdb(lake: &Lake, table: &str) -> Vec<u64> {
+    let dir = lake.dir.path();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/read_duckdb.py");
+    let out = crate::fixture::succeeded(
+        Command::new(python())
+            .arg(script)
+            .arg(format!("sqlite:///{}/catalog.db", dir.display()))
+            .arg(format!("file://{}/warehouse", dir.display()))
+            .arg(table),
+        "DuckDB",
+    );
+    ids_of(&serde_json::from_slice(&out.stdout).expect("JSON from DuckDB"))
+}

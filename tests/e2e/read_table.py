@@ -4,7 +4,8 @@ Usage: read_table.py CATALOG_URI WAREHOUSE NAMESPACE.TABLE [KEY=VALUE ...]
 CATALOG_URI is an SQLAlchemy URI (SQL catalog) or an http:// URL (REST catalog); the
 KEY=VALUE pairs are catalog properties, such as s3.endpoint or credential.
 Prints JSON: the order ids (or, for a dead-letter table, the record keys and error
-kinds), the current snapshot's summary and the partition spec.
+kinds), the current snapshot's summary and operation, the partition spec, and the table's
+shape: snapshots, manifests of the current snapshot, live data files.
 """
 import json
 import sys
@@ -32,4 +33,8 @@ print(json.dumps({
     "kinds": rows.column("error_kind").to_pylist() if "error_kind" in names else [],
     "summary": dict(snapshot.summary.additional_properties) if snapshot else {},
     "partition_spec": spec,
+    "operation": snapshot.summary.operation.value if snapshot else None,
+    "snapshots": len(table.metadata.snapshots),
+    "manifests": len(snapshot.manifests(table.io)) if snapshot else 0,
+    "data_files": len(table.inspect.files()) if snapshot else 0,
 }))

@@ -100,3 +100,40 @@ fn a_wrong_rest_credential_is_refused_at_start() {
     );
     assert!(!err.contains(wrong), "the error shows the secret: {err}");
 }
+
+#[test]
+fn a_table_is_compacted_through_the_rest_commit_endpoint() {
+    let broker = Broker::start(&["orders:4"]);
+    let rest = RestCatalog::start(&format!("floe:{SECRET}"), PrefixFrom::Config);
+    let lake = rest_lake(&rest, SECRET, "");
+    let text = std::fs::read_to_string(&lake.job).expect("job");
+    let eager = "'commit.interval' = '1s', 'maintenance.compaction.min-input-files' = '2'";
+    std::fs::write(&lake.job, text.replace("'commit.interval' = '1s'", eager)).expect("job");
+    // Two runs: two small files in each bucket of big_orders.
+    for from in [0, 100] {
+        broker.produce_all(400, 4, from);
+        lake.run_until_idle(&broker, "3s");
+    }
+    let out = crate::fixture::succeeded(
+        lake.floe()
+            .args(["maintain", "--job"])
+            .arg(&lake.job)
+            .arg("lake.sales.big_orders"),
+        "floe maintain",
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("compacted 8 files"), "{said}");
+    let v = read_through(
+        &rest.uri,
+        &rest.warehouse,
+        &[format!("credential=floe:{SECRET}")],
+        "sales.big_orders",
+    );
+    assert_eq!(v["operation"], "replace", "{v}");
+    assert_eq!(v["data_files"], 4, "{v}");
+    crate::fixture::assert_same_ids(
+        "PyIceberg big_orders",
+        &crate::pyiceberg::ids_of(&v),
+        &crate::fixture::expected_big_ids(&crate::fixture::produced(4, 200)),
+    );
+}

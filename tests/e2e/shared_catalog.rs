@@ -67,7 +67,12 @@ fn replicas_share_a_postgres_catalog_and_an_s3_warehouse_that_pyiceberg_reads() 
     let broker = Broker::start(&["orders:4"]);
     let pg = Postgres::start();
     let s3 = S3Server::start("lake");
-    let mut lake = Lake::with_job(|_| orders_job_in(&catalog(&pg, &s3.endpoint, "lake", ""), "1s"));
+    let mut lake = Lake::with_job(|_| {
+        orders_job_in(&catalog(&pg, &s3.endpoint, "lake", ""), "1s").replace(
+            "'commit.interval' = '1s'",
+            "'commit.interval' = '1s', 'maintenance.compaction.min-input-files' = '2'",
+        )
+    });
     lake.env = secrets();
     let per_partition = 3000;
     let mut producer = broker.produce(per_partition * 4, 4, 0, Some(4000));
@@ -107,6 +112,38 @@ fn replicas_share_a_postgres_catalog_and_an_s3_warehouse_that_pyiceberg_reads() 
     assert!(
         v["summary"]["floe.offsets"].is_string(),
         "the snapshot summary carries the offsets: {v}"
+    );
+
+    // One more run adds a second small file to each bucket of big_orders; compaction
+    // then commits through PostgreSQL's compare-and-swap and writes to the store.
+    broker.produce_all(400, 4, per_partition);
+    lake.run_in_group(&broker, Some("floe-shared"), "3s");
+    let out = crate::fixture::succeeded(
+        lake.floe()
+            .args(["maintain", "--job"])
+            .arg(&lake.job)
+            .arg("lake.sales.big_orders"),
+        "floe maintain",
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("compacted"), "{said}");
+    assert_exactly_once(&lake, per_partition + 100);
+    let v = read_through(
+        &format!("postgresql+psycopg2://floe@127.0.0.1:{}/postgres", pg.port),
+        "s3://lake/warehouse",
+        &[
+            format!("s3.endpoint={}", s3.endpoint),
+            "s3.region=us-east-1".into(),
+            "s3.access-key-id=floe".into(),
+            "s3.secret-access-key=floe".into(),
+        ],
+        "sales.big_orders",
+    );
+    assert_eq!(v["operation"], "replace", "{v}");
+    crate::fixture::assert_same_ids(
+        "PyIceberg big_orders",
+        &crate::pyiceberg::ids_of(&v),
+        &crate::fixture::expected_big_ids(&crate::fixture::produced(4, per_partition + 100)),
     );
 }
 

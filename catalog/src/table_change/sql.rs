@@ -100,12 +100,9 @@ impl SqlCommits {
             )
             .with_retryable(true));
         }
-        Table::builder()
-            .file_io(current.file_io().clone())
-            .identifier(ident)
-            .metadata(metadata)
-            .metadata_location(location)
-            .build()
+        // The committed state, as every reader will load it (a table cannot be built here:
+        // iceberg-rust's builder wants the catalog's runtime).
+        catalog.load_table(&ident).await
     }
 
     /// Points the table at `new` if it still points at `current`; returns the rows changed.

@@ -3,6 +3,7 @@
 pub mod broker;
 pub mod describe;
 pub mod explain;
+pub mod maintain;
 pub mod orphans;
 pub mod produce;
 pub mod query;

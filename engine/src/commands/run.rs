@@ -14,9 +14,11 @@ use tracing::{Instrument, error, info, warn};
 use crate::embedded::broker::{EmbeddedBroker, RETENTION_BYTES_PER_PARTITION, retained_records};
 use crate::embedded::generator::{Feed, GenerateSpec, produce, typical_record_bytes};
 use crate::error::Result;
+use crate::maintenance::{MaintainedTable, config_of};
 use crate::pipeline::{self, RunOptions, TableState, lane_job, lane_start};
 use crate::setup::{
     catalog_of, ensure_dead_letter_tables, ensure_tables, load_and_compile, open_catalogs,
+    table_ident,
 };
 use crate::shutdown;
 
@@ -104,6 +106,8 @@ async fn run_job(compiled: floe_sql::CompiledJob, args: RunArgs) -> Result<()> {
         },
         liveness_timeout: args.liveness_timeout,
     };
+    let maintainer =
+        crate::maintenance::start(maintained_tables(job, &catalogs)?, opts.retry.clone());
     let stop = shutdown::install().map_err(|e| {
         crate::error::EngineError::Other(format!("cannot install signal handlers: {e}"))
     })?;
@@ -117,8 +121,36 @@ async fn run_job(compiled: floe_sql::CompiledJob, args: RunArgs) -> Result<()> {
         cpu_seconds = usage.map_or(0.0, |u| (u.cpu_seconds * 100.0).round() / 100.0),
         "job stopped cleanly"
     );
+    drop(maintainer);
     drop(broker);
     Ok(())
+}
+
+/// The tables the job keeps healthy while it runs: its targets with maintenance on, and
+/// their dead-letter tables (with the options of the first target that routes to them).
+fn maintained_tables(
+    job: &floe_sql::job::JobFile,
+    catalogs: &HashMap<String, OpenCatalog>,
+) -> Result<Vec<MaintainedTable>> {
+    let mut out: Vec<MaintainedTable> = vec![];
+    let on = job.tables.iter().filter(|d| d.options.maintenance.enabled);
+    for def in on {
+        let names = std::iter::once(&def.name).chain(def.quality.dead_letter.as_ref());
+        for name in names {
+            if out.iter().any(|t| &t.name == name) {
+                continue;
+            }
+            let m = &def.options.maintenance;
+            out.push(MaintainedTable {
+                name: name.clone(),
+                ident: table_ident(name)?,
+                catalog: catalog_of(catalogs, name)?.clone(),
+                config: config_of(m, def.options.target_file_size, &job.name),
+                interval: m.interval,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The state of every target table of the job, each checked for a checkpoint it can

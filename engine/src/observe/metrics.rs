@@ -54,6 +54,8 @@ pub struct Metrics {
     pub newest_committed_record: Family,
     /// When the last commit landed, per table (Unix seconds).
     pub last_commit: Family,
+    /// Maintenance steps that changed a table, per table and kind.
+    pub maintenance_runs: Family,
 }
 
 impl Metrics {
@@ -62,6 +64,7 @@ impl Metrics {
         const SP: &[&str] = &["source", "topic", "partition"];
         const T: &[&str] = &["table"];
         const TR: &[&str] = &["table", "rule"];
+        const TK: &[&str] = &["table", "kind"];
         Self {
             records_read: Family::new(
                 "floe_records_read_total",
@@ -178,10 +181,16 @@ impl Metrics {
                 Gauge,
                 T,
             ),
+            maintenance_runs: Family::new(
+                "floe_maintenance_runs_total",
+                "Maintenance steps that changed the table (compaction, manifests, expiry, orphans) or gave up (abandoned, failed).",
+                Counter,
+                TK,
+            ),
         }
     }
 
-    fn families(&self) -> [&Family; 20] {
+    fn families(&self) -> [&Family; 21] {
         [
             &self.records_read,
             &self.read_bytes,
@@ -203,6 +212,7 @@ impl Metrics {
             &self.commit_duration,
             &self.newest_committed_record,
             &self.last_commit,
+            &self.maintenance_runs,
         ]
     }
 

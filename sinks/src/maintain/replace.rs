@@ -69,6 +69,8 @@ pub struct ReplaceOutcome {
     pub manifests: (usize, usize),
     /// Re-planned because another writer committed first.
     pub conflicts: u32,
+    /// True when the catalog reported an error but the snapshot had landed.
+    pub recovered: bool,
 }
 
 /// Commits `r` as a replace snapshot on `table`, re-planning the manifests when other
@@ -99,12 +101,17 @@ pub(crate) async fn commit_replace(
         let change = TableChange::new_head(&base, snapshot);
         policy.inject(&format!("{}-before-commit", r.kind));
         let err = match catalog.commit_change(&base, change).await {
+            Ok(_) if policy.inject(&format!("{}-lost-response", r.kind)) => iceberg::Error::new(
+                ErrorKind::Unexpected,
+                "injected: the replace commit landed but its response was lost",
+            ),
             Ok(t) => {
                 policy.inject(&format!("{}-after-commit", r.kind));
                 let outcome = ReplaceOutcome {
                     snapshot_id,
                     manifests: (manifests.len(), after),
                     conflicts,
+                    recovered: false,
                 };
                 return Ok((t, outcome));
             }
@@ -112,11 +119,12 @@ pub(crate) async fn commit_replace(
         };
         let reloaded = crate::commit::refresh(catalog.catalog.as_ref(), &base, policy).await?;
         if reloaded.metadata().snapshot_by_id(snapshot_id).is_some() {
-            info!(table = %name, snapshot_id, "the replace commit had landed although the catalog reported an error");
+            info!(table = %name, snapshot_id, error = %err, "the replace commit had landed although the catalog reported an error");
             let outcome = ReplaceOutcome {
                 snapshot_id,
                 manifests: (manifests.len(), after),
                 conflicts,
+                recovered: true,
             };
             return Ok((reloaded, outcome));
         }

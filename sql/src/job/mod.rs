@@ -13,7 +13,9 @@ pub use source::{
     EmbeddedFeed, KafkaOptions, MetadataKey, SourceColumn, SourceDef, SourceFormat, StartupMode,
     TimestampNumbers,
 };
-pub use table::{PartitionField, TableColumn, TableDef, TableName, TableOptions, Transform};
+pub use table::{
+    MaintenanceOptions, PartitionField, TableColumn, TableDef, TableName, TableOptions, Transform,
+};
 
 /// A whole job file.
 #[derive(Debug, Clone)]

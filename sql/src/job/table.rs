@@ -119,6 +119,47 @@ pub struct TableOptions {
     /// checkpoint of this job is read into from the source's startup mode. Without it
     /// such a table stops the job, since the startup mode would re-read or skip records.
     pub start_without_checkpoint: bool,
+    /// `maintenance.*`: how the running job keeps the table healthy.
+    pub maintenance: MaintenanceOptions,
+}
+
+/// `maintenance.*` options of a table: compaction, manifest merging, snapshot expiry and
+/// orphan cleanup, run by the job between its commits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaintenanceOptions {
+    /// `'maintenance.enabled'` (default true): run passes while the job runs.
+    pub enabled: bool,
+    /// `'maintenance.interval'` (default 1 minute): time between passes.
+    pub interval: Duration,
+    /// `'maintenance.compaction'` (default true): rewrite small files.
+    pub compaction: bool,
+    /// `'maintenance.compaction.min-input-files'` (default 8): small files a partition
+    /// needs before it is compacted.
+    pub min_input_files: u64,
+    /// `'maintenance.max-manifests'` (default 100): merge manifests past this many.
+    pub max_manifests: u64,
+    /// `'maintenance.snapshot-retention'` (default 1 hour): expire older snapshots…
+    pub snapshot_retention: Duration,
+    /// …`'maintenance.min-snapshots'` (default 10): but keep at least this many.
+    pub min_snapshots: u64,
+    /// `'maintenance.orphan-age'` (default 1 day): remove unreferenced files older than
+    /// this plus the slowest writer's commit interval.
+    pub orphan_age: Duration,
+}
+
+impl Default for MaintenanceOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(60),
+            compaction: true,
+            min_input_files: 8,
+            max_manifests: 100,
+            snapshot_retention: Duration::from_secs(3600),
+            min_snapshots: 10,
+            orphan_age: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 impl Default for TableOptions {
@@ -130,6 +171,7 @@ impl Default for TableOptions {
             target_file_size: 128 * 1024 * 1024,
             properties: BTreeMap::new(),
             start_without_checkpoint: false,
+            maintenance: MaintenanceOptions::default(),
         }
     }
 }

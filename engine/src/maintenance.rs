@@ -1,0 +1,167 @@
+//! Table maintenance while the job runs, and by hand (`floe maintain`).
+//!
+//! Passes run on a thread of their own with its own single-threaded runtime: reading and
+//! rewriting Parquet files is CPU work that must not take the job's executor threads, and
+//! a pass must never hold up a data commit. The two meet only in the catalog: a pass's
+//! replace commit and the job's appends re-plan on each other's commits (see
+//! `floe_sinks::maintain`). Dropping the [`Maintainer`] stops the thread after the pass in
+//! progress; a pass cut short by the process ending leaves only orphans behind.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use floe_catalog::OpenCatalog;
+use floe_sinks::{
+    CompactionConfig, ExpiryConfig, MaintenanceConfig, MaintenanceReport, RetryPolicy, maintain,
+};
+use floe_sql::job::{MaintenanceOptions, TableName};
+use iceberg::TableIdent;
+use tracing::{info, warn};
+
+use crate::observe::metrics::metrics;
+
+/// Bytes compaction rewrites in one pass at most.
+const MAX_BYTES_PER_PASS: u64 = 2 << 30;
+
+/// One table to keep healthy.
+#[derive(Debug, Clone)]
+pub struct MaintainedTable {
+    /// Its name in the job.
+    pub name: TableName,
+    /// Its identifier in the catalog.
+    pub ident: TableIdent,
+    /// The catalog it lives in.
+    pub catalog: OpenCatalog,
+    /// What a pass does.
+    pub config: MaintenanceConfig,
+    /// Time between passes.
+    pub interval: Duration,
+}
+
+/// The pass settings of a table's `maintenance.*` options.
+pub fn config_of(m: &MaintenanceOptions, target_file_size: u64, job: &str) -> MaintenanceConfig {
+    MaintenanceConfig {
+        compaction: m.compaction.then(|| CompactionConfig {
+            target_file_size,
+            min_input_files: usize::try_from(m.min_input_files).unwrap_or(usize::MAX),
+            max_bytes_per_pass: MAX_BYTES_PER_PASS,
+        }),
+        max_manifests: usize::try_from(m.max_manifests).unwrap_or(usize::MAX),
+        expiry: Some(ExpiryConfig {
+            max_age: m.snapshot_retention,
+            min_snapshots: usize::try_from(m.min_snapshots).unwrap_or(usize::MAX),
+        }),
+        orphan_age: Some(m.orphan_age),
+        file_prefix: format!("{job}-compacted-{}", uuid::Uuid::new_v4().simple()),
+    }
+}
+
+/// The running maintenance thread; dropping it stops the thread.
+#[derive(Debug)]
+pub struct Maintainer {
+    _stop: mpsc::Sender<()>,
+}
+
+/// Starts passes over `tables` on a thread of their own (none when `tables` is empty).
+pub fn start(tables: Vec<MaintainedTable>, policy: RetryPolicy) -> Option<Maintainer> {
+    if tables.is_empty() {
+        return None;
+    }
+    let (stop, stopped) = mpsc::channel::<()>();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "cannot start the maintenance runtime; tables are not maintained");
+            return None;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("floe-maintenance".into())
+        .spawn(move || runtime.block_on(passes(tables, policy, stopped)));
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot start the maintenance thread; tables are not maintained");
+        return None;
+    }
+    Some(Maintainer { _stop: stop })
+}
+
+/// Runs each table's pass when it is due, until the sender is dropped.
+async fn passes(tables: Vec<MaintainedTable>, policy: RetryPolicy, stopped: mpsc::Receiver<()>) {
+    let mut due: Vec<Instant> = tables.iter().map(|t| Instant::now() + t.interval).collect();
+    loop {
+        let next = due.iter().min().copied().unwrap_or_else(Instant::now);
+        match stopped.recv_timeout(next.saturating_duration_since(Instant::now())) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        for (t, at) in tables.iter().zip(due.iter_mut()) {
+            if *at <= Instant::now() {
+                run_pass(t, &policy).await;
+                *at = Instant::now() + t.interval;
+            }
+        }
+    }
+}
+
+/// One pass over `t`, logged and counted; failures are logged and the next pass tries
+/// again (maintenance never stops the job).
+pub async fn run_pass(t: &MaintainedTable, policy: &RetryPolicy) -> Option<MaintenanceReport> {
+    let name = t.name.to_string();
+    let started = Instant::now();
+    let result = async {
+        let table = t
+            .catalog
+            .catalog
+            .load_table(&t.ident)
+            .await
+            .map_err(|e| floe_sinks::SinkError::iceberg(&name, "loading the table", e))?;
+        maintain(&t.catalog, table, &t.config, policy).await
+    }
+    .await;
+    match result {
+        Ok((_, report)) => {
+            count(&name, &report);
+            log(&name, &report, started.elapsed());
+            Some(report)
+        }
+        Err(e) => {
+            metrics().maintenance_runs.add(&[&name, "failed"], 1.0);
+            warn!(table = %name, error = %e, "maintenance pass failed; the next pass tries again");
+            None
+        }
+    }
+}
+
+fn count(name: &str, r: &MaintenanceReport) {
+    let m = &metrics().maintenance_runs;
+    let steps = [
+        ("compaction", r.compaction.is_some()),
+        ("abandoned", r.abandoned.is_some()),
+        ("manifests", r.manifests.is_some()),
+        ("expiry", r.expiry.expired > 0),
+        ("orphans", r.orphans_removed > 0),
+    ];
+    for (kind, ran) in steps {
+        if ran {
+            m.add(&[name, kind], 1.0);
+        }
+    }
+}
+
+fn log(name: &str, r: &MaintenanceReport, took: Duration) {
+    if let Some(c) = &r.compaction {
+        info!(table = %name, files_in = c.files_in, files_out = c.files_out, bytes_in = c.bytes_in,
+            bytes_out = c.bytes_out, snapshot_id = c.commit.snapshot_id, manifests_before = c.commit.manifests.0,
+            manifests_after = c.commit.manifests.1, conflicts = c.commit.conflicts, "compacted");
+    }
+    if let Some(m) = &r.manifests {
+        info!(table = %name, before = m.manifests.0, after = m.manifests.1, snapshot_id = m.snapshot_id, "merged manifests");
+    }
+    if r.expiry.expired > 0 || r.orphans_removed > 0 {
+        info!(table = %name, expired = r.expiry.expired, files_removed = r.expiry.files_removed,
+            orphans_removed = r.orphans_removed, took_ms = took.as_millis() as u64, "expired snapshots");
+    }
+}
