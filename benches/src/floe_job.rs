@@ -142,7 +142,7 @@ pub async fn run(floe: &Path, bootstrap: &str, spec: &JobSpec<'_>) -> Result<Flo
 }
 
 /// The value of `key=…` in a log line.
-fn field(line: &str, key: &str) -> Option<f64> {
+pub(crate) fn field(line: &str, key: &str) -> Option<f64> {
     let i = line.find(&format!("{key}="))? + key.len() + 1;
     line[i..]
         .split(|c: char| c.is_whitespace())

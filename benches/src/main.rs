@@ -9,6 +9,7 @@
 mod broker;
 mod ceilings;
 mod floe_job;
+mod long_run;
 mod report;
 mod scraper;
 
@@ -65,6 +66,17 @@ struct Args {
     /// to measure what scraping costs.
     #[arg(long, value_parser = floe_sql::parse_duration)]
     scrape_every: Option<std::time::Duration>,
+    /// Instead of the throughput run: two jobs side by side, maintenance on and off,
+    /// each committing every 200 ms this many times, sampled as they go (see
+    /// `benches/src/long_run.rs`).
+    #[arg(long)]
+    long_run: Option<u64>,
+    /// Bids per second of the long run.
+    #[arg(long, default_value_t = 1000)]
+    long_run_rate: u64,
+    /// Commits between the long run's samples.
+    #[arg(long, default_value_t = 1000)]
+    long_run_every: u64,
     /// A tiny run that checks the benchmark still works (CI).
     #[arg(long)]
     smoke: bool,
@@ -121,8 +133,17 @@ async fn main() -> Result<()> {
         args.scrape_every
             .get_or_insert(std::time::Duration::from_millis(100));
     }
-    check_retention(&args)?;
     let floe = floe_binary()?;
+    if let Some(commits) = args.long_run {
+        let spec = long_run::LongRunSpec {
+            commits,
+            rate: args.long_run_rate,
+            every: args.long_run_every.max(1),
+            out: args.out.clone(),
+        };
+        return long_run::run(&floe, &repo(), &python(), &spec);
+    }
+    check_retention(&args)?;
     let jobs_dir = repo().join("benches/jobs");
     let work = tempfile::tempdir()?;
     let topic = "bids";

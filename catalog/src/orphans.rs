@@ -39,12 +39,25 @@ fn error(table: &Table, what: &str, e: impl std::fmt::Display) -> CatalogError {
     }
 }
 
-/// Every data file referenced by any snapshot of the table (all branches and tags).
-pub async fn referenced_files(table: &Table) -> Result<HashSet<String>> {
+/// What the table's snapshots (all branches and tags) reach.
+#[derive(Debug, Default)]
+pub struct Referenced {
+    /// Manifest lists.
+    pub lists: HashSet<String>,
+    /// Manifests.
+    pub manifests: HashSet<String>,
+    /// Data and delete files, in any entry (live or deleted).
+    pub files: HashSet<String>,
+}
+
+/// Everything any snapshot of the table reaches, reading each manifest once (snapshots
+/// share most of their manifests).
+pub async fn referenced(table: &Table) -> Result<Referenced> {
     let md = table.metadata();
     let io = table.file_io();
-    let mut out = HashSet::new();
+    let mut out = Referenced::default();
     for s in md.snapshots() {
+        out.lists.insert(s.manifest_list().to_string());
         let bytes = io
             .new_input(s.manifest_list())
             .map_err(|e| error(table, "opening a manifest list", e))?
@@ -54,13 +67,15 @@ pub async fn referenced_files(table: &Table) -> Result<HashSet<String>> {
         let list = ManifestList::parse_with_version(&bytes, md.format_version())
             .map_err(|e| error(table, "parsing a manifest list", e))?;
         for m in list.entries() {
+            if !out.manifests.insert(m.manifest_path.clone()) {
+                continue;
+            }
             let manifest = m
                 .load_manifest(io)
                 .await
                 .map_err(|e| error(table, "reading a manifest", e))?;
-            for entry in manifest.entries() {
-                out.insert(entry.file_path().to_string());
-            }
+            out.files
+                .extend(manifest.entries().iter().map(|e| e.file_path().to_string()));
         }
     }
     Ok(out)
@@ -68,7 +83,7 @@ pub async fn referenced_files(table: &Table) -> Result<HashSet<String>> {
 
 /// The table's orphan data files, oldest first.
 pub async fn find_orphans(table: &Table, store: &StoreConfig) -> Result<Vec<OrphanFile>> {
-    let referenced = referenced_files(table).await?;
+    let referenced = referenced(table).await?.files;
     unreferenced_under(table, store, "data", |l| {
         l.ends_with(".parquet") && !referenced.contains(l)
     })
@@ -78,31 +93,18 @@ pub async fn find_orphans(table: &Table, store: &StoreConfig) -> Result<Vec<Orph
 /// Metadata files no current state reaches, oldest first: metadata JSON files that left
 /// the metadata log, manifests and manifest lists of commits that never landed.
 pub async fn find_metadata_orphans(table: &Table, store: &StoreConfig) -> Result<Vec<OrphanFile>> {
+    let reached = referenced(table).await?;
     let md = table.metadata();
-    let mut referenced: HashSet<String> = md
+    let known: HashSet<String> = md
         .metadata_log()
         .iter()
         .map(|l| l.metadata_file.clone())
         .chain(table.metadata_location().map(str::to_string))
+        .chain(reached.lists)
+        .chain(reached.manifests)
         .collect();
-    for s in md.snapshots() {
-        referenced.insert(s.manifest_list().to_string());
-        let bytes = table
-            .file_io()
-            .new_input(s.manifest_list())
-            .map_err(|e| error(table, "opening a manifest list", e))?
-            .read()
-            .await
-            .map_err(|e| error(table, "reading a manifest list", e))?;
-        let list = ManifestList::parse_with_version(&bytes, md.format_version())
-            .map_err(|e| error(table, "parsing a manifest list", e))?;
-        referenced.extend(list.entries().iter().map(|m| m.manifest_path.clone()));
-    }
     let ours = |l: &str| l.ends_with(".avro") || l.ends_with(".metadata.json");
-    unreferenced_under(table, store, "metadata", |l| {
-        ours(l) && !referenced.contains(l)
-    })
-    .await
+    unreferenced_under(table, store, "metadata", |l| ours(l) && !known.contains(l)).await
 }
 
 /// Files under the table's `dir` that `orphan` picks, oldest first.

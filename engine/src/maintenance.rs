@@ -23,6 +23,10 @@ use crate::observe::metrics::metrics;
 /// Bytes compaction rewrites in one pass at most.
 const MAX_BYTES_PER_PASS: u64 = 2 << 30;
 
+/// Orphan cleanup lists the table's directories and reads every retained snapshot, so a
+/// running job does it at most this often (and at least once per orphan age).
+const ORPHANS_EVERY: Duration = Duration::from_secs(3600);
+
 /// One table to keep healthy.
 #[derive(Debug, Clone)]
 pub struct MaintainedTable {
@@ -88,20 +92,34 @@ pub fn start(tables: Vec<MaintainedTable>, policy: RetryPolicy) -> Option<Mainta
     Some(Maintainer { _stop: stop })
 }
 
-/// Runs each table's pass when it is due, until the sender is dropped.
+/// Runs each table's pass when it is due, until the sender is dropped; orphan cleanup
+/// joins a pass when it is due itself (see [`ORPHANS_EVERY`]).
 async fn passes(tables: Vec<MaintainedTable>, policy: RetryPolicy, stopped: mpsc::Receiver<()>) {
     let mut due: Vec<Instant> = tables.iter().map(|t| Instant::now() + t.interval).collect();
+    let mut orphans_due: Vec<Instant> = vec![Instant::now(); tables.len()];
     loop {
         let next = due.iter().min().copied().unwrap_or_else(Instant::now);
         match stopped.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        for (t, at) in tables.iter().zip(due.iter_mut()) {
-            if *at <= Instant::now() {
-                run_pass(t, &policy).await;
-                *at = Instant::now() + t.interval;
+        for ((t, at), orphans_at) in tables
+            .iter()
+            .zip(due.iter_mut())
+            .zip(orphans_due.iter_mut())
+        {
+            if *at > Instant::now() {
+                continue;
             }
+            let mut pass = t.clone();
+            match t.config.orphan_age {
+                Some(age) if *orphans_at <= Instant::now() => {
+                    *orphans_at = Instant::now() + ORPHANS_EVERY.min(age).max(t.interval);
+                }
+                _ => pass.config.orphan_age = None,
+            }
+            run_pass(&pass, &policy).await;
+            *at = Instant::now() + t.interval;
         }
     }
 }

@@ -2,8 +2,13 @@
 //! target size.
 //!
 //! Planning looks only at live data files of the table's default partition spec that are
-//! smaller than three quarters of the target; a partition is compacted once it holds
-//! `min_input_files` of them. Rewriting reads the files' rows and writes them again
+//! smaller than three quarters of the target, and sorts them into size tiers (each tier
+//! `min_input_files` times smaller than the one above, the top one ending at the target).
+//! A tier of a partition is compacted once it holds `min_input_files` files, so a file's
+//! rows are rewritten about once per tier on their way to the target size (a handful of
+//! times), instead of every pass rewriting an ever larger file with a few new small ones;
+//! a partition keeps fewer than `min_input_files` small files per tier. Rewriting reads
+//! the files' rows and writes them again
 //! through the same writer stack the job uses, so the new files have the table's
 //! schema, partitioning and column statistics. Nothing is visible until the replace
 //! commit (`super::replace`) lands; new files of an abandoned pass are orphans.
@@ -49,7 +54,8 @@ pub(crate) fn plan(
 ) -> Vec<Bin> {
     let spec_id = table.metadata().default_partition_spec_id();
     let small = config.target_file_size.saturating_mul(3) / 4;
-    let mut by_partition: HashMap<Struct, Vec<DataFile>> = HashMap::new();
+    let k = config.min_input_files.max(2) as u64;
+    let mut by_partition: HashMap<(Struct, u32), Vec<DataFile>> = HashMap::new();
     let current = manifests
         .iter()
         .filter(|m| m.is_data() && m.file.partition_spec_id == spec_id);
@@ -57,8 +63,9 @@ pub(crate) fn plan(
         for e in m.live() {
             let f = e.data_file();
             if f.file_size_in_bytes() < small {
+                let tier = tier(f.file_size_in_bytes(), config.target_file_size, k);
                 by_partition
-                    .entry(f.partition().clone())
+                    .entry((f.partition().clone(), tier))
                     .or_default()
                     .push(f.clone());
             }
@@ -81,6 +88,18 @@ pub(crate) fn plan(
         }
     }
     bins
+}
+
+/// The size tier of a file of `size` bytes: 0 for `[target / k, target)`, 1 for the
+/// tier `k` times smaller, and so on (at most 16 tiers).
+fn tier(size: u64, target: u64, k: u64) -> u32 {
+    let mut bound = target / k;
+    let mut t = 0;
+    while size < bound && t < 16 {
+        bound /= k;
+        t += 1;
+    }
+    t
 }
 
 /// Packs `files` (one partition) into bins of about `target` bytes; a bin of one file
@@ -146,6 +165,16 @@ mod tests {
             .file_size_in_bytes(size)
             .build()
             .expect("data file")
+    }
+
+    #[test]
+    fn tiers_are_min_input_files_apart() {
+        assert_eq!(tier(900, 1000, 10), 0);
+        assert_eq!(tier(100, 1000, 10), 0);
+        assert_eq!(tier(99, 1000, 10), 1);
+        assert_eq!(tier(10, 1000, 10), 1);
+        assert_eq!(tier(9, 1000, 10), 2);
+        assert_eq!(tier(0, 1000, 10), 3);
     }
 
     #[test]

@@ -1,0 +1,291 @@
+//! `floe-bench --long-run COMMITS`: what months of commits do to a table, compressed
+//! into one run.
+//!
+//! Two jobs read the same paced topic side by side, committing every 200 ms into tables
+//! of their own (`benches/jobs/long_run.sql`): one with maintenance on, one with it off.
+//! Every `--long-run-every` commits of a job, the run records the commit latency (p50 and
+//! p99 over those commits), the table's shape as PyIceberg sees it (snapshots, manifests,
+//! live data files, metadata.json size) and the time PyIceberg takes to plan and to read
+//! the table; at the end, the share of the job's CPU that its maintenance thread used.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::broker::Broker;
+use crate::report::percentile;
+
+/// What the long run does.
+#[derive(Debug, Clone)]
+pub struct LongRunSpec {
+    /// Commits each job makes.
+    pub commits: u64,
+    /// Bids per second produced.
+    pub rate: u64,
+    /// Sample every this many commits.
+    pub every: u64,
+    /// Where results go.
+    pub out: PathBuf,
+}
+
+/// One job of the long run and what its log says so far.
+struct Job {
+    mode: &'static str,
+    home: PathBuf,
+    child: Child,
+    commit_ms: Arc<Mutex<Vec<f64>>>,
+    samples: Vec<Value>,
+}
+
+const TOPIC: &str = "bids";
+const PARTITIONS: u32 = 4;
+
+/// Runs the long run and writes its results.
+pub fn run(floe: &Path, repo: &Path, python: &Path, spec: &LongRunSpec) -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let broker = Broker::start(floe, TOPIC, PARTITIONS)?;
+    let seconds = spec.commits / 5 * 3 / 2 + 120;
+    let mut producer = start_producer(floe, &broker.bootstrap, spec.rate * seconds, spec.rate)?;
+    let job_file = repo.join("benches/jobs/long_run.sql");
+    let mut jobs = vec![];
+    for (mode, on) in [("maintenance on", "true"), ("maintenance off", "false")] {
+        let home = work.path().join(on);
+        std::fs::create_dir_all(&home)?;
+        jobs.push(start_job(
+            floe,
+            &job_file,
+            &broker.bootstrap,
+            mode,
+            on,
+            home,
+        )?);
+    }
+    eprintln!(
+        "long run: {} commits per job at 200 ms, {} bids/s, a sample every {} commits …",
+        spec.commits, spec.rate, spec.every
+    );
+    let started = Instant::now();
+    let shape_script = repo.join("benches/table_shape.py");
+    loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let mut done = true;
+        for job in &mut jobs {
+            if let Some(status) = job.child.try_wait()? {
+                bail!("the {} job exited early: {status}", job.mode);
+            }
+            let made = job.commit_ms.lock().map_or(0, |c| c.len() as u64);
+            let sampled = job.samples.len() as u64 * spec.every;
+            if made >= sampled + spec.every && sampled < spec.commits {
+                let sample = sample(job, python, &shape_script, sampled, spec.every, started)?;
+                eprintln!("  {}: {sample}", job.mode);
+                job.samples.push(sample);
+            }
+            done &= job.samples.len() as u64 * spec.every >= spec.commits;
+        }
+        if done {
+            break;
+        }
+    }
+    let mut results = serde_json::Map::new();
+    for job in &mut jobs {
+        let cpu = cpu_shares(job.child.id());
+        stop(&mut job.child)?;
+        results.insert(
+            job.mode.into(),
+            json!({"samples": job.samples, "cpu_seconds": cpu.0, "maintenance_cpu_seconds": cpu.1}),
+        );
+    }
+    let _ = producer.kill();
+    let _ = producer.wait();
+    let doc = json!({
+        "when": chrono::Utc::now().to_rfc3339(),
+        "machine": crate::machine(),
+        "commits": spec.commits,
+        "rate": spec.rate,
+        "every": spec.every,
+        "commit_interval": "200ms",
+        "jobs": results,
+    });
+    print_table(&doc);
+    std::fs::create_dir_all(&spec.out)?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let path = spec.out.join(format!("{stamp}-long-run.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&doc)?)?;
+    eprintln!("results in {}", path.display());
+    Ok(())
+}
+
+fn start_producer(floe: &Path, bootstrap: &str, events: u64, rate: u64) -> Result<Child> {
+    Command::new(floe)
+        .args(["produce", "--generator", "bids", "--bootstrap", bootstrap])
+        .args(["--topic", TOPIC, "--records", &events.to_string()])
+        .args([
+            "--partitions",
+            &PARTITIONS.to_string(),
+            "--rate",
+            &rate.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting floe produce")
+}
+
+fn start_job(
+    floe: &Path,
+    job_file: &Path,
+    bootstrap: &str,
+    mode: &'static str,
+    on: &str,
+    home: PathBuf,
+) -> Result<Job> {
+    let mut child = Command::new(floe)
+        .arg("run")
+        .arg(job_file)
+        .env("BENCH_HOME", &home)
+        .env("KAFKA_BOOTSTRAP", bootstrap)
+        .env("BENCH_GROUP", format!("long-run-{on}"))
+        .env("MAINTENANCE", on)
+        .env("FLOE_LOG", "info,iceberg=warn,sqlx=warn,datafusion=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting floe run")?;
+    let stderr = child.stderr.take().context("floe stderr")?;
+    let commit_ms = Arc::new(Mutex::new(vec![]));
+    let sink = commit_ms.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(" committed ")
+                && line.contains("table=lake.bench.long_run")
+                && let Some(ms) = crate::floe_job::field(&line, "commit_ms")
+                && let Ok(mut c) = sink.lock()
+            {
+                c.push(ms);
+            }
+        }
+    });
+    Ok(Job {
+        mode,
+        home,
+        child,
+        commit_ms,
+        samples: vec![],
+    })
+}
+
+/// The sample after commits `from..from + every` of `job`.
+fn sample(
+    job: &Job,
+    python: &Path,
+    script: &Path,
+    from: u64,
+    every: u64,
+    started: Instant,
+) -> Result<Value> {
+    let mut window: Vec<f64> = job.commit_ms.lock().map_or(vec![], |c| {
+        c.iter()
+            .skip(from as usize)
+            .take(every as usize)
+            .copied()
+            .collect()
+    });
+    window.sort_by(f64::total_cmp);
+    let out = Command::new(python)
+        .arg(script)
+        .arg(format!("sqlite:///{}/catalog.db", job.home.display()))
+        .arg(format!("file://{}/warehouse", job.home.display()))
+        .arg("bench.long_run")
+        .output()
+        .context("running table_shape.py")?;
+    if !out.status.success() {
+        bail!("table_shape.py: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut shape: Value = serde_json::from_slice(&out.stdout)?;
+    shape["commits"] = json!(from + every);
+    shape["minutes"] = json!((started.elapsed().as_secs_f64() / 6.0).round() / 10.0);
+    shape["commit_p50_ms"] = json!(percentile(&window, 0.5));
+    shape["commit_p99_ms"] = json!(percentile(&window, 0.99));
+    Ok(shape)
+}
+
+/// CPU seconds of process `pid` and of its maintenance thread, from /proc.
+fn cpu_shares(pid: u32) -> (f64, f64) {
+    let ticks = |stat: &str| -> f64 {
+        // Fields after the command name (which may hold spaces) start at ") ".
+        let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (n(11) + n(12)) / 100.0
+    };
+    let process = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(0.0, |s| ticks(&s));
+    let mut maintenance = 0.0;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.starts_with("floe-maint") {
+                maintenance +=
+                    std::fs::read_to_string(t.path().join("stat")).map_or(0.0, |s| ticks(&s));
+            }
+        }
+    }
+    (process, maintenance)
+}
+
+fn stop(child: &mut Child) -> Result<()> {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait()?;
+    Ok(())
+}
+
+fn print_table(doc: &Value) {
+    println!(
+        "{:<16} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>12} {:>8} {:>8}",
+        "job",
+        "commits",
+        "min",
+        "p50 ms",
+        "p99 ms",
+        "snapshots",
+        "manifests",
+        "data files",
+        "metadata KiB",
+        "plan s",
+        "read s"
+    );
+    let Some(jobs) = doc["jobs"].as_object() else {
+        return;
+    };
+    for (mode, j) in jobs {
+        for s in j["samples"].as_array().into_iter().flatten() {
+            let n = |k: &str| s[k].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "{:<16} {:>7} {:>6.1} {:>9.1} {:>9.1} {:>9} {:>9} {:>10} {:>12.0} {:>8.2} {:>8.2}",
+                mode,
+                n("commits"),
+                n("minutes"),
+                n("commit_p50_ms"),
+                n("commit_p99_ms"),
+                n("snapshots"),
+                n("manifests"),
+                n("data_files"),
+                n("metadata_json_bytes") / 1024.0,
+                n("plan_seconds"),
+                n("read_seconds"),
+            );
+        }
+        let cpu = j["cpu_seconds"].as_f64().unwrap_or(0.0);
+        let m = j["maintenance_cpu_seconds"].as_f64().unwrap_or(0.0);
+        println!(
+            "{mode}: {cpu:.1} CPU seconds, {m:.1} of them maintenance ({:.1} %)",
+            100.0 * m / cpu.max(1e-9)
+        );
+    }
+}
