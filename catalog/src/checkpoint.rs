@@ -57,6 +57,10 @@ pub struct CheckpointRecord {
     /// The job's `commit.interval` for this table, in milliseconds.
     #[serde(default)]
     pub commit_interval_ms: u64,
+    /// The job's running totals of filtered, dropped and dead-lettered records up to and
+    /// including this commit (see `crate::counts::job_counts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<crate::counts::RecordCounts>,
 }
 
 impl CheckpointRecord {
@@ -67,6 +71,7 @@ impl CheckpointRecord {
             commit_id: commit_id.to_string(),
             offsets,
             commit_interval_ms: u64::try_from(commit_interval.as_millis()).unwrap_or(u64::MAX),
+            counts: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 mod connect;
+pub mod counts;
 mod error;
 pub mod offsets;
 pub mod orphans;

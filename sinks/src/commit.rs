@@ -24,7 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use floe_catalog::checkpoint::{CheckpointRecord, checkpoint_property};
-use floe_catalog::offsets::{commit_id, find_commit, latest_checkpoint, summary_properties};
+use floe_catalog::counts::{RecordCounts, job_counts};
+use floe_catalog::offsets::{
+    COUNTS_KEY, commit_id, find_commit, latest_checkpoint, summary_properties,
+};
 use floe_catalog::{OffsetMap, TopicPartition, is_transient};
 use iceberg::spec::DataFile;
 use iceberg::table::Table;
@@ -274,7 +277,8 @@ async fn try_commit(
     }
     let tx = Transaction::new(base);
     // The checkpoint property lands in the same catalog commit as the snapshot.
-    let record = CheckpointRecord::new(&id.to_string(), offsets, req.commit_interval);
+    let mut record = CheckpointRecord::new(&id.to_string(), offsets, req.commit_interval);
+    record.counts = Some(running_totals(base, req));
     let properties = req
         .table_properties
         .iter()
@@ -311,7 +315,20 @@ async fn try_commit(
     Ok(table)
 }
 
-/// Loads the table again, retrying while the catalog is unavailable.
+/// The job's running totals on `base` plus what this commit counts, kept in the
+/// checkpoint property so that they outlive the snapshots whose summaries hold them.
+fn running_totals(base: &Table, req: &CommitRequest) -> RecordCounts {
+    let mut totals = job_counts(base.metadata(), &req.job);
+    if let Some(c) = req
+        .properties
+        .get(COUNTS_KEY)
+        .and_then(|t| RecordCounts::from_json(t))
+    {
+        totals.add(&c);
+    }
+    totals
+}
+
 /// The table's newest state, retrying transient catalog failures within the policy's deadline.
 pub async fn refresh(catalog: &dyn Catalog, table: &Table, policy: &RetryPolicy) -> Result<Table> {
     reload(catalog, table, policy, Instant::now(), "reloading").await

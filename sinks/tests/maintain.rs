@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use arrow_array::{Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use floe_catalog::offsets::latest_checkpoint;
+use floe_catalog::counts::{RecordCounts, job_counts};
+use floe_catalog::offsets::{COUNTS_KEY, latest_checkpoint};
 use floe_catalog::{
     CatalogConfig, CatalogKind, OffsetMap, OpenCatalog, TopicPartition, open_catalog,
 };
@@ -74,15 +75,20 @@ fn at(offset: i64) -> OffsetMap {
     m
 }
 
-/// Commits ids `from..to` as the job would, reading offsets `from..to`.
+/// Commits ids `from..to` as the job would, reading offsets `from..to`; each commit
+/// counts one record the SELECT filtered out.
 async fn append(lake: &OpenCatalog, table: Table, from: i64, to: i64) -> Table {
     let ids: Vec<i64> = (from..to).collect();
+    let counts = RecordCounts {
+        filtered: 1,
+        ..RecordCounts::default()
+    };
     let req = CommitRequest {
         job: "job".into(),
         files: files(&table, &ids).await,
         from: at(from),
         to: at(to),
-        properties: Default::default(),
+        properties: [(COUNTS_KEY.to_string(), counts.to_json())].into(),
         id: None,
         commit_interval: Duration::from_secs(1),
         table_properties: Default::default(),
@@ -341,8 +347,14 @@ async fn expiry_removes_the_files_only_expired_snapshots_reached() {
         at(80),
         "the checkpoint outlives every job snapshot"
     );
+    assert_eq!(
+        job_counts(after.metadata(), "job").filtered,
+        8,
+        "so do the job's counts"
+    );
     let next = append(&f.lake, after, 80, 90).await;
     assert_eq!(ids(&f.lake, &next).await, (0..90).collect::<Vec<_>>());
+    assert_eq!(job_counts(next.metadata(), "job").filtered, 9);
 }
 
 #[tokio::test]

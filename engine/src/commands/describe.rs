@@ -10,7 +10,6 @@ use floe_sql::job::TableName;
 
 use super::query::{run_sql, session_over};
 use crate::error::{EngineError, Result};
-use crate::pipeline::RecordCounts;
 use crate::pipeline::lane_job;
 use crate::setup::{
     catalog_of, dead_letter_tables, load_job_for_catalogs, open_catalogs, resolve_table,
@@ -135,7 +134,7 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
             }
         }
     }
-    let counts = job_counts(md, &job.name);
+    let counts = floe_catalog::counts::job_counts(md, &job.name);
     if !counts.is_empty() {
         println!();
         println!(
@@ -181,19 +180,4 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
         println!("{text}");
     }
     Ok(())
-}
-
-/// The counts of every snapshot the job committed to the table, added up.
-fn job_counts(md: &iceberg::spec::TableMetadata, job: &str) -> RecordCounts {
-    let mut total = RecordCounts::default();
-    for s in ancestry(md) {
-        let p = &s.summary().additional_properties;
-        if p.get(JOB_KEY).map(String::as_str) != Some(job) {
-            continue;
-        }
-        if let Some(c) = p.get(COUNTS_KEY).and_then(|t| RecordCounts::from_json(t)) {
-            total.add(&c);
-        }
-    }
-    total
 }
