@@ -56,7 +56,7 @@ pub fn config_of(m: &MaintenanceOptions, target_file_size: u64, job: &str) -> Ma
             min_snapshots: usize::try_from(m.min_snapshots).unwrap_or(usize::MAX),
         }),
         orphan_age: Some(m.orphan_age),
-        file_prefix: format!("{job}-compacted-{}", uuid::Uuid::new_v4().simple()),
+        file_prefix: format!("{job}-compacted"),
     }
 }
 

@@ -378,3 +378,106 @@ async fn a_replace_commit_whose_response_was_lost_is_found_not_repeated() {
     );
     assert_eq!(ids(&f.lake, &after).await, (0..60).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_and_passes_racing_lose_and_duplicate_nothing() {
+    let f = fixture().await;
+    let lake = f.lake.clone();
+    let start = f.table.clone();
+    let writer = tokio::spawn(async move {
+        let mut t = start;
+        for c in 0..60 {
+            t = lake.catalog.load_table(t.identifier()).await.expect("load");
+            t = append(&lake, t, c * 10, c * 10 + 10).await;
+        }
+    });
+    let expiry = ExpiryConfig {
+        max_age: Duration::ZERO,
+        min_snapshots: 2,
+    };
+    let cfg = config(true, 4, Some(expiry));
+    let mut passes = 0;
+    while !writer.is_finished() {
+        let t = f
+            .lake
+            .catalog
+            .load_table(f.table.identifier())
+            .await
+            .expect("load");
+        maintain(&f.lake, t, &cfg, &RetryPolicy::default())
+            .await
+            .expect("maintain");
+        passes += 1;
+    }
+    writer.await.expect("writer");
+    assert!(passes > 3, "{passes} passes");
+    let t = f
+        .lake
+        .catalog
+        .load_table(f.table.identifier())
+        .await
+        .expect("load");
+    assert_eq!(ids(&f.lake, &t).await, (0..600).collect::<Vec<_>>());
+    // Every pass writes files of its own: a later pass never overwrites an earlier
+    // pass's file, live or removed.
+    let (live, deleted) = entries(&t).await;
+    let unique: std::collections::HashSet<&String> = live.iter().collect();
+    assert_eq!(unique.len(), live.len(), "a file is live twice: {live:?}");
+    let reused: Vec<&String> = deleted.iter().filter(|p| unique.contains(p)).collect();
+    assert!(
+        reused.is_empty(),
+        "removed files whose names live on: {reused:?}"
+    );
+}
+
+/// Paths of the live and of the deleted entries of the current snapshot.
+async fn entries(table: &Table) -> (Vec<String>, Vec<String>) {
+    let (mut live, mut deleted) = (vec![], vec![]);
+    let snapshot = table.metadata().current_snapshot().expect("snapshot");
+    let list = table
+        .manifest_list_reader(snapshot)
+        .load()
+        .await
+        .expect("list");
+    for m in list.entries() {
+        let manifest = m.load_manifest(table.file_io()).await.expect("manifest");
+        for e in manifest.entries() {
+            let to = if e.is_alive() {
+                &mut live
+            } else {
+                &mut deleted
+            };
+            to.push(e.file_path().to_string());
+        }
+    }
+    (live, deleted)
+}
+
+#[tokio::test]
+async fn a_later_pass_never_reuses_an_earlier_passs_file_names() {
+    let f = fixture().await;
+    let cfg = config(true, 100, None);
+    let policy = RetryPolicy::default();
+    let first = appended(&f, 6).await;
+    let (after_first, _) = maintain(&f.lake, first, &cfg, &policy)
+        .await
+        .expect("first pass");
+    let mut t = after_first;
+    for c in 6..12 {
+        t = append(&f.lake, t, c * 10, c * 10 + 10).await;
+    }
+    let (after_second, report) = maintain(&f.lake, t, &cfg, &policy)
+        .await
+        .expect("second pass");
+    assert!(report.compaction.is_some());
+    let (live, deleted) = entries(&after_second).await;
+    let reused: Vec<&String> = deleted.iter().filter(|p| live.contains(p)).collect();
+    assert!(
+        reused.is_empty(),
+        "the second pass wrote over files it removed: {reused:?}"
+    );
+    assert_eq!(
+        ids(&f.lake, &after_second).await,
+        (0..120).collect::<Vec<_>>()
+    );
+}

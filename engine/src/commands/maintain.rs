@@ -43,15 +43,13 @@ pub async fn maintain(job_path: &Path, table: &str, dry_run: bool) -> Result<()>
             "table {name}: the maintenance pass failed (see the log above)"
         ))
     })?;
-    match &report.compaction {
-        Some(c) => println!(
+    match (&report.compaction, &report.abandoned) {
+        (Some(c), _) => println!(
             "{name}: compacted {} files ({} bytes) into {} ({} bytes)",
             c.files_in, c.bytes_in, c.files_out, c.bytes_out
         ),
-        None => println!("{name}: nothing to compact"),
-    }
-    if let Some(why) = &report.abandoned {
-        println!("{name}: compaction abandoned: {why}");
+        (None, Some(why)) => println!("{name}: compaction abandoned: {why}"),
+        (None, None) => println!("{name}: nothing to compact"),
     }
     if let Some(m) = report
         .manifests

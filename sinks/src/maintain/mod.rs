@@ -53,7 +53,7 @@ pub struct MaintenanceConfig {
     /// Unreferenced files older than this (plus the slowest writer's commit interval)
     /// are removed.
     pub orphan_age: Option<Duration>,
-    /// Names of compacted files start with this.
+    /// Names of compacted files start with this (each pass adds an id of its own).
     pub file_prefix: String,
 }
 
@@ -164,9 +164,11 @@ async fn compact_once(
     if bins.is_empty() {
         return Ok((table, None));
     }
+    // A prefix of this pass's own: the writer numbers its files from 0, and a name an
+    // earlier pass used may still be a live file (or be recorded as removed).
     let writer = WriterConfig {
         target_file_size: c.target_file_size,
-        file_prefix: config.file_prefix.clone(),
+        file_prefix: format!("{}-{}", config.file_prefix, uuid::Uuid::new_v4().simple()),
     };
     let added = compact::rewrite(&table, &bins, &writer).await?;
     let removed: Vec<_> = bins.into_iter().flat_map(|b| b.files).collect();
