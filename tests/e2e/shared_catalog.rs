@@ -114,10 +114,13 @@ fn replicas_share_a_postgres_catalog_and_an_s3_warehouse_that_pyiceberg_reads() 
         "the snapshot summary carries the offsets: {v}"
     );
 
-    // One more run adds a second small file to each bucket of big_orders; compaction
-    // then commits through PostgreSQL's compare-and-swap and writes to the store.
-    broker.produce_all(400, 4, per_partition);
-    lake.run_in_group(&broker, Some("floe-shared"), "3s");
+    // Three more runs add small files of about one size to each bucket of big_orders
+    // (at least two of them share a size tier); compaction then commits through
+    // PostgreSQL's compare-and-swap and writes to the store.
+    for run in 0..3 {
+        broker.produce_all(400, 4, per_partition + run * 100);
+        lake.run_in_group(&broker, Some("floe-shared"), "3s");
+    }
     let out = crate::fixture::succeeded(
         lake.floe()
             .args(["maintain", "--job"])
@@ -127,7 +130,7 @@ fn replicas_share_a_postgres_catalog_and_an_s3_warehouse_that_pyiceberg_reads() 
     );
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("compacted"), "{said}");
-    assert_exactly_once(&lake, per_partition + 100);
+    assert_exactly_once(&lake, per_partition + 300);
     let v = read_through(
         &format!("postgresql+psycopg2://floe@127.0.0.1:{}/postgres", pg.port),
         "s3://lake/warehouse",
@@ -143,7 +146,7 @@ fn replicas_share_a_postgres_catalog_and_an_s3_warehouse_that_pyiceberg_reads() 
     crate::fixture::assert_same_ids(
         "PyIceberg big_orders",
         &crate::pyiceberg::ids_of(&v),
-        &crate::fixture::expected_big_ids(&crate::fixture::produced(4, per_partition + 100)),
+        &crate::fixture::expected_big_ids(&crate::fixture::produced(4, per_partition + 300)),
     );
 }
 

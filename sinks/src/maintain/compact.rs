@@ -3,7 +3,8 @@
 //!
 //! Planning looks only at live data files of the table's default partition spec that are
 //! smaller than three quarters of the target, and sorts them into size tiers (each tier
-//! `min_input_files` times smaller than the one above, the top one ending at the target).
+//! `min_input_files` times smaller than the one above, at least 4 times, the top one
+//! ending at the target).
 //! A tier of a partition is compacted once it holds `min_input_files` files, so a file's
 //! rows are rewritten about once per tier on their way to the target size (a handful of
 //! times), instead of every pass rewriting an ever larger file with a few new small ones;
@@ -54,7 +55,7 @@ pub(crate) fn plan(
 ) -> Vec<Bin> {
     let spec_id = table.metadata().default_partition_spec_id();
     let small = config.target_file_size.saturating_mul(3) / 4;
-    let k = config.min_input_files.max(2) as u64;
+    let k = tier_ratio(config.min_input_files);
     let mut by_partition: HashMap<(Struct, u32), Vec<DataFile>> = HashMap::new();
     let current = manifests
         .iter()
@@ -88,6 +89,12 @@ pub(crate) fn plan(
         }
     }
     bins
+}
+
+/// How much smaller each size tier is than the one above: `min_input_files`, but at
+/// least 4, so that files of about the same size (a job's commits) share a tier.
+fn tier_ratio(min_input_files: usize) -> u64 {
+    (min_input_files as u64).max(4)
 }
 
 /// The size tier of a file of `size` bytes: 0 for `[target / k, target)`, 1 for the
