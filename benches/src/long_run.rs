@@ -29,6 +29,8 @@ pub struct LongRunSpec {
     pub rate: u64,
     /// Sample every this many commits.
     pub every: u64,
+    /// Which jobs run: `on`, `off` or both.
+    pub modes: Vec<String>,
     /// Where results go.
     pub out: PathBuf,
 }
@@ -53,7 +55,14 @@ pub fn run(floe: &Path, repo: &Path, python: &Path, spec: &LongRunSpec) -> Resul
     let mut producer = start_producer(floe, &broker.bootstrap, spec.rate * seconds, spec.rate)?;
     let job_file = repo.join("benches/jobs/long_run.sql");
     let mut jobs = vec![];
-    for (mode, on) in [("maintenance on", "true"), ("maintenance off", "false")] {
+    let modes = [
+        ("maintenance on", "true", "on"),
+        ("maintenance off", "false", "off"),
+    ];
+    for (mode, on, _) in modes
+        .into_iter()
+        .filter(|m| spec.modes.iter().any(|w| w == m.2))
+    {
         let home = work.path().join(on);
         std::fs::create_dir_all(&home)?;
         jobs.push(start_job(
@@ -71,9 +80,12 @@ pub fn run(floe: &Path, repo: &Path, python: &Path, spec: &LongRunSpec) -> Resul
     );
     let started = Instant::now();
     let shape_script = repo.join("benches/table_shape.py");
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let path = spec.out.join(format!("{stamp}-long-run.json"));
+    std::fs::create_dir_all(&spec.out)?;
     loop {
         std::thread::sleep(Duration::from_secs(2));
-        let mut done = true;
+        let (mut done, mut new_sample) = (true, false);
         for job in &mut jobs {
             if let Some(status) = job.child.try_wait()? {
                 bail!("the {} job exited early: {status}", job.mode);
@@ -84,25 +96,47 @@ pub fn run(floe: &Path, repo: &Path, python: &Path, spec: &LongRunSpec) -> Resul
                 let sample = sample(job, python, &shape_script, sampled, spec.every, started)?;
                 eprintln!("  {}: {sample}", job.mode);
                 job.samples.push(sample);
+                new_sample = true;
             }
             done &= job.samples.len() as u64 * spec.every >= spec.commits;
+        }
+        if new_sample {
+            // Written as it goes: a run cut short still leaves its samples.
+            let doc = document(spec, &jobs_json(&jobs));
+            std::fs::write(&path, serde_json::to_string_pretty(&doc)?)?;
         }
         if done {
             break;
         }
     }
-    let mut results = serde_json::Map::new();
+    let results = jobs_json(&jobs);
     for job in &mut jobs {
-        let cpu = cpu_shares(job.child.id());
         stop(&mut job.child)?;
+    }
+    let _ = producer.kill();
+    let _ = producer.wait();
+    let doc = document(spec, &results);
+    print_table(&doc);
+    std::fs::write(&path, serde_json::to_string_pretty(&doc)?)?;
+    eprintln!("results in {}", path.display());
+    Ok(())
+}
+
+/// Each job's samples and CPU seconds so far.
+fn jobs_json(jobs: &[Job]) -> serde_json::Map<String, Value> {
+    let mut results = serde_json::Map::new();
+    for job in jobs {
+        let cpu = cpu_shares(job.child.id());
         results.insert(
             job.mode.into(),
             json!({"samples": job.samples, "cpu_seconds": cpu.0, "maintenance_cpu_seconds": cpu.1}),
         );
     }
-    let _ = producer.kill();
-    let _ = producer.wait();
-    let doc = json!({
+    results
+}
+
+fn document(spec: &LongRunSpec, results: &serde_json::Map<String, Value>) -> Value {
+    json!({
         "when": chrono::Utc::now().to_rfc3339(),
         "machine": crate::machine(),
         "commits": spec.commits,
@@ -110,14 +144,7 @@ pub fn run(floe: &Path, repo: &Path, python: &Path, spec: &LongRunSpec) -> Resul
         "every": spec.every,
         "commit_interval": "200ms",
         "jobs": results,
-    });
-    print_table(&doc);
-    std::fs::create_dir_all(&spec.out)?;
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let path = spec.out.join(format!("{stamp}-long-run.json"));
-    std::fs::write(&path, serde_json::to_string_pretty(&doc)?)?;
-    eprintln!("results in {}", path.display());
-    Ok(())
+    })
 }
 
 fn start_producer(floe: &Path, bootstrap: &str, events: u64, rate: u64) -> Result<Child> {

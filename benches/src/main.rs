@@ -77,6 +77,9 @@ struct Args {
     /// Commits between the long run's samples.
     #[arg(long, default_value_t = 1000)]
     long_run_every: u64,
+    /// Jobs of the long run: `on` (maintenance on), `off`, or both.
+    #[arg(long, value_delimiter = ',', default_value = "on,off")]
+    long_run_modes: Vec<String>,
     /// A tiny run that checks the benchmark still works (CI).
     #[arg(long)]
     smoke: bool,
@@ -139,6 +142,7 @@ async fn main() -> Result<()> {
             commits,
             rate: args.long_run_rate,
             every: args.long_run_every.max(1),
+            modes: args.long_run_modes.clone(),
             out: args.out.clone(),
         };
         return long_run::run(&floe, &repo(), &python(), &spec);
