@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use iceberg::spec::ManifestList;
+use iceberg::spec::{ManifestList, SnapshotRef};
 use iceberg::table::Table;
 use object_store::ObjectStoreExt;
 
@@ -53,10 +53,21 @@ pub struct Referenced {
 /// Everything any snapshot of the table reaches, reading each manifest once (snapshots
 /// share most of their manifests).
 pub async fn referenced(table: &Table) -> Result<Referenced> {
+    reached(table, table.metadata().snapshots(), true).await
+}
+
+/// What `snapshots` of `table` reach, reading each manifest once; data files count
+/// only where live unless `deleted_too` (a DELETED entry keeps no file, but it may be
+/// the last mention of one).
+pub async fn reached<'a>(
+    table: &Table,
+    snapshots: impl Iterator<Item = &'a SnapshotRef>,
+    deleted_too: bool,
+) -> Result<Referenced> {
     let md = table.metadata();
     let io = table.file_io();
     let mut out = Referenced::default();
-    for s in md.snapshots() {
+    for s in snapshots {
         out.lists.insert(s.manifest_list().to_string());
         let bytes = io
             .new_input(s.manifest_list())
@@ -74,8 +85,12 @@ pub async fn referenced(table: &Table) -> Result<Referenced> {
                 .load_manifest(io)
                 .await
                 .map_err(|e| error(table, "reading a manifest", e))?;
-            out.files
-                .extend(manifest.entries().iter().map(|e| e.file_path().to_string()));
+            let entries = manifest.entries().iter();
+            out.files.extend(
+                entries
+                    .filter(|e| deleted_too || e.is_alive())
+                    .map(|e| e.file_path().to_string()),
+            );
         }
     }
     Ok(out)

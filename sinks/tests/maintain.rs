@@ -13,8 +13,9 @@ use floe_catalog::{
     CatalogConfig, CatalogKind, OffsetMap, OpenCatalog, TopicPartition, open_catalog,
 };
 use floe_sinks::{
-    CommitRequest, CompactionConfig, ExpiryConfig, MAINTENANCE_KEY, MaintenanceConfig, RetryPolicy,
-    TableSpec, TableWriter, WriterConfig, commit, ensure_table, maintain,
+    CommitRequest, CompactionConfig, ExpiryConfig, MAINTENANCE_KEY, MaintenanceConfig,
+    MaintenanceReport, RetryPolicy, TableSpec, TableWriter, WriterConfig, commit, ensure_table,
+    maintain,
 };
 use futures::TryStreamExt;
 use iceberg::TableIdent;
@@ -138,6 +139,13 @@ async fn ids(lake: &OpenCatalog, table: &Table) -> Vec<i64> {
     out
 }
 
+/// One pass with `cfg` and the default retry policy.
+async fn pass(f: &Fixture, table: Table, cfg: &MaintenanceConfig) -> (Table, MaintenanceReport) {
+    maintain(&f.lake, table, cfg, &RetryPolicy::default())
+        .await
+        .expect("maintenance pass")
+}
+
 fn config(
     compaction: bool,
     max_manifests: usize,
@@ -157,24 +165,7 @@ fn config(
 }
 
 async fn live_files(table: &Table) -> Vec<String> {
-    let mut out = vec![];
-    let snapshot = table.metadata().current_snapshot().expect("snapshot");
-    let list = table
-        .manifest_list_reader(snapshot)
-        .load()
-        .await
-        .expect("list");
-    for m in list.entries() {
-        let manifest = m.load_manifest(table.file_io()).await.expect("manifest");
-        out.extend(
-            manifest
-                .entries()
-                .iter()
-                .filter(|e| e.is_alive())
-                .map(|e| e.file_path().to_string()),
-        );
-    }
-    out
+    entries(table).await.0
 }
 
 async fn manifest_count(table: &Table) -> usize {
@@ -199,14 +190,7 @@ async fn compaction_keeps_every_row_and_the_checkpoint() {
     let f = fixture().await;
     let before = appended(&f, 12).await;
     assert_eq!(live_files(&before).await.len(), 24, "two buckets a commit");
-    let (after, report) = maintain(
-        &f.lake,
-        before.clone(),
-        &config(true, 100, None),
-        &RetryPolicy::default(),
-    )
-    .await
-    .expect("maintain");
+    let (after, report) = pass(&f, before.clone(), &config(true, 100, None)).await;
     let c = report.compaction.expect("compacted");
     assert_eq!((c.files_in, c.files_out), (24, 2));
     assert!(!c.commit.recovered, "the commit's own answer was a success");
@@ -242,14 +226,7 @@ async fn an_append_that_lands_during_compaction_is_kept() {
     let planned = appended(&f, 6).await;
     // The job commits after the pass loaded the table: the replace commit conflicts.
     let moved = append(&f.lake, planned.clone(), 60, 70).await;
-    let (after, report) = maintain(
-        &f.lake,
-        planned,
-        &config(true, 100, None),
-        &RetryPolicy::default(),
-    )
-    .await
-    .expect("maintain");
+    let (after, report) = pass(&f, planned, &config(true, 100, None)).await;
     let c = report.compaction.expect("compacted");
     assert_eq!(c.commit.conflicts, 1, "re-planned once on the job's append");
     assert_eq!(c.files_in, 12, "only what was planned is rewritten");
@@ -262,22 +239,8 @@ async fn a_rewrite_of_files_another_writer_removed_gives_up() {
     let f = fixture().await;
     let stale = appended(&f, 6).await;
     // Another pass removes the same small files first.
-    maintain(
-        &f.lake,
-        stale.clone(),
-        &config(true, 100, None),
-        &RetryPolicy::default(),
-    )
-    .await
-    .expect("first pass");
-    let (after, report) = maintain(
-        &f.lake,
-        stale,
-        &config(true, 100, None),
-        &RetryPolicy::default(),
-    )
-    .await
-    .expect("second pass");
+    pass(&f, stale.clone(), &config(true, 100, None)).await;
+    let (after, report) = pass(&f, stale, &config(true, 100, None)).await;
     assert!(report.compaction.is_none());
     let why = report.abandoned.expect("abandoned");
     assert!(why.contains("removed by another writer"), "{why}");
@@ -293,14 +256,7 @@ async fn the_manifest_list_stays_bounded() {
     let f = fixture().await;
     let before = appended(&f, 30).await;
     assert_eq!(manifest_count(&before).await, 30);
-    let (after, report) = maintain(
-        &f.lake,
-        before,
-        &config(false, 10, None),
-        &RetryPolicy::default(),
-    )
-    .await
-    .expect("maintain");
+    let (after, report) = pass(&f, before, &config(false, 10, None)).await;
     let merged = report.manifests.expect("merged");
     assert_eq!(merged.manifests, (30, 1));
     assert_eq!(manifest_count(&after).await, 1);
@@ -404,9 +360,7 @@ async fn appends_and_passes_racing_lose_and_duplicate_nothing() {
             .load_table(f.table.identifier())
             .await
             .expect("load");
-        maintain(&f.lake, t, &cfg, &RetryPolicy::default())
-            .await
-            .expect("maintain");
+        pass(&f, t, &cfg).await;
         passes += 1;
     }
     writer.await.expect("writer");

@@ -14,7 +14,8 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use floe_catalog::OpenCatalog;
-use iceberg::spec::{ManifestFile, SnapshotRef};
+use floe_catalog::orphans::reached;
+use iceberg::spec::SnapshotRef;
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 
@@ -40,53 +41,6 @@ pub struct ExpiryOutcome {
     pub expired: usize,
     /// Files removed (manifest lists, manifests, data files).
     pub files_removed: usize,
-}
-
-/// Files a set of snapshots reaches.
-#[derive(Debug, Default)]
-pub(crate) struct Reachable {
-    pub(crate) lists: HashSet<String>,
-    pub(crate) manifests: HashSet<String>,
-    pub(crate) data: HashSet<String>,
-}
-
-impl Reachable {
-    /// Everything `snapshots` reach, reading each manifest once. Data files count only
-    /// where live, unless `deleted_too`: a retained snapshot's DELETED entry does not keep
-    /// a file, while an expired snapshot's may be the last mention of one.
-    pub(crate) async fn of<'a>(
-        table: &Table,
-        snapshots: impl Iterator<Item = &'a SnapshotRef>,
-        deleted_too: bool,
-    ) -> iceberg::Result<Self> {
-        let mut out = Self::default();
-        for s in snapshots {
-            out.lists.insert(s.manifest_list().to_string());
-            let list = table.manifest_list_reader(s).load().await?;
-            for m in list.entries() {
-                if out.manifests.insert(m.manifest_path.clone()) {
-                    out.add_entries(table, m, deleted_too).await?;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    async fn add_entries(
-        &mut self,
-        table: &Table,
-        m: &ManifestFile,
-        deleted_too: bool,
-    ) -> iceberg::Result<()> {
-        let manifest = m.load_manifest(table.file_io()).await?;
-        let entries = manifest.entries().iter();
-        self.data.extend(
-            entries
-                .filter(|e| deleted_too || e.is_alive())
-                .map(|e| e.file_path().to_string()),
-        );
-        Ok(())
-    }
 }
 
 /// Expires what `config` lets go and removes the files nothing retained reaches.
@@ -139,15 +93,11 @@ pub(crate) async fn expire(
     if gone.is_empty() {
         return Ok((after, ExpiryOutcome::default()));
     }
-    let retained = Reachable::of(&after, after.metadata().snapshots(), false)
-        .await
-        .map_err(|e| err("reading the retained snapshots", e))?;
-    let freed = Reachable::of(&base, gone.iter().copied(), true)
-        .await
-        .map_err(|e| err("reading the expired snapshots", e))?;
+    let retained = reached(&after, after.metadata().snapshots(), false).await?;
+    let freed = reached(&base, gone.iter().copied(), true).await?;
     let mut removed = 0;
     for (freed, kept) in [
-        (&freed.data, &retained.data),
+        (&freed.files, &retained.files),
         (&freed.manifests, &retained.manifests),
         (&freed.lists, &retained.lists),
     ] {
