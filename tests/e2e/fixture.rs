@@ -488,6 +488,19 @@ impl Lake {
         succeeded(cmd.args(["--stop-when-idle", idle]), "floe run")
     }
 
+    /// `floe maintain` on `table` with `extra` arguments; its standard output.
+    pub fn maintain(&self, table: &str, extra: &[&str]) -> String {
+        let out = succeeded(
+            self.floe()
+                .args(["maintain", "--job"])
+                .arg(&self.job)
+                .arg(table)
+                .args(extra),
+            "floe maintain",
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Rows of `sql` through `floe query --format json`.
     pub fn query(&self, sql: &str) -> Vec<serde_json::Value> {
         let out = succeeded(

@@ -143,17 +143,7 @@ fn a_pass_by_hand_says_what_it_would_do_then_does_it() {
     let files_before = shape(&lake, "sales.orders_clean", "data_files");
     let snapshots_before = shape(&lake, "sales.orders_clean", "snapshots");
 
-    let maintain = |extra: &[&str]| {
-        let out = succeeded(
-            lake.floe()
-                .args(["maintain", "--job"])
-                .arg(&lake.job)
-                .arg("lake.sales.orders_clean")
-                .args(extra),
-            "floe maintain",
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let maintain = |extra: &[&str]| lake.maintain("lake.sales.orders_clean", extra);
     // A pass that dies before its commit changes nothing; its files are orphans.
     let crashed = lake
         .floe()

@@ -270,6 +270,18 @@ fn replay_refunds(lake: &Lake, failpoints: &str) -> std::process::Output {
         .expect("run floe replay")
 }
 
+/// Replays the refunds, which must succeed; returns what the replay printed.
+fn replayed_refunds(lake: &Lake) -> String {
+    let out = replay_refunds(lake, "");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// Relaxes the `positive_amount` rule (negative amounts are refunds after all) and
 /// returns the ids of the refunds dead-lettered among `per_partition` records.
 fn allow_refunds(lake: &Lake, per_partition: u64) -> Vec<u64> {
@@ -299,12 +311,7 @@ fn a_replay_recovers_nothing_twice_after_the_snapshots_expired() {
     );
     lake.run_until_idle(&broker, "4s");
     let refunds = allow_refunds(&lake, per_partition);
-    let first = replay_refunds(&lake, "");
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    replayed_refunds(&lake);
 
     // The live job commits on top of the replay's snapshot; then another tool expires
     // every snapshot but the current one of both tables.
@@ -315,13 +322,7 @@ fn a_replay_recovers_nothing_twice_after_the_snapshots_expired() {
         assert_eq!(left.trim(), "1", "{table}: one snapshot is left");
     }
 
-    let second = replay_refunds(&lake, "");
-    let text = String::from_utf8_lossy(&second.stdout);
-    assert!(
-        second.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    let text = replayed_refunds(&lake);
     assert!(text.contains("0 dead letters considered"), "{text}");
     let mut want = expected(per_partition).table;
     want.extend(&refunds);
@@ -355,12 +356,7 @@ fn a_replay_leaves_the_records_above_the_targets_checkpoint_to_the_live_job() {
     crate::lifecycle::foreign(&lake, &["rollback", "sales.orders_checked", &between]);
 
     let refunds = allow_refunds(&lake, 2 * half);
-    let replay = replay_refunds(&lake, "");
-    assert!(
-        replay.status.success(),
-        "{}",
-        String::from_utf8_lossy(&replay.stderr)
-    );
+    replayed_refunds(&lake);
     // The live job reads the second half again, under the relaxed rule.
     lake.run_until_idle(&broker, "3s");
     let mut want = expected(2 * half).table;
@@ -592,33 +588,15 @@ fn a_replay_after_maintenance_recovers_nothing_twice() {
         lake.run_until_idle(&broker, "3s");
     }
     let refunds = allow_refunds(&lake, 2 * per_partition);
-    let first = replay_refunds(&lake, "");
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    replayed_refunds(&lake);
     for table in ["lake.sales.orders_checked", "lake.quality.orders_dlq"] {
-        let out = crate::fixture::succeeded(
-            lake.floe()
-                .args(["maintain", "--job"])
-                .arg(&lake.job)
-                .arg(table),
-            "floe maintain",
-        );
-        let said = String::from_utf8_lossy(&out.stdout);
+        let said = lake.maintain(table, &[]);
         assert!(
             said.contains("compacted") && said.contains("expired"),
             "{table}: {said}"
         );
     }
-    let second = replay_refunds(&lake, "");
-    let text = String::from_utf8_lossy(&second.stdout);
-    assert!(
-        second.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    let text = replayed_refunds(&lake);
     assert!(text.contains("0 dead letters considered"), "{text}");
     want.extend(expected(2 * per_partition).table);
     want.extend(&refunds);

@@ -114,14 +114,7 @@ fn a_table_is_compacted_through_the_rest_commit_endpoint() {
         broker.produce_all(400, 4, from);
         lake.run_until_idle(&broker, "3s");
     }
-    let out = crate::fixture::succeeded(
-        lake.floe()
-            .args(["maintain", "--job"])
-            .arg(&lake.job)
-            .arg("lake.sales.big_orders"),
-        "floe maintain",
-    );
-    let said = String::from_utf8_lossy(&out.stdout);
+    let said = lake.maintain("lake.sales.big_orders", &[]);
     assert!(said.contains("compacted"), "{said}");
     let v = read_through(
         &rest.uri,

@@ -121,14 +121,7 @@ fn replicas_share_a_postgres_catalog_and_an_s3_warehouse_that_pyiceberg_reads() 
         broker.produce_all(400, 4, per_partition + run * 100);
         lake.run_in_group(&broker, Some("floe-shared"), "3s");
     }
-    let out = crate::fixture::succeeded(
-        lake.floe()
-            .args(["maintain", "--job"])
-            .arg(&lake.job)
-            .arg("lake.sales.big_orders"),
-        "floe maintain",
-    );
-    let said = String::from_utf8_lossy(&out.stdout);
+    let said = lake.maintain("lake.sales.big_orders", &[]);
     assert!(said.contains("compacted"), "{said}");
     assert_exactly_once(&lake, per_partition + 300);
     let v = read_through(

@@ -41,6 +41,13 @@ pub(crate) async fn current_manifests(table: &Table) -> iceberg::Result<Vec<Mani
     Ok(out)
 }
 
+/// [`current_manifests`], with the table named in the error.
+pub(crate) async fn manifests_of(table: &Table) -> crate::error::Result<Vec<ManifestContents>> {
+    current_manifests(table).await.map_err(|e| {
+        crate::error::SinkError::iceberg(table.identifier(), "reading the manifests", e)
+    })
+}
+
 /// Whether the current snapshot has live delete files: rewriting data files would then
 /// drop the rows those deletes remove from view, so compaction leaves such tables alone.
 pub(crate) fn has_live_deletes(manifests: &[ManifestContents]) -> bool {

@@ -38,7 +38,7 @@ pub use replace::{MAINTENANCE_KEY, ReplaceOutcome};
 use crate::commit::RetryPolicy;
 use crate::error::{Result, SinkError};
 use crate::writer::WriterConfig;
-use live_files::{current_manifests, has_live_deletes};
+use live_files::{has_live_deletes, manifests_of};
 use replace::{Replacement, commit_replace};
 
 /// What a pass does; `None` turns a step off.
@@ -153,10 +153,7 @@ async fn compact_once(
     config: &MaintenanceConfig,
     policy: &RetryPolicy,
 ) -> Result<(Table, Option<CompactionReport>)> {
-    let name = table.identifier().to_string();
-    let manifests = current_manifests(&table)
-        .await
-        .map_err(|e| SinkError::iceberg(&name, "reading the manifests", e))?;
+    let manifests = manifests_of(&table).await?;
     if has_live_deletes(&manifests) {
         return Ok((table, None));
     }
@@ -197,10 +194,7 @@ async fn merge_manifests(
     max_manifests: usize,
     policy: &RetryPolicy,
 ) -> Result<(Table, Option<ReplaceOutcome>)> {
-    let name = table.identifier().to_string();
-    let manifests = current_manifests(&table)
-        .await
-        .map_err(|e| SinkError::iceberg(&name, "reading the manifests", e))?;
+    let manifests = manifests_of(&table).await?;
     let dead = manifests
         .iter()
         .any(|m| m.entries.iter().all(|e| !e.is_alive()));
@@ -221,10 +215,7 @@ pub async fn plan(
     table: &Table,
     config: &MaintenanceConfig,
 ) -> Result<MaintenancePlan> {
-    let name = table.identifier().to_string();
-    let manifests = current_manifests(table)
-        .await
-        .map_err(|e| SinkError::iceberg(&name, "reading the manifests", e))?;
+    let manifests = manifests_of(table).await?;
     let mut plan = MaintenancePlan {
         manifests: manifests.len(),
         snapshots: table.metadata().snapshots().count(),

@@ -39,7 +39,7 @@ use iceberg::spec::{
 use iceberg::table::Table;
 use tracing::info;
 
-use super::live_files::{ManifestContents, current_manifests};
+use super::live_files::{ManifestContents, manifests_of};
 use crate::commit::RetryPolicy;
 use crate::error::{Result, SinkError};
 
@@ -87,9 +87,7 @@ pub(crate) async fn commit_replace(
     let mut backoff = policy.min_backoff;
     let (mut base, mut conflicts) = (table, 0u32);
     loop {
-        let manifests = current_manifests(&base)
-            .await
-            .map_err(|e| SinkError::iceberg(&name, "reading the manifests", e))?;
+        let manifests = manifests_of(&base).await?;
         check_still_live(&name, &manifests, &r.removed)?;
         let planned_on = base.metadata().current_snapshot_id();
         let (snapshot, after) = build_snapshot(&base, &manifests, r, max_manifests)
@@ -98,6 +96,12 @@ pub(crate) async fn commit_replace(
                 SinkError::iceberg(&name, "writing the replace snapshot's manifests", e)
             })?;
         let snapshot_id = snapshot.snapshot_id();
+        let outcome = |recovered| ReplaceOutcome {
+            snapshot_id,
+            manifests: (manifests.len(), after),
+            conflicts,
+            recovered,
+        };
         let change = TableChange::new_head(&base, snapshot);
         policy.inject(&format!("{}-before-commit", r.kind));
         let err = match catalog.commit_change(&base, change).await {
@@ -107,26 +111,14 @@ pub(crate) async fn commit_replace(
             ),
             Ok(t) => {
                 policy.inject(&format!("{}-after-commit", r.kind));
-                let outcome = ReplaceOutcome {
-                    snapshot_id,
-                    manifests: (manifests.len(), after),
-                    conflicts,
-                    recovered: false,
-                };
-                return Ok((t, outcome));
+                return Ok((t, outcome(false)));
             }
             Err(e) => e,
         };
         let reloaded = crate::commit::refresh(catalog.catalog.as_ref(), &base, policy).await?;
         if reloaded.metadata().snapshot_by_id(snapshot_id).is_some() {
             info!(table = %name, snapshot_id, error = %err, "the replace commit had landed although the catalog reported an error");
-            let outcome = ReplaceOutcome {
-                snapshot_id,
-                manifests: (manifests.len(), after),
-                conflicts,
-                recovered: true,
-            };
-            return Ok((reloaded, outcome));
+            return Ok((reloaded, outcome(true)));
         }
         let moved = reloaded.metadata().current_snapshot_id() != planned_on;
         let conflict = err.kind() == ErrorKind::CatalogCommitConflicts && moved;
