@@ -6,6 +6,7 @@ pub mod checkpoint;
 mod connect;
 pub mod counts;
 mod error;
+pub mod manifest_cache;
 pub mod offsets;
 pub mod orphans;
 pub mod replayed;
@@ -14,4 +15,5 @@ pub mod table_change;
 
 pub use connect::{CatalogConfig, CatalogKind, OpenCatalog, open_catalog};
 pub use error::{CatalogError, Result, is_transient};
+pub use manifest_cache::ManifestCache;
 pub use offsets::{JobCheckpoint, OffsetMap, TopicPartition};

@@ -13,12 +13,13 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use iceberg::spec::{ManifestList, SnapshotRef};
+use iceberg::spec::SnapshotRef;
 use iceberg::table::Table;
 use object_store::ObjectStoreExt;
 
 use crate::checkpoint::checkpoint_records;
 use crate::error::{CatalogError, Result};
+use crate::manifest_cache::ManifestCache;
 use crate::storage::{ObjectStorage, StoreConfig};
 
 /// A data file no snapshot references.
@@ -52,37 +53,34 @@ pub struct Referenced {
 
 /// Everything any snapshot of the table reaches, reading each manifest once (snapshots
 /// share most of their manifests).
-pub async fn referenced(table: &Table) -> Result<Referenced> {
-    reached(table, table.metadata().snapshots(), true).await
+pub async fn referenced(table: &Table, cache: &ManifestCache) -> Result<Referenced> {
+    reached(table, table.metadata().snapshots(), true, cache).await
 }
 
-/// What `snapshots` of `table` reach, reading each manifest once; data files count
-/// only where live unless `deleted_too` (a DELETED entry keeps no file, but it may be
-/// the last mention of one).
+/// What `snapshots` of `table` reach, reading each manifest list and manifest at most
+/// once (through `cache`); data files count only where live unless `deleted_too` (a
+/// DELETED entry keeps no file, but it may be the last mention of one).
 pub async fn reached<'a>(
     table: &Table,
     snapshots: impl Iterator<Item = &'a SnapshotRef>,
     deleted_too: bool,
+    cache: &ManifestCache,
 ) -> Result<Referenced> {
-    let md = table.metadata();
-    let io = table.file_io();
     let mut out = Referenced::default();
     for s in snapshots {
         out.lists.insert(s.manifest_list().to_string());
-        let bytes = io
-            .new_input(s.manifest_list())
-            .map_err(|e| error(table, "opening a manifest list", e))?
-            .read()
+        let list = cache
+            .list(table, s)
             .await
             .map_err(|e| error(table, "reading a manifest list", e))?;
-        let list = ManifestList::parse_with_version(&bytes, md.format_version())
-            .map_err(|e| error(table, "parsing a manifest list", e))?;
         for m in list.entries() {
-            if !out.manifests.insert(m.manifest_path.clone()) {
+            // Snapshots share most manifests: look before copying the path.
+            if out.manifests.contains(&m.manifest_path) {
                 continue;
             }
-            let manifest = m
-                .load_manifest(io)
+            out.manifests.insert(m.manifest_path.clone());
+            let manifest = cache
+                .manifest(table, m)
                 .await
                 .map_err(|e| error(table, "reading a manifest", e))?;
             let entries = manifest.entries().iter();
@@ -97,8 +95,12 @@ pub async fn reached<'a>(
 }
 
 /// The table's orphan data files, oldest first.
-pub async fn find_orphans(table: &Table, store: &StoreConfig) -> Result<Vec<OrphanFile>> {
-    let referenced = referenced(table).await?.files;
+pub async fn find_orphans(
+    table: &Table,
+    store: &StoreConfig,
+    cache: &ManifestCache,
+) -> Result<Vec<OrphanFile>> {
+    let referenced = referenced(table, cache).await?.files;
     unreferenced_under(table, store, "data", |l| {
         l.ends_with(".parquet") && !referenced.contains(l)
     })
@@ -107,8 +109,12 @@ pub async fn find_orphans(table: &Table, store: &StoreConfig) -> Result<Vec<Orph
 
 /// Metadata files no current state reaches, oldest first: metadata JSON files that left
 /// the metadata log, manifests and manifest lists of commits that never landed.
-pub async fn find_metadata_orphans(table: &Table, store: &StoreConfig) -> Result<Vec<OrphanFile>> {
-    let reached = referenced(table).await?;
+pub async fn find_metadata_orphans(
+    table: &Table,
+    store: &StoreConfig,
+    cache: &ManifestCache,
+) -> Result<Vec<OrphanFile>> {
+    let reached = referenced(table, cache).await?;
     let md = table.metadata();
     let known: HashSet<String> = md
         .metadata_log()
@@ -194,9 +200,10 @@ pub async fn remove_orphans(
     table: &Table,
     store: &StoreConfig,
     requested: Duration,
+    cache: &ManifestCache,
 ) -> Result<(Vec<OrphanFile>, Grace)> {
     let grace = safe_grace(table, requested)?;
-    let found = find_orphans(table, store).await?;
+    let found = find_orphans(table, store, cache).await?;
     let removed = remove_older(table, store, found, grace.keep_younger_than).await?;
     Ok((removed, grace))
 }
@@ -206,9 +213,10 @@ pub async fn remove_metadata_orphans(
     table: &Table,
     store: &StoreConfig,
     requested: Duration,
+    cache: &ManifestCache,
 ) -> Result<Vec<OrphanFile>> {
     let grace = safe_grace(table, requested)?;
-    let found = find_metadata_orphans(table, store).await?;
+    let found = find_metadata_orphans(table, store, cache).await?;
     remove_older(table, store, found, grace.keep_younger_than).await
 }
 

@@ -10,7 +10,7 @@
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use floe_catalog::OpenCatalog;
+use floe_catalog::{ManifestCache, OpenCatalog};
 use floe_sinks::{
     CompactionConfig, ExpiryConfig, MaintenanceConfig, MaintenanceReport, RetryPolicy, maintain,
 };
@@ -40,6 +40,8 @@ pub struct MaintainedTable {
     pub config: MaintenanceConfig,
     /// Time between passes.
     pub interval: Duration,
+    /// Manifests read by earlier passes (shared by clones).
+    pub cache: ManifestCache,
 }
 
 /// The pass settings of a table's `maintenance.*` options.
@@ -72,7 +74,10 @@ pub fn start(tables: Vec<MaintainedTable>, policy: RetryPolicy) -> Option<Mainta
         return None;
     }
     let (stop, stopped) = mpsc::channel::<()>();
+    // Its blocking pool (file reads and deletes) carries the same name, so the thread
+    // list shows all of maintenance's CPU.
     let runtime = match tokio::runtime::Builder::new_current_thread()
+        .thread_name("floe-maintenance")
         .enable_all()
         .build()
     {
@@ -136,9 +141,10 @@ pub async fn run_pass(t: &MaintainedTable, policy: &RetryPolicy) -> Option<Maint
             .load_table(&t.ident)
             .await
             .map_err(|e| floe_sinks::SinkError::iceberg(&name, "loading the table", e))?;
-        maintain(&t.catalog, table, &t.config, policy).await
+        maintain(&t.catalog, table, &t.config, policy, &t.cache).await
     }
     .await;
+    t.cache.end_pass();
     match result {
         Ok((_, report)) => {
             count(&name, &report);

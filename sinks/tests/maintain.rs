@@ -10,7 +10,7 @@ use arrow_schema::{DataType, Field, Schema};
 use floe_catalog::counts::{RecordCounts, job_counts};
 use floe_catalog::offsets::{COUNTS_KEY, latest_checkpoint};
 use floe_catalog::{
-    CatalogConfig, CatalogKind, OffsetMap, OpenCatalog, TopicPartition, open_catalog,
+    CatalogConfig, CatalogKind, ManifestCache, OffsetMap, OpenCatalog, TopicPartition, open_catalog,
 };
 use floe_sinks::{
     CommitRequest, CompactionConfig, ExpiryConfig, MAINTENANCE_KEY, MaintenanceConfig,
@@ -26,6 +26,8 @@ struct Fixture {
     _dir: tempfile::TempDir,
     lake: OpenCatalog,
     table: Table,
+    /// Shared by every pass of a test, as the job's maintenance thread shares one.
+    cache: ManifestCache,
 }
 
 async fn fixture() -> Fixture {
@@ -52,6 +54,7 @@ async fn fixture() -> Fixture {
         _dir: dir,
         lake,
         table,
+        cache: ManifestCache::default(),
     }
 }
 
@@ -141,9 +144,11 @@ async fn ids(lake: &OpenCatalog, table: &Table) -> Vec<i64> {
 
 /// One pass with `cfg` and the default retry policy.
 async fn pass(f: &Fixture, table: Table, cfg: &MaintenanceConfig) -> (Table, MaintenanceReport) {
-    maintain(&f.lake, table, cfg, &RetryPolicy::default())
+    let done = maintain(&f.lake, table, cfg, &RetryPolicy::default(), &f.cache)
         .await
-        .expect("maintenance pass")
+        .expect("maintenance pass");
+    f.cache.end_pass();
+    done
 }
 
 fn config(
@@ -282,6 +287,7 @@ async fn expiry_removes_the_files_only_expired_snapshots_reached() {
         before,
         &config(true, 100, Some(expiry)),
         &RetryPolicy::default(),
+        &f.cache,
     )
     .await
     .expect("maintain");
@@ -322,7 +328,7 @@ async fn a_replace_commit_whose_response_was_lost_is_found_not_repeated() {
         faults: Some(Arc::new(|fault: &str| fault == "compaction-lost-response")),
         ..RetryPolicy::default()
     };
-    let (after, report) = maintain(&f.lake, before, &config(true, 100, None), &policy)
+    let (after, report) = maintain(&f.lake, before, &config(true, 100, None), &policy, &f.cache)
         .await
         .expect("maintain");
     let c = report.compaction.expect("compacted");
@@ -413,14 +419,14 @@ async fn a_later_pass_never_reuses_an_earlier_passs_file_names() {
     let cfg = config(true, 100, None);
     let policy = RetryPolicy::default();
     let first = appended(&f, 6).await;
-    let (after_first, _) = maintain(&f.lake, first, &cfg, &policy)
+    let (after_first, _) = maintain(&f.lake, first, &cfg, &policy, &f.cache)
         .await
         .expect("first pass");
     let mut t = after_first;
     for c in 6..12 {
         t = append(&f.lake, t, c * 10, c * 10 + 10).await;
     }
-    let (after_second, report) = maintain(&f.lake, t, &cfg, &policy)
+    let (after_second, report) = maintain(&f.lake, t, &cfg, &policy, &f.cache)
         .await
         .expect("second pass");
     assert!(report.compaction.is_some());
@@ -433,5 +439,49 @@ async fn a_later_pass_never_reuses_an_earlier_passs_file_names() {
     assert_eq!(
         ids(&f.lake, &after_second).await,
         (0..120).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn the_manifest_cache_serves_what_it_read_and_drops_what_a_pass_left_unread() {
+    let f = fixture().await;
+    let t = appended(&f, 3).await;
+    let snapshots: Vec<_> = t.metadata().snapshots().cloned().collect();
+    for s in &snapshots {
+        f.cache.list(&t, s).await.expect("list");
+    }
+    let head = t.metadata().current_snapshot().expect("head").clone();
+    let manifest = f.cache.list(&t, &head).await.expect("list").entries()[0].clone();
+    f.cache.manifest(&t, &manifest).await.expect("manifest");
+    assert_eq!(f.cache.len(), (3, 1));
+    // Gone from the store, still served: a second read does not touch the file.
+    t.file_io()
+        .delete(head.manifest_list())
+        .await
+        .expect("delete");
+    f.cache.end_pass();
+    assert_eq!(
+        f.cache.len(),
+        (3, 1),
+        "all were read in the pass that ended"
+    );
+    let served = f.cache.list(&t, &head).await.expect("served from memory");
+    assert!(
+        served
+            .entries()
+            .iter()
+            .any(|m| m.manifest_path == manifest.manifest_path)
+    );
+    f.cache.end_pass();
+    assert_eq!(
+        f.cache.len(),
+        (1, 0),
+        "only the head's list was read in the last pass"
+    );
+    f.cache.end_pass();
+    assert!(f.cache.is_empty());
+    assert!(
+        f.cache.list(&t, &head).await.is_err(),
+        "dropped, so read from the store again, where it is gone"
     );
 }

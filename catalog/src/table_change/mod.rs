@@ -11,7 +11,8 @@
 //! ```text
 //!  TableChange { requirements (uuid, main == planned snapshot), updates (add-snapshot, set-ref) }
 //!        │
-//!        ├─ SQL catalog:  load current metadata ─▶ check requirements ─▶ apply updates
+//!        ├─ SQL catalog:  current metadata (the base's, when the row still points at it)
+//!        │                 ─▶ check requirements ─▶ apply updates
 //!        │                 ─▶ write vN+1.metadata.json
 //!        │                 ─▶ UPDATE iceberg_tables SET metadata_location = new
 //!        │                      WHERE … AND metadata_location = current   (0 rows: conflict)

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use iceberg::table::Table;
-use iceberg::{Catalog, Error, ErrorKind, MetadataLocation};
+use iceberg::{Catalog, Error, ErrorKind, MetadataLocation, Runtime};
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use tokio::sync::OnceCell;
@@ -63,7 +63,12 @@ impl SqlCommits {
         change: TableChange,
     ) -> iceberg::Result<Table> {
         let ident = base.identifier().clone();
-        let current = catalog.load_table(&ident).await?;
+        let pool = self.pool().await?;
+        // `base` is usually still current: then its metadata need not be read again.
+        let current = match self.location(pool, &ident).await {
+            Ok(Some(l)) if base.metadata_location() == Some(l.as_str()) => base.clone(),
+            _ => catalog.load_table(&ident).await?,
+        };
         let current_location = current.metadata_location_result()?.to_string();
         for requirement in &change.requirements {
             requirement.check(Some(current.metadata()))?;
@@ -81,7 +86,6 @@ impl SqlCommits {
             .with_new_metadata(&metadata);
         metadata.write_to(current.file_io(), &location).await?;
         let location = location.to_string();
-        let pool = self.pool().await?;
         let rows = self
             .swap(pool, &ident, &current_location, &location)
             .await
@@ -100,9 +104,47 @@ impl SqlCommits {
             )
             .with_retryable(true));
         }
-        // The committed state, as every reader will load it (a table cannot be built here:
-        // iceberg-rust's builder wants the catalog's runtime).
-        catalog.load_table(&ident).await
+        // The committed state: the metadata just written, as iceberg-catalog-sql's own
+        // commits return it.
+        Table::builder()
+            .file_io(current.file_io().clone())
+            .identifier(ident)
+            .metadata_location(location)
+            .metadata(metadata)
+            .runtime(Runtime::try_current()?)
+            .build()
+    }
+
+    /// Where the table's metadata is now, by the catalog's row.
+    async fn location(
+        &self,
+        pool: &AnyPool,
+        ident: &iceberg::TableIdent,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let query = format!(
+            "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = {} \
+             AND table_namespace = {} AND table_name = {} \
+             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)",
+            self.bind(1),
+            self.bind(2),
+            self.bind(3)
+        );
+        sqlx::query_scalar::<_, Option<String>>(&query)
+            .bind(&self.catalog_name)
+            .bind(ident.namespace().join("."))
+            .bind(ident.name())
+            .fetch_optional(pool)
+            .await
+            .map(Option::flatten)
+    }
+
+    /// The `n`th bind parameter in the database's syntax.
+    fn bind(&self, n: usize) -> String {
+        if self.dollar_binds {
+            format!("${n}")
+        } else {
+            "?".to_string()
+        }
     }
 
     /// Points the table at `new` if it still points at `current`; returns the rows changed.
@@ -113,13 +155,7 @@ impl SqlCommits {
         current: &str,
         new: &str,
     ) -> Result<u64, sqlx::Error> {
-        let p = |n: usize| {
-            if self.dollar_binds {
-                format!("${n}")
-            } else {
-                "?".to_string()
-            }
-        };
+        let p = |n: usize| self.bind(n);
         let query = format!(
             "UPDATE iceberg_tables SET metadata_location = {}, previous_metadata_location = {} \
              WHERE catalog_name = {} AND table_namespace = {} AND table_name = {} \

@@ -15,6 +15,7 @@ use crate::setup::{
     catalog_of, dead_letter_tables, load_job_for_catalogs, open_catalogs, resolve_table,
     table_ident,
 };
+use floe_catalog::ManifestCache;
 use floe_catalog::orphans::find_orphans;
 
 /// Prints what the catalog knows about `table` (as named in the job) and, for the job,
@@ -151,7 +152,7 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
             }
         }
     }
-    let orphans = find_orphans(&t, &cat.store).await?;
+    let orphans = find_orphans(&t, &cat.store, &ManifestCache::default()).await?;
     if !orphans.is_empty() {
         println!();
         println!(

@@ -23,6 +23,7 @@ pub async fn maintain(job_path: &Path, table: &str, dry_run: bool) -> Result<()>
         config: config_for(&job, &name),
         interval: std::time::Duration::ZERO,
         name: name.clone(),
+        cache: floe_catalog::ManifestCache::default(),
     };
     if dry_run {
         let loaded = cat

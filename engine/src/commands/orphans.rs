@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use floe_catalog::ManifestCache;
 use floe_catalog::orphans::{find_orphans, remove_orphans};
 
 use crate::error::{EngineError, Result};
@@ -20,7 +21,7 @@ pub async fn orphans(job_path: &Path, table: &str, remove: bool, grace: Duration
         .load_table(&table_ident(&name)?)
         .await
         .map_err(|e| EngineError::Other(format!("table {name}: {e}")))?;
-    let found = find_orphans(&t, &cat.store).await?;
+    let found = find_orphans(&t, &cat.store, &ManifestCache::default()).await?;
     if found.is_empty() {
         println!("{name}: no orphan data files");
         return Ok(());
@@ -41,7 +42,8 @@ pub async fn orphans(job_path: &Path, table: &str, remove: bool, grace: Duration
         );
         return Ok(());
     }
-    let (removed, applied) = remove_orphans(&t, &cat.store, grace).await?;
+    let (removed, applied) =
+        remove_orphans(&t, &cat.store, grace, &ManifestCache::default()).await?;
     if let Some((job, interval)) = &applied.slowest_writer {
         println!(
             "kept orphans younger than {}s: job '{job}' commits this table every {}s, so its newest files may still be committed",

@@ -147,6 +147,7 @@ fn maintained_tables(
                 catalog: catalog_of(catalogs, name)?.clone(),
                 config: config_of(m, def.options.target_file_size, &job.name),
                 interval: m.interval,
+                cache: floe_catalog::ManifestCache::default(),
             });
         }
     }

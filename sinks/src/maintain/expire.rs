@@ -13,8 +13,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use floe_catalog::OpenCatalog;
 use floe_catalog::orphans::reached;
+use floe_catalog::{ManifestCache, OpenCatalog};
 use iceberg::spec::SnapshotRef;
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
@@ -49,6 +49,7 @@ pub(crate) async fn expire(
     table: Table,
     config: &ExpiryConfig,
     policy: &RetryPolicy,
+    cache: &ManifestCache,
 ) -> Result<(Table, ExpiryOutcome)> {
     let name = table.identifier().to_string();
     let err = |ctx: &str, e| SinkError::iceberg(&name, ctx.to_string(), e);
@@ -93,8 +94,8 @@ pub(crate) async fn expire(
     if gone.is_empty() {
         return Ok((after, ExpiryOutcome::default()));
     }
-    let retained = reached(&after, after.metadata().snapshots(), false).await?;
-    let freed = reached(&base, gone.iter().copied(), true).await?;
+    let retained = reached(&after, after.metadata().snapshots(), false, cache).await?;
+    let freed = reached(&base, gone.iter().copied(), true, cache).await?;
     let mut removed = 0;
     for (freed, kept) in [
         (&freed.files, &retained.files),

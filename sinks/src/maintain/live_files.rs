@@ -1,5 +1,6 @@
 //! What a table's current snapshot is made of: its manifests and their entries.
 
+use floe_catalog::ManifestCache;
 use iceberg::spec::{DataContentType, ManifestContentType, ManifestEntryRef, ManifestFile};
 use iceberg::table::Table;
 
@@ -26,24 +27,33 @@ impl ManifestContents {
     }
 }
 
-/// Every manifest of `table`'s current snapshot, read (none for an empty table).
-pub(crate) async fn current_manifests(table: &Table) -> iceberg::Result<Vec<ManifestContents>> {
+/// Every manifest of `table`'s current snapshot, read through `cache` (none for an
+/// empty table).
+pub(crate) async fn current_manifests(
+    table: &Table,
+    cache: &ManifestCache,
+) -> iceberg::Result<Vec<ManifestContents>> {
     let Some(snapshot) = table.metadata().current_snapshot() else {
         return Ok(vec![]);
     };
-    let list = table.manifest_list_reader(snapshot).load().await?;
+    let list = cache.list(table, snapshot).await?;
     let mut out = Vec::with_capacity(list.entries().len());
-    for file in list.consume_entries() {
-        let manifest = file.load_manifest(table.file_io()).await?;
-        let (entries, _) = manifest.into_parts();
-        out.push(ManifestContents { file, entries });
+    for file in list.entries() {
+        let manifest = cache.manifest(table, file).await?;
+        out.push(ManifestContents {
+            file: file.clone(),
+            entries: manifest.entries().to_vec(),
+        });
     }
     Ok(out)
 }
 
 /// [`current_manifests`], with the table named in the error.
-pub(crate) async fn manifests_of(table: &Table) -> crate::error::Result<Vec<ManifestContents>> {
-    current_manifests(table).await.map_err(|e| {
+pub(crate) async fn manifests_of(
+    table: &Table,
+    cache: &ManifestCache,
+) -> crate::error::Result<Vec<ManifestContents>> {
+    current_manifests(table, cache).await.map_err(|e| {
         crate::error::SinkError::iceberg(table.identifier(), "reading the manifests", e)
     })
 }

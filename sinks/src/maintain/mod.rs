@@ -24,10 +24,10 @@ mod replace;
 
 use std::time::Duration;
 
-use floe_catalog::OpenCatalog;
 use floe_catalog::orphans::{
     find_metadata_orphans, find_orphans, remove_metadata_orphans, remove_orphans,
 };
+use floe_catalog::{ManifestCache, OpenCatalog};
 use iceberg::table::Table;
 use tracing::info;
 
@@ -105,17 +105,20 @@ pub struct MaintenancePlan {
 }
 
 /// Runs one pass on `table` (freshly loaded) and returns the table as it left it.
+/// Manifests are read through `cache`; a caller that runs passes repeatedly keeps one
+/// cache per table and calls [`ManifestCache::end_pass`] after each.
 pub async fn maintain(
     catalog: &OpenCatalog,
     table: Table,
     config: &MaintenanceConfig,
     policy: &RetryPolicy,
+    cache: &ManifestCache,
 ) -> Result<(Table, MaintenanceReport)> {
     let name = table.identifier().to_string();
     let mut report = MaintenanceReport::default();
     let mut table = table;
     if let Some(c) = &config.compaction {
-        match compact_once(catalog, table.clone(), c, config, policy).await {
+        match compact_once(catalog, table.clone(), c, config, policy, cache).await {
             Ok((t, r)) => {
                 table = t;
                 report.compaction = r;
@@ -129,18 +132,19 @@ pub async fn maintain(
         }
     }
     if report.compaction.is_none() {
-        let (t, merged) = merge_manifests(catalog, table, config.max_manifests, policy).await?;
+        let (t, merged) =
+            merge_manifests(catalog, table, config.max_manifests, policy, cache).await?;
         table = t;
         report.manifests = merged;
     }
     if let Some(e) = &config.expiry {
-        let (t, outcome) = expire::expire(catalog, table, e, policy).await?;
+        let (t, outcome) = expire::expire(catalog, table, e, policy, cache).await?;
         table = t;
         report.expiry = outcome;
     }
     if let Some(age) = config.orphan_age {
-        let (data, _) = remove_orphans(&table, &catalog.store, age).await?;
-        let metadata = remove_metadata_orphans(&table, &catalog.store, age).await?;
+        let (data, _) = remove_orphans(&table, &catalog.store, age, cache).await?;
+        let metadata = remove_metadata_orphans(&table, &catalog.store, age, cache).await?;
         report.orphans_removed = data.len() + metadata.len();
     }
     Ok((table, report))
@@ -152,8 +156,9 @@ async fn compact_once(
     c: &CompactionConfig,
     config: &MaintenanceConfig,
     policy: &RetryPolicy,
+    cache: &ManifestCache,
 ) -> Result<(Table, Option<CompactionReport>)> {
-    let manifests = manifests_of(&table).await?;
+    let manifests = manifests_of(&table, cache).await?;
     if has_live_deletes(&manifests) {
         return Ok((table, None));
     }
@@ -174,7 +179,8 @@ async fn compact_once(
         added,
         kind: "compaction",
     };
-    let (t, commit) = commit_replace(catalog, table, &r, config.max_manifests, policy).await?;
+    let (t, commit) =
+        commit_replace(catalog, table, &r, config.max_manifests, policy, cache).await?;
     let bytes = |fs: &[iceberg::spec::DataFile]| fs.iter().map(|f| f.file_size_in_bytes()).sum();
     let report = CompactionReport {
         files_in: r.removed.len(),
@@ -193,8 +199,9 @@ async fn merge_manifests(
     table: Table,
     max_manifests: usize,
     policy: &RetryPolicy,
+    cache: &ManifestCache,
 ) -> Result<(Table, Option<ReplaceOutcome>)> {
-    let manifests = manifests_of(&table).await?;
+    let manifests = manifests_of(&table, cache).await?;
     let dead = manifests
         .iter()
         .any(|m| m.entries.iter().all(|e| !e.is_alive()));
@@ -205,7 +212,7 @@ async fn merge_manifests(
         kind: "manifests",
         ..Replacement::default()
     };
-    let (t, outcome) = commit_replace(catalog, table, &r, max_manifests, policy).await?;
+    let (t, outcome) = commit_replace(catalog, table, &r, max_manifests, policy, cache).await?;
     Ok((t, Some(outcome)))
 }
 
@@ -215,7 +222,8 @@ pub async fn plan(
     table: &Table,
     config: &MaintenanceConfig,
 ) -> Result<MaintenancePlan> {
-    let manifests = manifests_of(table).await?;
+    let cache = ManifestCache::default();
+    let manifests = manifests_of(table, &cache).await?;
     let mut plan = MaintenancePlan {
         manifests: manifests.len(),
         snapshots: table.metadata().snapshots().count(),
@@ -246,8 +254,8 @@ pub async fn plan(
     }
     if let Some(age) = config.orphan_age {
         let grace = floe_catalog::orphans::safe_grace(table, age)?.keep_younger_than;
-        let mut all = find_orphans(table, &catalog.store).await?;
-        all.extend(find_metadata_orphans(table, &catalog.store).await?);
+        let mut all = find_orphans(table, &catalog.store, &cache).await?;
+        all.extend(find_metadata_orphans(table, &catalog.store, &cache).await?);
         plan.orphans = (all.len(), all.iter().filter(|f| f.age >= grace).count());
     }
     Ok(plan)

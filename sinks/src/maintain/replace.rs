@@ -28,9 +28,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use floe_catalog::OpenCatalog;
-use floe_catalog::is_transient;
 use floe_catalog::table_change::TableChange;
+use floe_catalog::{ManifestCache, OpenCatalog, is_transient};
 use iceberg::ErrorKind;
 use iceberg::spec::{
     DataFile, FormatVersion, ManifestEntryRef, ManifestFile, ManifestListWriter,
@@ -81,13 +80,14 @@ pub(crate) async fn commit_replace(
     r: &Replacement,
     max_manifests: usize,
     policy: &RetryPolicy,
+    cache: &ManifestCache,
 ) -> Result<(Table, ReplaceOutcome)> {
     let name = table.identifier().to_string();
     let started = Instant::now();
     let mut backoff = policy.min_backoff;
     let (mut base, mut conflicts) = (table, 0u32);
     loop {
-        let manifests = manifests_of(&base).await?;
+        let manifests = manifests_of(&base, cache).await?;
         check_still_live(&name, &manifests, &r.removed)?;
         let planned_on = base.metadata().current_snapshot_id();
         let (snapshot, after) = build_snapshot(&base, &manifests, r, max_manifests)
