@@ -6,7 +6,9 @@
 //! Every `--long-run-every` commits of a job, the run records the commit latency (p50 and
 //! p99 over those commits), the table's shape as PyIceberg sees it (snapshots, manifests,
 //! live data files, metadata.json size) and the time PyIceberg takes to plan and to read
-//! the table; at the end, the share of the job's CPU that its maintenance thread used.
+//! the table; at the end, the share of the job's CPU that its maintenance threads used
+//! (from `/proc`), and per step (compaction, expiry, …) from the job's own
+//! `floe_maintenance_cpu_seconds_total`.
 //!
 //! The unmaintained job and the sampler run at the lowest CPU priority (`nice -n 19`):
 //! the unmaintained table's ever-growing metadata and PyIceberg's reads of it would
@@ -47,6 +49,8 @@ struct Job {
     child: Child,
     commit_ms: Arc<Mutex<Vec<f64>>>,
     samples: Vec<Value>,
+    /// Where the job serves its metrics.
+    metrics_port: u16,
 }
 
 const TOPIC: &str = "bids";
@@ -95,6 +99,9 @@ pub fn run(floe: &Path, repo: &Path, python: &Path, spec: &LongRunSpec) -> Resul
             if let Some(status) = job.child.try_wait()? {
                 bail!("the {} job exited early: {status}", job.mode);
             }
+            if job.mode == "maintenance off" {
+                prune_superseded_metadata(&job.home);
+            }
             let made = job.commit_ms.lock().map_or(0, |c| c.len() as u64);
             let sampled = job.samples.len() as u64 * spec.every;
             if made >= sampled + spec.every && sampled < spec.commits {
@@ -134,7 +141,12 @@ fn jobs_json(jobs: &[Job]) -> serde_json::Map<String, Value> {
         let cpu = cpu_shares(job.child.id());
         results.insert(
             job.mode.into(),
-            json!({"samples": job.samples, "cpu_seconds": cpu.0, "maintenance_cpu_seconds": cpu.1}),
+            json!({
+                "samples": job.samples,
+                "cpu_seconds": cpu.0,
+                "maintenance_cpu_seconds": cpu.1,
+                "maintenance_step_cpu_seconds": step_cpu(job.metrics_port),
+            }),
         );
     }
     results
@@ -176,6 +188,7 @@ fn start_job(
     on: &str,
     home: PathBuf,
 ) -> Result<Job> {
+    let metrics_port = crate::scraper::free_port()?;
     let mut command = if on == "true" {
         Command::new(floe)
     } else {
@@ -188,6 +201,7 @@ fn start_job(
         .env("KAFKA_BOOTSTRAP", bootstrap)
         .env("BENCH_GROUP", format!("long-run-{on}"))
         .env("MAINTENANCE", on)
+        .env("FLOE_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
         .env("FLOE_LOG", "info,iceberg=warn,sqlx=warn,datafusion=warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -213,7 +227,43 @@ fn start_job(
         child,
         commit_ms,
         samples: vec![],
+        metrics_port,
     })
+}
+
+/// Superseded `metadata.json` files the unmaintained table leaves behind (its orphan
+/// cleanup is off), all but the newest few: the JSON grows with every commit and is
+/// written anew each time, so 10 000 commits would leave about 45 GB of them.
+fn prune_superseded_metadata(home: &Path) {
+    const KEEP: usize = 8;
+    let dir = home.join("warehouse/bench/long_run/metadata");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    // Named `{version:05}-{uuid}.metadata.json`: the name orders them.
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".metadata.json"))
+        .collect();
+    names.sort_unstable();
+    let superseded = names.len().saturating_sub(KEEP);
+    for name in &names[..superseded] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+}
+
+/// The maintenance CPU of the benchmark table per step, by the job's own metrics.
+fn step_cpu(port: u16) -> Value {
+    let Some(text) = crate::scraper::metrics_text(port) else {
+        return Value::Null;
+    };
+    let steps = ["compaction", "manifests", "expiry", "orphans"].map(|step| {
+        let with = [("table", "lake.bench.long_run"), ("kind", step)];
+        let secs = crate::scraper::metric_sum(&text, "floe_maintenance_cpu_seconds_total", &with);
+        (step.to_string(), json!(secs))
+    });
+    Value::Object(steps.into_iter().collect())
 }
 
 /// The sample after commits `from..from + every` of `job`.
@@ -332,5 +382,15 @@ fn print_table(doc: &Value) {
             "{mode}: {cpu:.1} CPU seconds, {m:.1} of them maintenance ({:.1} %)",
             100.0 * m / cpu.max(1e-9)
         );
+        if let Some(steps) = j["maintenance_step_cpu_seconds"].as_object() {
+            let shares: Vec<String> = steps
+                .iter()
+                .map(|(step, secs)| {
+                    let secs = secs.as_f64().unwrap_or(0.0);
+                    format!("{step} {secs:.1} s ({:.1} %)", 100.0 * secs / cpu.max(1e-9))
+                })
+                .collect();
+            println!("{mode}: by step: {}", shares.join(", "));
+        }
     }
 }

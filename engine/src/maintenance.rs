@@ -173,6 +173,11 @@ fn count(name: &str, r: &MaintenanceReport) {
             m.add(&[name, kind], 1.0);
         }
     }
+    for (step, cpu) in r.cpu.steps() {
+        metrics()
+            .maintenance_cpu
+            .add(&[name, step], cpu.as_secs_f64());
+    }
 }
 
 fn log(name: &str, r: &MaintenanceReport, took: Duration) {

@@ -16,7 +16,7 @@ pub use dead_letter::{DeadLetter, DeadLetterBatch, dead_letter_schema, dead_lett
 pub use error::{Result, SinkError};
 pub use maintain::{
     CompactionConfig, CompactionReport, ExpiryConfig, ExpiryOutcome, MAINTENANCE_KEY,
-    MaintenanceConfig, MaintenancePlan, MaintenanceReport, ReplaceOutcome, maintain,
+    MaintenanceConfig, MaintenancePlan, MaintenanceReport, ReplaceOutcome, StepCpu, maintain,
     plan as plan_maintenance,
 };
 pub use table_spec::{TableSpec, check_compatible, ensure_table};

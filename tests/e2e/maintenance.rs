@@ -10,7 +10,7 @@ use crate::fixture::{
     expected_clean_ids, orders_job_of, produced, sqlite_catalog, succeeded, wait_until,
 };
 use crate::pyiceberg::{ids_of, read_with_duckdb, read_with_pyiceberg};
-use crate::scrape::{free_port, scrape, sum};
+use crate::scrape::{free_port, has, scrape, sum};
 
 /// Maintenance that acts within seconds: a pass every 2 s, partitions compacted from 4
 /// small files, manifests merged past 4, snapshots kept for 1 s (at least 2).
@@ -103,6 +103,11 @@ fn a_running_job_keeps_its_tables_compact_and_its_snapshots_few() {
             && compactions("lake.sales.big_orders") >= 1.0),
         "the passes are counted: {}",
         log.text()
+    );
+    let cpu = [("table", "lake.sales.orders_clean"), ("kind", "compaction")];
+    assert!(
+        has(&scrape(port), "floe_maintenance_cpu_seconds_total", &cpu),
+        "compaction's CPU is exported"
     );
     assert!(child.wait().expect("floe run").success(), "{}", log.text());
     let text = log.text();

@@ -56,6 +56,8 @@ pub struct Metrics {
     pub last_commit: Family,
     /// Maintenance steps that changed a table, per table and kind.
     pub maintenance_runs: Family,
+    /// CPU seconds of maintenance, per table and step.
+    pub maintenance_cpu: Family,
 }
 
 impl Metrics {
@@ -187,10 +189,16 @@ impl Metrics {
                 Counter,
                 TK,
             ),
+            maintenance_cpu: Family::new(
+                "floe_maintenance_cpu_seconds_total",
+                "CPU seconds the maintenance thread spent per table and step (compaction, manifests, expiry, orphans), read from the thread's clock ticks.",
+                Counter,
+                TK,
+            ),
         }
     }
 
-    fn families(&self) -> [&Family; 21] {
+    fn families(&self) -> [&Family; 22] {
         [
             &self.records_read,
             &self.read_bytes,
@@ -213,6 +221,7 @@ impl Metrics {
             &self.newest_committed_record,
             &self.last_commit,
             &self.maintenance_runs,
+            &self.maintenance_cpu,
         ]
     }
 

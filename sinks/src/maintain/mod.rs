@@ -18,6 +18,7 @@
 //! orphans that a later pass removes.
 
 mod compact;
+mod cpu;
 mod expire;
 mod live_files;
 mod replace;
@@ -32,6 +33,7 @@ use iceberg::table::Table;
 use tracing::info;
 
 pub use compact::CompactionConfig;
+pub use cpu::StepCpu;
 pub use expire::{ExpiryConfig, ExpiryOutcome};
 pub use replace::{MAINTENANCE_KEY, ReplaceOutcome};
 
@@ -85,6 +87,8 @@ pub struct MaintenanceReport {
     pub expiry: ExpiryOutcome,
     /// Orphan files removed (data and metadata).
     pub orphans_removed: usize,
+    /// CPU per step (see [`StepCpu`] for when it means something).
+    pub cpu: StepCpu,
 }
 
 /// What a pass would do now (`floe maintain --dry-run`).
@@ -117,6 +121,7 @@ pub async fn maintain(
     let name = table.identifier().to_string();
     let mut report = MaintenanceReport::default();
     let mut table = table;
+    let mut clock = cpu::StepClock::start();
     if let Some(c) = &config.compaction {
         match compact_once(catalog, table.clone(), c, config, policy, cache).await {
             Ok((t, r)) => {
@@ -130,22 +135,26 @@ pub async fn maintain(
             }
             Err(e) => return Err(e),
         }
+        report.cpu.compaction = Some(clock.lap());
     }
     if report.compaction.is_none() {
         let (t, merged) =
             merge_manifests(catalog, table, config.max_manifests, policy, cache).await?;
         table = t;
         report.manifests = merged;
+        report.cpu.manifests = Some(clock.lap());
     }
     if let Some(e) = &config.expiry {
         let (t, outcome) = expire::expire(catalog, table, e, policy, cache).await?;
         table = t;
         report.expiry = outcome;
+        report.cpu.expiry = Some(clock.lap());
     }
     if let Some(age) = config.orphan_age {
         let (data, _) = remove_orphans(&table, &catalog.store, age, cache).await?;
         let metadata = remove_metadata_orphans(&table, &catalog.store, age, cache).await?;
         report.orphans_removed = data.len() + metadata.len();
+        report.cpu.orphans = Some(clock.lap());
     }
     Ok((table, report))
 }
