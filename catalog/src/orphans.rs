@@ -128,6 +128,43 @@ pub async fn find_metadata_orphans(
     unreferenced_under(table, store, "metadata", |l| ours(l) && !known.contains(l)).await
 }
 
+/// Removes the `metadata.json` files older than every version the metadata log still
+/// names (the log keeps `write.metadata.previous-versions-max`, 100 by default). Nothing
+/// reaches them and no writer can commit them again (a commit swaps from the current
+/// version), so no grace applies: this is what Iceberg's
+/// `write.metadata.delete-after-commit.enabled` does, which iceberg-rust's catalogs do
+/// not. Without it, a table committed every 2 s would keep a day of multi-megabyte
+/// JSON files until the orphan cleanup reached them. Names that carry no version
+/// (`{version:05}-{uuid}.metadata.json`) are left to the orphan cleanup.
+pub async fn remove_superseded_metadata(
+    table: &Table,
+    store: &StoreConfig,
+) -> Result<Vec<OrphanFile>> {
+    let md = table.metadata();
+    let floor = md
+        .metadata_log()
+        .iter()
+        .map(|l| l.metadata_file.as_str())
+        .chain(table.metadata_location())
+        .filter_map(metadata_version)
+        .min();
+    let Some(floor) = floor else {
+        return Ok(vec![]);
+    };
+    let found = unreferenced_under(table, store, "metadata", |l| {
+        metadata_version(l).is_some_and(|v| v < floor)
+    })
+    .await?;
+    remove_older(table, store, found, Duration::ZERO).await
+}
+
+/// The version in a `{version}-{uuid}.metadata.json` file name.
+fn metadata_version(location: &str) -> Option<u64> {
+    let name = location.rsplit('/').next()?;
+    let stem = name.strip_suffix(".metadata.json")?;
+    stem.split_once('-')?.0.parse().ok()
+}
+
 /// Files under the table's `dir` that `orphan` picks, oldest first.
 async fn unreferenced_under(
     table: &Table,
@@ -244,4 +281,20 @@ async fn remove_older(
         removed.push(f);
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metadata_version;
+
+    #[test]
+    fn metadata_versions_come_from_the_file_name() {
+        let l = "s3://b/wh/t/metadata/00042-1b4e28ba-2fa1-11d2-883f-0016d3cca427.metadata.json";
+        assert_eq!(metadata_version(l), Some(42));
+        assert_eq!(
+            metadata_version("file:///t/metadata/v3.metadata.json"),
+            None
+        );
+        assert_eq!(metadata_version("file:///t/metadata/snap-1-0-x.avro"), None);
+    }
 }

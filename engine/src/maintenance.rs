@@ -189,8 +189,9 @@ fn log(name: &str, r: &MaintenanceReport, took: Duration) {
     if let Some(m) = &r.manifests {
         info!(table = %name, before = m.manifests.0, after = m.manifests.1, snapshot_id = m.snapshot_id, "merged manifests");
     }
-    if r.expiry.expired > 0 || r.orphans_removed > 0 {
+    if r.expiry.expired > 0 || r.orphans_removed > 0 || r.superseded_removed > 0 {
         info!(table = %name, expired = r.expiry.expired, files_removed = r.expiry.files_removed,
-            orphans_removed = r.orphans_removed, took_ms = took.as_millis() as u64, "expired snapshots");
+            superseded_metadata_removed = r.superseded_removed, orphans_removed = r.orphans_removed,
+            took_ms = took.as_millis() as u64, "expired snapshots");
     }
 }

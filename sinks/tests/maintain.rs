@@ -485,3 +485,51 @@ async fn the_manifest_cache_serves_what_it_read_and_drops_what_a_pass_left_unrea
         "dropped, so read from the store again, where it is gone"
     );
 }
+
+/// The `metadata.json` files in the table's metadata directory.
+fn metadata_files(table: &Table) -> Vec<String> {
+    let dir = table
+        .metadata()
+        .location()
+        .trim_start_matches("file://")
+        .to_string()
+        + "/metadata";
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("metadata dir")
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".metadata.json"))
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+#[tokio::test]
+async fn a_pass_removes_metadata_files_older_than_the_metadata_log() {
+    let f = fixture().await;
+    // The log keeps 100 previous versions; 110 commits push the first ones out of it.
+    let t = appended(&f, 110).await;
+    let before = metadata_files(&t);
+    let logged: Vec<String> = t
+        .metadata()
+        .metadata_log()
+        .iter()
+        .map(|l| l.metadata_file.clone())
+        .chain(t.metadata_location().map(str::to_string))
+        .filter_map(|l| l.rsplit('/').next().map(str::to_string))
+        .collect();
+    assert_eq!(logged.len(), 101);
+    assert!(before.len() > logged.len(), "{} files", before.len());
+    // Manifests are not merged (1 000 allowed), so the pass commits nothing.
+    let (after, report) = pass(&f, t, &config(false, 1000, None)).await;
+    let mut kept = metadata_files(&after);
+    let mut expected = logged.clone();
+    expected.sort_unstable();
+    kept.sort_unstable();
+    assert_eq!(
+        kept, expected,
+        "exactly the logged versions and the current one remain"
+    );
+    assert_eq!(report.superseded_removed, before.len() - logged.len());
+    assert_eq!(ids(&f.lake, &after).await, (0..1100).collect::<Vec<_>>());
+}

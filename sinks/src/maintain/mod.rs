@@ -9,7 +9,8 @@
 //!    in the same commit when it runs);
 //! 3. **snapshot expiry** ([`expire`]) by age and count, removing the files only expired
 //!    snapshots reached;
-//! 4. **orphan cleanup**: data and metadata files no snapshot reaches, older than the
+//! 4. **superseded metadata**: `metadata.json` files older than the metadata log;
+//! 5. **orphan cleanup**: data and metadata files no snapshot reaches, older than the
 //!    safe grace (`floe_catalog::orphans`).
 //!
 //! A pass never touches the job's checkpoint or replay ledger (table properties), and a
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use floe_catalog::orphans::{
     find_metadata_orphans, find_orphans, remove_metadata_orphans, remove_orphans,
+    remove_superseded_metadata,
 };
 use floe_catalog::{ManifestCache, OpenCatalog};
 use iceberg::table::Table;
@@ -87,6 +89,8 @@ pub struct MaintenanceReport {
     pub expiry: ExpiryOutcome,
     /// Orphan files removed (data and metadata).
     pub orphans_removed: usize,
+    /// `metadata.json` files older than the metadata log removed.
+    pub superseded_removed: usize,
     /// CPU per step (see [`StepCpu`] for when it means something).
     pub cpu: StepCpu,
 }
@@ -150,6 +154,9 @@ pub async fn maintain(
         report.expiry = outcome;
         report.cpu.expiry = Some(clock.lap());
     }
+    report.superseded_removed = remove_superseded_metadata(&table, &catalog.store)
+        .await?
+        .len();
     if let Some(age) = config.orphan_age {
         let (data, _) = remove_orphans(&table, &catalog.store, age, cache).await?;
         let metadata = remove_metadata_orphans(&table, &catalog.store, age, cache).await?;
