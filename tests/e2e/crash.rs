@@ -95,17 +95,7 @@ fn a_crash_between_writing_files_and_committing_loses_nothing() {
     assert_exactly_once(&lake, total);
 
     // The aborted commit left its files behind: orphans, listed and safely removed.
-    let orphans = |table: &str, args: &[&str]| {
-        let out = crate::fixture::succeeded(
-            crate::fixture::floe()
-                .args(["orphans", "--job"])
-                .arg(&lake.job)
-                .arg(table)
-                .args(args),
-            "floe orphans",
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let orphans = |table: &str, args: &[&str]| lake.table_command("orphans", table, args);
     let tables = ["lake.sales.orders_clean", "lake.sales.big_orders"];
     let with_orphans: Vec<&str> = tables
         .into_iter()

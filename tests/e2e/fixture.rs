@@ -490,13 +490,18 @@ impl Lake {
 
     /// `floe maintain` on `table` with `extra` arguments; its standard output.
     pub fn maintain(&self, table: &str, extra: &[&str]) -> String {
+        self.table_command("maintain", table, extra)
+    }
+
+    /// `floe COMMAND --job JOB TABLE EXTRA…`, which must succeed; its standard output.
+    pub fn table_command(&self, command: &str, table: &str, extra: &[&str]) -> String {
         let out = succeeded(
             self.floe()
-                .args(["maintain", "--job"])
+                .args([command, "--job"])
                 .arg(&self.job)
                 .arg(table)
                 .args(extra),
-            "floe maintain",
+            &format!("floe {command}"),
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
