@@ -59,6 +59,7 @@ pub fn config_of(m: &MaintenanceOptions, target_file_size: u64, job: &str) -> Ma
         }),
         orphan_age: Some(m.orphan_age),
         file_prefix: format!("{job}-compacted"),
+        publish_to: None,
     }
 }
 

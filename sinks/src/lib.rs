@@ -8,6 +8,7 @@ mod dead_letter;
 mod error;
 mod fenced_catalog;
 mod maintain;
+mod newest_table;
 mod table_spec;
 mod writer;
 
@@ -19,5 +20,6 @@ pub use maintain::{
     MaintenanceConfig, MaintenancePlan, MaintenanceReport, ReplaceOutcome, StepCpu, maintain,
     plan as plan_maintenance,
 };
+pub use newest_table::NewestTable;
 pub use table_spec::{TableSpec, check_compatible, ensure_table};
 pub use writer::{TableWriter, WriterConfig, write_schema};

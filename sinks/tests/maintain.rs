@@ -13,9 +13,9 @@ use floe_catalog::{
     CatalogConfig, CatalogKind, ManifestCache, OffsetMap, OpenCatalog, TopicPartition, open_catalog,
 };
 use floe_sinks::{
-    CommitRequest, CompactionConfig, ExpiryConfig, MAINTENANCE_KEY, MaintenanceConfig,
-    MaintenanceReport, RetryPolicy, TableSpec, TableWriter, WriterConfig, commit, ensure_table,
-    maintain,
+    CommitOutcome, CommitRequest, CompactionConfig, ExpiryConfig, MAINTENANCE_KEY,
+    MaintenanceConfig, MaintenanceReport, NewestTable, RetryPolicy, TableSpec, TableWriter,
+    WriterConfig, commit, ensure_table, maintain,
 };
 use futures::TryStreamExt;
 use iceberg::TableIdent;
@@ -82,6 +82,15 @@ fn at(offset: i64) -> OffsetMap {
 /// Commits ids `from..to` as the job would, reading offsets `from..to`; each commit
 /// counts one record the SELECT filtered out.
 async fn append(lake: &OpenCatalog, table: Table, from: i64, to: i64) -> Table {
+    append_with_outcome(lake, table, from, to).await.0
+}
+
+async fn append_with_outcome(
+    lake: &OpenCatalog,
+    table: Table,
+    from: i64,
+    to: i64,
+) -> (Table, CommitOutcome) {
     let ids: Vec<i64> = (from..to).collect();
     let counts = RecordCounts {
         filtered: 1,
@@ -97,10 +106,9 @@ async fn append(lake: &OpenCatalog, table: Table, from: i64, to: i64) -> Table {
         commit_interval: Duration::from_secs(1),
         table_properties: Default::default(),
     };
-    let (t, _) = commit(&lake.catalog, table, &req, &RetryPolicy::default())
+    commit(&lake.catalog, table, &req, &RetryPolicy::default())
         .await
-        .expect("append");
-    t
+        .expect("append")
 }
 
 /// `commits` appends of 10 ids each.
@@ -166,6 +174,7 @@ fn config(
         expiry,
         orphan_age: None,
         file_prefix: "compacted".into(),
+        publish_to: None,
     }
 }
 
@@ -532,4 +541,43 @@ async fn a_pass_removes_metadata_files_older_than_the_metadata_log() {
     );
     assert_eq!(report.superseded_removed, before.len() - logged.len());
     assert_eq!(ids(&f.lake, &after).await, (0..1100).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_job_commit_after_a_pass_plans_on_the_state_the_pass_published() {
+    let f = fixture().await;
+    let expiry = ExpiryConfig {
+        max_age: Duration::ZERO,
+        min_snapshots: 2,
+    };
+    // Without the hand-over, the job's next commit meets the pass's commits as a conflict.
+    let stale = appended(&f, 6).await;
+    let (_, report) = pass(&f, stale.clone(), &config(true, 100, Some(expiry.clone()))).await;
+    assert!(report.compaction.is_some() && report.expiry.expired > 0);
+    let (stale, outcome) = append_with_outcome(&f.lake, stale, 60, 70).await;
+    assert_eq!(outcome.conflicts, 1, "a stale base conflicts");
+
+    let newest = NewestTable::default();
+    newest.offer(&stale);
+    let stale = append(&f.lake, stale, 70, 80).await;
+    let stale = append(&f.lake, stale, 80, 90).await;
+    let cfg = MaintenanceConfig {
+        publish_to: Some(newest.clone()),
+        ..config(true, 100, Some(expiry))
+    };
+    let (after, report) = pass(&f, stale.clone(), &cfg).await;
+    assert!(report.compaction.is_some() && report.expiry.expired > 0);
+    let published = newest
+        .newer_than(&stale)
+        .expect("the pass published its state");
+    assert_eq!(published.metadata_location(), after.metadata_location());
+    assert!(
+        newest.newer_than(&after).is_none(),
+        "nothing newer than the newest"
+    );
+
+    let (t, outcome) = append_with_outcome(&f.lake, newest.newest(stale), 90, 100).await;
+    assert_eq!(outcome.conflicts, 0, "planned on the published state");
+    assert_eq!(ids(&f.lake, &t).await, (0..100).collect::<Vec<_>>());
+    assert_eq!(checkpoint(&t), at(100));
 }

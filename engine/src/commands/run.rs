@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use floe_catalog::checkpoint::CheckpointSource;
 use floe_catalog::{OpenCatalog, TopicPartition};
-use floe_sinks::RetryPolicy;
+use floe_sinks::{MaintenanceConfig, NewestTable, RetryPolicy};
 use floe_sql::CompiledJob;
 use floe_sql::job::{EmbeddedFeed, SourceDef, TableName, TableOptions};
 use tracing::{Instrument, error, info, warn};
@@ -54,6 +54,7 @@ async fn run_job(compiled: floe_sql::CompiledJob, args: RunArgs) -> Result<()> {
     let mut states = target_states(&compiled, &catalogs).await?;
     let lanes = dead_letter_lanes(&compiled, &catalogs, &states).await?;
     states.extend(lanes);
+    let newest = share_newest(&mut states);
 
     // Sources on the embedded broker: start it and its generators.
     let mut broker: Option<EmbeddedBroker> = None;
@@ -106,8 +107,10 @@ async fn run_job(compiled: floe_sql::CompiledJob, args: RunArgs) -> Result<()> {
         },
         liveness_timeout: args.liveness_timeout,
     };
-    let maintainer =
-        crate::maintenance::start(maintained_tables(job, &catalogs)?, opts.retry.clone());
+    let maintainer = crate::maintenance::start(
+        maintained_tables(job, &catalogs, &newest)?,
+        opts.retry.clone(),
+    );
     let stop = shutdown::install().map_err(|e| {
         crate::error::EngineError::Other(format!("cannot install signal handlers: {e}"))
     })?;
@@ -126,11 +129,22 @@ async fn run_job(compiled: floe_sql::CompiledJob, args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// One [`NewestTable`] per table, shared by every state that commits to it (a target, or
+/// the dead-letter lanes of several targets) and by its maintenance.
+fn share_newest(states: &mut [TableState]) -> HashMap<TableName, NewestTable> {
+    let mut shared: HashMap<TableName, NewestTable> = HashMap::new();
+    for s in states {
+        s.share_newest(shared.entry(s.name.clone()).or_default().clone());
+    }
+    shared
+}
+
 /// The tables the job keeps healthy while it runs: its targets with maintenance on, and
 /// their dead-letter tables (with the options of the first target that routes to them).
 fn maintained_tables(
     job: &floe_sql::job::JobFile,
     catalogs: &HashMap<String, OpenCatalog>,
+    newest: &HashMap<TableName, NewestTable>,
 ) -> Result<Vec<MaintainedTable>> {
     let mut out: Vec<MaintainedTable> = vec![];
     let on = job.tables.iter().filter(|d| d.options.maintenance.enabled);
@@ -145,7 +159,10 @@ fn maintained_tables(
                 name: name.clone(),
                 ident: table_ident(name)?,
                 catalog: catalog_of(catalogs, name)?.clone(),
-                config: config_of(m, def.options.target_file_size, &job.name),
+                config: MaintenanceConfig {
+                    publish_to: newest.get(name).cloned(),
+                    ..config_of(m, def.options.target_file_size, &job.name)
+                },
                 interval: m.interval,
                 cache: floe_catalog::ManifestCache::default(),
             });

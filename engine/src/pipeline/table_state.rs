@@ -9,7 +9,8 @@ use floe_catalog::checkpoint::{CheckpointSource, find_checkpoint, holds_rows};
 use floe_catalog::offsets::{COUNTS_KEY, latest_checkpoint};
 use floe_catalog::{OffsetMap, TopicPartition};
 use floe_sinks::{
-    CommitOutcome, CommitRequest, RetryPolicy, TableWriter, WriterConfig, commit, refresh,
+    CommitOutcome, CommitRequest, NewestTable, RetryPolicy, TableWriter, WriterConfig, commit,
+    refresh,
 };
 use floe_sql::job::{TableName, TableOptions};
 use iceberg::Catalog;
@@ -52,6 +53,9 @@ pub struct TableState {
     pub checkpoint: Option<CheckpointSource>,
     /// For a dead-letter lane: the target whose bad records it holds.
     pub dead_letters_of: Option<TableName>,
+    /// The table state the other committers of this table in this process (its
+    /// maintenance, other dead-letter lanes) last committed.
+    newest: NewestTable,
 }
 
 impl std::fmt::Debug for TableState {
@@ -79,6 +83,7 @@ impl TableState {
         Ok(Self {
             checkpoint,
             dead_letters_of: None,
+            newest: NewestTable::default(),
             name,
             catalog,
             table,
@@ -95,6 +100,14 @@ impl TableState {
             commits: 0,
             last_snapshot,
         })
+    }
+
+    /// Shares table states with the table's other committers in this process: each
+    /// commit plans on the newest state any of them committed, instead of failing its
+    /// compare-and-swap on it.
+    pub fn share_newest(&mut self, newest: NewestTable) {
+        newest.offer(&self.table);
+        self.newest = newest;
     }
 
     /// The table name, and for a dead-letter lane the target it serves.
@@ -265,10 +278,16 @@ impl TableState {
         let (table, outcome) = noting_waits(
             "the commit",
             &name,
-            commit(&self.catalog, self.table.clone(), &req, policy),
+            commit(
+                &self.catalog,
+                self.newest.newest(self.table.clone()),
+                &req,
+                policy,
+            ),
         )
         .await
         .inspect_err(|e| note_failure(&name, e))?;
+        self.newest.offer(&table);
         let took = started.elapsed();
         crate::failpoint::hit("after-commit");
         self.table = table;
@@ -345,6 +364,7 @@ impl TableState {
         }
         self.committed = committed;
         self.last_snapshot = table.metadata().current_snapshot_id();
+        self.newest.offer(&table);
         self.table = table;
         Ok(())
     }

@@ -43,13 +43,15 @@ pub struct ExpiryOutcome {
     pub files_removed: usize,
 }
 
-/// Expires what `config` lets go and removes the files nothing retained reaches.
+/// Expires what `config` lets go and removes the files nothing retained reaches;
+/// `committed` sees the table as soon as the expiry has landed, before the removals.
 pub(crate) async fn expire(
     catalog: &OpenCatalog,
     table: Table,
     config: &ExpiryConfig,
     policy: &RetryPolicy,
     cache: &ManifestCache,
+    committed: &dyn Fn(&Table),
 ) -> Result<(Table, ExpiryOutcome)> {
     let name = table.identifier().to_string();
     let err = |ctx: &str, e| SinkError::iceberg(&name, ctx.to_string(), e);
@@ -81,6 +83,7 @@ pub(crate) async fn expire(
             Err(e) => return Err(err("committing snapshot expiry", e)),
         }
     };
+    committed(&after);
     let kept: HashSet<i64> = after
         .metadata()
         .snapshots()

@@ -41,6 +41,7 @@ pub use replace::{MAINTENANCE_KEY, ReplaceOutcome};
 
 use crate::commit::RetryPolicy;
 use crate::error::{Result, SinkError};
+use crate::newest_table::NewestTable;
 use crate::writer::WriterConfig;
 use live_files::{has_live_deletes, manifests_of};
 use replace::{Replacement, commit_replace};
@@ -59,6 +60,9 @@ pub struct MaintenanceConfig {
     pub orphan_age: Option<Duration>,
     /// Names of compacted files start with this (each pass adds an id of its own).
     pub file_prefix: String,
+    /// Where each commit of a pass publishes the table state it made, for the other
+    /// committers of the table in this process (see [`NewestTable`]).
+    pub publish_to: Option<NewestTable>,
 }
 
 /// What compaction did.
@@ -131,6 +135,7 @@ pub async fn maintain(
             Ok((t, r)) => {
                 table = t;
                 report.compaction = r;
+                config.publish(&table);
             }
             Err(SinkError::RewriteAbandoned { message, .. }) => {
                 info!(table = %name, "compaction abandoned: {message}");
@@ -146,10 +151,12 @@ pub async fn maintain(
             merge_manifests(catalog, table, config.max_manifests, policy, cache).await?;
         table = t;
         report.manifests = merged;
+        config.publish(&table);
         report.cpu.manifests = Some(clock.lap());
     }
     if let Some(e) = &config.expiry {
-        let (t, outcome) = expire::expire(catalog, table, e, policy, cache).await?;
+        let publish = |t: &Table| config.publish(t);
+        let (t, outcome) = expire::expire(catalog, table, e, policy, cache, &publish).await?;
         table = t;
         report.expiry = outcome;
         report.cpu.expiry = Some(clock.lap());
@@ -164,6 +171,14 @@ pub async fn maintain(
         report.cpu.orphans = Some(clock.lap());
     }
     Ok((table, report))
+}
+
+impl MaintenanceConfig {
+    fn publish(&self, table: &Table) {
+        if let Some(n) = &self.publish_to {
+            n.offer(table);
+        }
+    }
 }
 
 async fn compact_once(
