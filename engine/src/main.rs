@@ -195,6 +195,20 @@ enum Command {
         #[arg(long, value_parser = duration, default_value = "3s")]
         group_join_delay: Duration,
     },
+    /// Run the embedded Schema Registry as a process of its own; prints
+    /// `url=http://HOST:PORT` and runs until standard input closes (`down` and `up` on
+    /// standard input take it down and bring it back).
+    Registry {
+        /// Where to listen (a free loopback port when not given).
+        #[arg(long)]
+        listen: Option<String>,
+        /// `user:password` that clients must present (HTTP basic authentication).
+        #[arg(long, env = "FLOE_REGISTRY_USER_INFO")]
+        user_info: Option<String>,
+        /// A file that keeps the registered schemas across restarts.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -337,6 +351,11 @@ fn main() -> ExitCode {
                 topics,
                 group_join_delay,
             } => commands::broker::broker(&topics, group_join_delay)?,
+            Command::Registry {
+                listen,
+                user_info,
+                state,
+            } => commands::registry::registry(listen, user_info, state)?,
         }
         Ok(())
     });

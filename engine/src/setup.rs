@@ -66,7 +66,21 @@ pub async fn load_and_compile(path: &Path) -> Result<CompiledJob> {
     let job = load_job(path)?;
     require_job_name(&job)?;
     warn_inline_secrets(&job);
+    check_registry_sources(&job)?;
     Ok(compile(job).await?)
+}
+
+/// Checks every registry-format source's declared columns against its subject's latest
+/// schema, before a record is read.
+fn check_registry_sources(job: &JobFile) -> Result<()> {
+    for source in job.sources.iter().filter(|s| s.kafka.registry.is_some()) {
+        // The embedded generator's schema is the subject's latest once registered.
+        if let Some(feed) = &source.kafka.embedded {
+            crate::embedded::avro_orders::register_for(source, feed)?;
+        }
+        crate::source::decode::DecodePlan::new(source)?.check_registry(source)?;
+    }
+    Ok(())
 }
 
 /// Warns of every secret written inline: whoever can read the job file (a ConfigMap, a

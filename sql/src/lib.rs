@@ -14,6 +14,7 @@ mod options;
 mod parser;
 pub mod plan;
 pub mod redact;
+mod registry_options;
 mod substitute;
 mod types;
 mod units;

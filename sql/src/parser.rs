@@ -21,6 +21,7 @@ use crate::job::{
 };
 use crate::maintenance_options::maintenance_options;
 use crate::options::{OptionReader, RawOption};
+use crate::registry_options::{REGISTRY_OPTIONS, registry_options};
 use crate::substitute::{Variables, substitute};
 use crate::types::arrow_type;
 
@@ -719,18 +720,20 @@ impl<'a> JobParser<'a> {
             }
         }
         let topic = r.required("topic")?;
-        let format = match r.choice("format", &["json"])? {
+        let format = match r.choice("format", &["json", "avro-confluent"])? {
+            Some("avro-confluent") => SourceFormat::AvroConfluent,
             Some(_) => SourceFormat::Json,
             None => {
                 return Err(r.misspelled("format").unwrap_or_else(|| {
                     SqlError::new(
                         ErrorKind::Option,
                         pos,
-                        format!("{what} needs 'format' = 'json'"),
+                        format!("{what} needs 'format' = 'json' or 'avro-confluent'"),
                     )
                 }));
             }
         };
+        let registry = registry_options(&mut r, &what, pos, format)?;
         let startup = match r.choice(
             "scan.startup.mode",
             &[
@@ -810,7 +813,12 @@ impl<'a> JobParser<'a> {
             seed: embedded_opts.4.unwrap_or(42),
             dirty_every: embedded_opts.5.filter(|n| *n > 0),
         });
-        r.finish(SOURCE_OPTIONS)?;
+        let known: Vec<&str> = SOURCE_OPTIONS
+            .iter()
+            .chain(REGISTRY_OPTIONS)
+            .copied()
+            .collect();
+        r.finish(&known)?;
         let columns = columns
             .into_iter()
             .map(|c| SourceColumn {
@@ -836,6 +844,7 @@ impl<'a> JobParser<'a> {
                 embedded,
                 max_record_bytes,
                 timestamp_numbers,
+                registry,
             },
         });
         Ok(())

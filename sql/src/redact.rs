@@ -10,8 +10,9 @@ use std::fmt;
 pub const REDACTED: &str = "***";
 
 /// Parts of option keys that mark the value as secret.
-const SECRET_WORDS: [&str; 10] = [
+const SECRET_WORDS: [&str; 11] = [
     "authorization",
+    "user-info",
     "cookie",
     "password",
     "passwd",

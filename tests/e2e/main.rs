@@ -10,6 +10,7 @@ mod operations;
 mod pipeline;
 mod pyiceberg;
 mod quality;
+mod registry;
 mod rest;
 mod scrape;
 mod services;

@@ -7,6 +7,7 @@ pub mod maintain;
 pub mod orphans;
 pub mod produce;
 pub mod query;
+pub mod registry;
 pub mod replay;
 pub mod run;
 pub mod send;

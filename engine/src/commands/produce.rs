@@ -45,6 +45,7 @@ pub fn produce(bootstrap: &str, args: ProduceArgs) -> Result<()> {
         properties: args.properties,
         dirty_every: args.dirty_every,
         feed: args.feed,
+        avro_schema_id: None,
     };
     let t = Instant::now();
     let n = produce_records(bootstrap, &spec)?;

@@ -477,7 +477,7 @@ async fn run_partition(
                 tp.topic
             ))
         })?;
-    let plan = DecodePlan::new(&job.sources[insert.source]);
+    let plan = DecodePlan::new(&job.sources[insert.source])?;
     let mut recs = PendingRecords::default();
     let offsets: Vec<i64> = records.keys().copied().collect();
     for p in records.values() {

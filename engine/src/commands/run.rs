@@ -73,7 +73,7 @@ async fn run_job(compiled: floe_sql::CompiledJob, args: RunArgs) -> Result<()> {
                 b.create_topic(&s.kafka.topic, feed.partitions)?;
                 let bootstrap = b.bootstrap_servers();
                 info!(source = %s.name, %bootstrap, topic = %s.kafka.topic, "embedded broker started");
-                let spec = feed_spec(s, feed, &states, i);
+                let spec = feed_spec(s, feed, &states, i)?;
                 let per_partition = feed
                     .records
                     .map_or(u64::MAX, |n| n.div_ceil(u64::from(feed.partitions)));
@@ -267,7 +267,7 @@ fn feed_spec(
     feed: &EmbeddedFeed,
     tables: &[TableState],
     source: usize,
-) -> GenerateSpec {
+) -> Result<GenerateSpec> {
     let parts = feed.partitions;
     let new_per_partition = feed
         .records
@@ -286,7 +286,7 @@ fn feed_spec(
         ranges.push((0, committed.saturating_add(new_per_partition)));
         paced_from.push(committed);
     }
-    GenerateSpec {
+    Ok(GenerateSpec {
         topic: s.kafka.topic.clone(),
         partitions: parts,
         ranges,
@@ -296,5 +296,6 @@ fn feed_spec(
         properties: vec![],
         dirty_every: feed.dirty_every,
         feed: Feed::parse(&feed.generator).unwrap_or_default(),
-    }
+        avro_schema_id: crate::embedded::avro_orders::register_for(s, feed)?,
+    })
 }

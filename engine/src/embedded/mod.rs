@@ -1,6 +1,8 @@
-//! The broker embedded in `floe` and the data generator that fills it, so that a job
-//! runs end to end with no external services.
+//! The broker and Schema Registry embedded in `floe` and the data generator that fills
+//! them, so that a job runs end to end with no external services.
 
+pub mod avro_orders;
 pub mod broker;
 pub mod generator;
 pub mod nexmark;
+pub mod registry;

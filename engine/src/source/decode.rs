@@ -19,9 +19,12 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::concat::concat_batches;
 use arrow_select::filter::filter_record_batch;
 use floe_catalog::TopicPartition;
-use floe_sql::job::{MetadataKey, SourceDef, ViolationKind};
+use floe_sql::job::{MetadataKey, SourceDef, SourceFormat, ViolationKind};
 use floe_sql::plan::slot_schema;
 
+use tracing::{info, warn};
+
+use super::avro::AvroPayload;
 use super::json_values::JsonValues;
 use crate::error::{EngineError, Result};
 
@@ -42,6 +45,8 @@ pub struct DecodePlan {
     columns: Vec<ColumnSource>,
     utf8_keys: bool,
     max_record_bytes: Option<u64>,
+    /// Set for Avro sources: how their values are decoded instead of as JSON.
+    avro: Option<Arc<AvroPayload>>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,8 +56,8 @@ enum ColumnSource {
 }
 
 impl DecodePlan {
-    /// The plan for `source`.
-    pub fn new(source: &SourceDef) -> Self {
+    /// The plan for `source`; a source in a registry format gets its registry client.
+    pub fn new(source: &SourceDef) -> Result<Self> {
         let mut payload_fields = vec![];
         let mut required = vec![];
         let columns = source
@@ -70,10 +75,26 @@ impl DecodePlan {
                 }
             })
             .collect();
-        let payload = Schema::new(payload_fields);
-        Self {
+        let payload = Arc::new(Schema::new(payload_fields));
+        let avro = match (source.kafka.format, &source.kafka.registry) {
+            (SourceFormat::AvroConfluent, Some(options)) => {
+                let registry =
+                    super::registry::client_for(options).map_err(|e| EngineError::Kafka {
+                        source_name: source.name.clone(),
+                        message: e.to_string(),
+                    })?;
+                Some(Arc::new(AvroPayload::new(
+                    registry,
+                    payload.clone(),
+                    source.kafka.batch_records,
+                )))
+            }
+            _ => None,
+        };
+        Ok(Self {
             values: JsonValues::new(&payload, source.kafka.timestamp_numbers),
-            payload: Arc::new(payload),
+            avro,
+            payload,
             required,
             full: slot_schema(&source.schema()),
             utf8_keys: source
@@ -82,6 +103,29 @@ impl DecodePlan {
                 .any(|c| c.metadata == Some(MetadataKey::Key) && c.data_type == DataType::Utf8),
             max_record_bytes: source.kafka.max_record_bytes,
             columns,
+        })
+    }
+
+    /// Checks a registry source's declared columns against its subject's latest schema,
+    /// before any record is read (a source without a registry passes).
+    pub fn check_registry(&self, source: &SourceDef) -> Result<()> {
+        let (Some(avro), Some(options)) = (&self.avro, &source.kafka.registry) else {
+            return Ok(());
+        };
+        let subject = options.subject.subject(&source.kafka.topic);
+        match avro.check_latest(&subject) {
+            Ok(Some(version)) => {
+                info!(source = %source.name, %subject, version, "declared columns fit the registry's latest schema");
+                Ok(())
+            }
+            Ok(None) => {
+                warn!(source = %source.name, %subject, "the schema registry has no schema under this subject yet; each writer schema is checked when its first record arrives");
+                Ok(())
+            }
+            Err(message) => Err(EngineError::Kafka {
+                source_name: source.name.clone(),
+                message: format!("subject '{subject}': {message}"),
+            }),
         }
     }
 
@@ -230,12 +274,42 @@ fn decode_bytes(schema: &SchemaRef, bytes: &[u8], rows: usize) -> Result<RecordB
     Ok(batch)
 }
 
-/// Decodes `rows` records from `bytes` into the declared payload columns.
-fn decode_payload(plan: &DecodePlan, bytes: &[u8], rows: usize) -> Result<RecordBatch, String> {
+/// Decodes JSON records `from..to` into the declared payload columns.
+fn decode_json(
+    plan: &DecodePlan,
+    recs: &PendingRecords,
+    from: usize,
+    to: usize,
+) -> Result<RecordBatch, String> {
+    let (bytes, rows) = (recs.span(from, to), to - from);
     let batch = decode_bytes(&plan.values.wire, bytes, rows)?;
     plan.values.finish(&plan.payload, bytes, batch, |schema| {
         decode_bytes(schema, bytes, rows)
     })
+}
+
+/// Decodes records `from..to` in the source's format; a failure of one record says
+/// what kind of bad record it is.
+fn decode_payload(
+    plan: &DecodePlan,
+    recs: &PendingRecords,
+    from: usize,
+    to: usize,
+) -> Result<RecordBatch, BadRecord> {
+    match &plan.avro {
+        None => decode_json(plan, recs, from, to).map_err(|message| {
+            let value = recs.value(from).unwrap_or_default();
+            classify(value, message)
+        }),
+        Some(avro) => {
+            let values = (from..to).map(|i| recs.value(i).unwrap_or_default());
+            avro.decode(values).map_err(|f| BadRecord {
+                index: from,
+                kind: f.kind,
+                message: f.message,
+            })
+        }
+    }
 }
 
 /// Names the kind of a record that failed to decode alone: not one well-formed JSON
@@ -282,15 +356,12 @@ fn decode_range(
     if from >= to {
         return;
     }
-    match decode_payload(plan, recs.span(from, to), to - from) {
+    match decode_payload(plan, recs, from, to) {
         Ok(b) => good.push((from, b)),
-        Err(message) if to - from == 1 => {
-            let value = recs.value(from).unwrap_or_default();
-            bad.push(BadRecord {
-                index: from,
-                ..classify(value, message)
-            });
-        }
+        Err(failure) if to - from == 1 => bad.push(BadRecord {
+            index: from,
+            ..failure
+        }),
         Err(_) => {
             let mid = from + (to - from) / 2;
             decode_range(plan, recs, from, mid, good, bad);
@@ -299,14 +370,21 @@ fn decode_range(
     }
 }
 
-/// Records that are bad before any decoding: no value, too large, a key that is not UTF-8.
-fn precheck(plan: &DecodePlan, recs: &PendingRecords, i: usize) -> Option<BadRecord> {
+/// Records that are bad before any decoding: no value, too large, a key that is not
+/// UTF-8, an Avro value whose framing or schema is wrong. An error is a schema registry
+/// that refuses to answer.
+fn precheck(
+    plan: &DecodePlan,
+    tp: &TopicPartition,
+    recs: &PendingRecords,
+    i: usize,
+) -> Result<Option<BadRecord>> {
     let bad = |kind, message: String| {
-        Some(BadRecord {
+        Ok(Some(BadRecord {
             index: i,
             kind,
             message,
-        })
+        }))
     };
     let Some(value) = recs.value(i) else {
         return bad(ViolationKind::Malformed, "the record has no value".into());
@@ -322,7 +400,16 @@ fn precheck(plan: &DecodePlan, recs: &PendingRecords, i: usize) -> Option<BadRec
             ),
         );
     }
-    if value.iter().all(u8::is_ascii_whitespace) {
+    if let Some(avro) = &plan.avro {
+        let failure = avro.precheck(value).map_err(|e| EngineError::Decode {
+            tp: tp.clone(),
+            offset: recs.offsets[i],
+            message: e.to_string(),
+        })?;
+        if let Some(f) = failure {
+            return bad(f.kind, f.message);
+        }
+    } else if value.iter().all(u8::is_ascii_whitespace) {
         return bad(ViolationKind::Malformed, "the record value is empty".into());
     }
     if plan.utf8_keys
@@ -333,7 +420,7 @@ fn precheck(plan: &DecodePlan, recs: &PendingRecords, i: usize) -> Option<BadRec
             format!("the key is not valid UTF-8: {e}"),
         );
     }
-    None
+    Ok(None)
 }
 
 /// Decodes the gathered records of `tp`: the good ones into one batch with the slot
@@ -345,7 +432,7 @@ pub fn decode(plan: &DecodePlan, tp: &TopicPartition, recs: &PendingRecords) -> 
     // Runs of records between pre-checked bad ones, each decoded in as few passes as it can.
     let mut run_start = 0;
     for i in 0..n {
-        if let Some(b) = precheck(plan, recs, i) {
+        if let Some(b) = precheck(plan, tp, recs, i)? {
             decode_range(plan, recs, run_start, i, &mut good, &mut bad);
             bad.push(b);
             run_start = i + 1;
@@ -499,7 +586,7 @@ mod tests {
             &EnvVariables,
         )
         .expect("job parses");
-        DecodePlan::new(&job.sources[0])
+        DecodePlan::new(&job.sources[0]).expect("plan")
     }
 
     fn recs(values: &[&str]) -> PendingRecords {
@@ -629,7 +716,7 @@ mod tests {
             &EnvVariables,
         )
         .expect("job parses");
-        DecodePlan::new(&job.sources[0])
+        DecodePlan::new(&job.sources[0]).expect("plan")
     }
 
     fn micros(d: &Decoded) -> Vec<Option<i64>> {

@@ -166,7 +166,7 @@ impl KafkaSource {
             index,
             name: def.name.clone(),
             topic: def.kafka.topic.clone(),
-            plan: DecodePlan::new(def),
+            plan: DecodePlan::new(def)?,
             batch_records: def.kafka.batch_records,
             consumer,
             shared: shared.clone(),

@@ -3,12 +3,14 @@
 mod catalog;
 mod insert;
 mod quality;
+mod registry;
 mod source;
 mod table;
 
 pub use catalog::{CatalogDef, CatalogKind};
 pub use insert::InsertDef;
 pub use quality::{CheckDef, Policy, QualityDef, ViolationKind};
+pub use registry::{EMBEDDED_REGISTRY, RegistryOptions, SubjectName};
 pub use source::{
     EmbeddedFeed, KafkaOptions, MetadataKey, SourceColumn, SourceDef, SourceFormat, StartupMode,
     TimestampNumbers,

@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
+use super::registry::RegistryOptions;
 use crate::error::Pos;
 
 /// `CREATE SOURCE name (columns) WITH ('connector' = 'kafka', …)`.
@@ -103,6 +104,9 @@ impl MetadataKey {
 pub enum SourceFormat {
     /// One JSON object per record value.
     Json,
+    /// Avro in the Confluent wire format (magic byte 0, a 4-byte big-endian schema id,
+    /// the Avro datum), its writer schemas in a Schema Registry.
+    AvroConfluent,
 }
 
 /// What a JSON number in a `TIMESTAMP` column means.
@@ -172,6 +176,8 @@ pub struct KafkaOptions {
     pub max_record_bytes: Option<u64>,
     /// What a JSON number in a `TIMESTAMP` column means (`'json.timestamp-number'`).
     pub timestamp_numbers: TimestampNumbers,
+    /// The Schema Registry of a registry format (`'avro-confluent.*'`).
+    pub registry: Option<RegistryOptions>,
 }
 
 impl std::fmt::Debug for KafkaOptions {
@@ -187,6 +193,7 @@ impl std::fmt::Debug for KafkaOptions {
             .field("embedded", &self.embedded)
             .field("max_record_bytes", &self.max_record_bytes)
             .field("timestamp_numbers", &self.timestamp_numbers)
+            .field("registry", &self.registry)
             .finish()
     }
 }

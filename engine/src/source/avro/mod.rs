@@ -1,0 +1,287 @@
+//! Avro record values in the Confluent wire format, decoded with arrow-avro straight
+//! into the source's declared payload columns.
+//!
+//! ```text
+//!  value ─▶ framing (magic 0, schema id) ──bad──▶ malformed record
+//!        ─▶ writer schema by id (registry, cached) ──404──▶ malformed record
+//!        ─▶ reader for that writer (cached): the declared columns cut out of the writer's
+//!           record (`reader_schema`), each decoded type checked against the declared
+//!           one (`types::fits`) ──does not fit──▶ `type` record, naming field and id
+//!        ─▶ consecutive records of one schema id decoded in one arrow-avro pass,
+//!           then cast column by column to the declared types
+//! ```
+//!
+//! A decoder that met a bad datum may hold half a row, so a failed pass is thrown away
+//! and its records decoded again in halves (as for JSON): k bad records cost about
+//! k·log n extra passes. A decoder that finished a pass cleanly is kept for the next
+//! batch of its schema id.
+
+mod framing;
+mod reader_schema;
+#[cfg(test)]
+mod tests;
+mod types;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_avro::reader::{Decoder, ReaderBuilder};
+use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
+use arrow_cast::{CastOptions, cast_with_options};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
+use arrow_select::concat::concat_batches;
+use floe_sql::job::ViolationKind;
+
+use super::registry::{Lookup, RegisteredSchema, Registry, RegistryError};
+
+pub use framing::schema_id;
+
+/// Why records could not be decoded: their kind and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvroFailure {
+    /// `malformed` (the bytes) or `type` (a value that does not fit its column).
+    pub kind: ViolationKind,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl AvroFailure {
+    fn malformed(message: impl Into<String>) -> Self {
+        Self {
+            kind: ViolationKind::Malformed,
+            message: message.into(),
+        }
+    }
+
+    fn type_error(message: impl Into<String>) -> Self {
+        Self {
+            kind: ViolationKind::Type,
+            message: message.into(),
+        }
+    }
+}
+
+/// How one writer schema is read into the declared columns.
+#[derive(Debug)]
+struct Reader {
+    writer: String,
+    reader: String,
+}
+
+/// The Avro side of a source's decode plan.
+#[derive(Debug)]
+pub struct AvroPayload {
+    registry: Arc<Registry>,
+    /// The declared payload columns (all nullable; NOT NULL is checked after decoding).
+    payload: SchemaRef,
+    /// Largest number of records decoded at once (the size kept decoders are built for).
+    batch_records: usize,
+    /// Per writer schema id: how it is read, or why it cannot be.
+    readers: Mutex<HashMap<u32, Result<Arc<Reader>, AvroFailure>>>,
+    /// Decoders that finished their last pass cleanly, by schema id.
+    idle: Mutex<HashMap<u32, Decoder>>,
+}
+
+impl AvroPayload {
+    /// Decoding of `payload` columns with writer schemas from `registry`.
+    pub fn new(registry: Arc<Registry>, payload: SchemaRef, batch_records: usize) -> Self {
+        Self {
+            registry,
+            payload,
+            batch_records: batch_records.max(1),
+            readers: Mutex::new(HashMap::new()),
+            idle: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Why `value` cannot be decoded, found without decoding it: its framing, a schema
+    /// id the registry does not have, a writer schema that does not fit the declared
+    /// columns. An error is a registry that refuses to answer (the job stops).
+    pub fn precheck(&self, value: &[u8]) -> Result<Option<AvroFailure>, RegistryError> {
+        let id = match schema_id(value) {
+            Ok(id) => id,
+            Err(message) => return Ok(Some(AvroFailure::malformed(message))),
+        };
+        Ok(self.reader(id)?.err())
+    }
+
+    /// Checks the declared columns against the latest schema of `subject`: Ok(None) when
+    /// the subject has no schema yet, Ok(Some(version)) when it fits, Err with the field,
+    /// both types and the version when it does not.
+    pub fn check_latest(&self, subject: &str) -> Result<Option<u32>, String> {
+        let latest = self.registry.latest(subject).map_err(|e| e.to_string())?;
+        let Some(schema) = latest else {
+            return Ok(None);
+        };
+        build_reader(&schema, &self.payload).map_err(|f| f.message)?;
+        Ok(Some(schema.version))
+    }
+
+    /// Decodes `values` (all prechecked) into one batch of the declared payload columns.
+    pub fn decode<'a>(
+        &self,
+        values: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<RecordBatch, AvroFailure> {
+        let mut batches = vec![];
+        let mut run: Vec<&[u8]> = vec![];
+        let mut run_id = None;
+        for v in values {
+            let id = schema_id(v).map_err(AvroFailure::malformed)?;
+            if run_id.is_some_and(|r| r != id) {
+                batches.push(self.decode_run(run_id.unwrap_or(id), &run)?);
+                run.clear();
+            }
+            run_id = Some(id);
+            run.push(v);
+        }
+        if let Some(id) = run_id {
+            batches.push(self.decode_run(id, &run)?);
+        }
+        match batches.len() {
+            0 => Ok(RecordBatch::new_empty(self.payload.clone())),
+            1 => Ok(batches.remove(0)),
+            _ => concat_batches(&self.payload, &batches)
+                .map_err(|e| AvroFailure::malformed(e.to_string())),
+        }
+    }
+
+    /// The reader of schema `id`, built on first use.
+    fn reader(&self, id: u32) -> Result<Result<Arc<Reader>, AvroFailure>, RegistryError> {
+        if let Some(r) = self.readers.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(r);
+        }
+        let built = match self.registry.schema(id)? {
+            Lookup::Unknown => Err(AvroFailure::malformed(format!(
+                "schema id {id} is not in the schema registry"
+            ))),
+            Lookup::Found(schema) => build_reader(&schema, &self.payload).map(Arc::new),
+        };
+        if let Ok(mut m) = self.readers.lock() {
+            m.insert(id, built.clone());
+        }
+        Ok(built)
+    }
+
+    /// Decodes records that all carry schema `id`.
+    fn decode_run(&self, id: u32, values: &[&[u8]]) -> Result<RecordBatch, AvroFailure> {
+        let reader = self
+            .readers
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&id).cloned())
+            .unwrap_or_else(|| {
+                Err(AvroFailure::malformed(format!(
+                    "schema id {id} was not looked up"
+                )))
+            })?;
+        let kept = self.idle.lock().ok().and_then(|mut m| m.remove(&id));
+        let mut decoder = match kept {
+            Some(d) if values.len() <= d.batch_size() => d,
+            _ => decoder(id, &reader, values.len().max(self.batch_records))
+                .map_err(AvroFailure::malformed)?,
+        };
+        for v in values {
+            let room = decoder.capacity();
+            let used = decoder
+                .decode(v)
+                .map_err(|e| AvroFailure::malformed(e.to_string()))?;
+            if used != v.len() || decoder.capacity() + 1 != room {
+                return Err(AvroFailure::malformed(format!(
+                    "the Avro datum of schema id {id} ends after {} of its {} bytes",
+                    used.saturating_sub(framing::HEADER_LEN),
+                    v.len() - framing::HEADER_LEN
+                )));
+            }
+        }
+        let batch = decoder
+            .flush()
+            .map_err(|e| AvroFailure::malformed(e.to_string()))?;
+        if let Ok(mut m) = self.idle.lock() {
+            m.insert(id, decoder);
+        }
+        match batch {
+            Some(b) => conform(&b, &self.payload),
+            None => Ok(RecordBatch::new_empty(self.payload.clone())),
+        }
+    }
+}
+
+/// The reader of `schema` for the declared columns, checked by building a decoder once.
+fn build_reader(schema: &RegisteredSchema, payload: &SchemaRef) -> Result<Reader, AvroFailure> {
+    let id = schema.id;
+    if schema.kind != "AVRO" {
+        return Err(AvroFailure::malformed(format!(
+            "schema id {id} is a {} schema, not Avro",
+            schema.kind
+        )));
+    }
+    let writer: serde_json::Value = serde_json::from_str(&schema.text).map_err(|e| {
+        AvroFailure::malformed(format!("schema id {id} is not valid Avro JSON: {e}"))
+    })?;
+    let (reader, sources) = reader_schema::reader_schema(&writer, payload)
+        .map_err(|e| AvroFailure::type_error(format!("schema id {id}: {e}")))?;
+    let r = Reader {
+        writer: schema.text.clone(),
+        reader,
+    };
+    let probe = decoder(id, &r, 1).map_err(|e| {
+        AvroFailure::type_error(format!(
+            "schema id {id} cannot be read into the declared columns: {e}"
+        ))
+    })?;
+    let decoded = probe.schema();
+    for ((declared, got), source) in payload.fields().iter().zip(decoded.fields()).zip(&sources) {
+        if source.is_some() && !types::fits(got.data_type(), declared.data_type()) {
+            return Err(AvroFailure::type_error(format!(
+                "field '{}' is {} in the writer schema (id {id}, version {}), but the source declares {} {}",
+                source.as_deref().unwrap_or_default(),
+                got.data_type(),
+                schema.version,
+                declared.name(),
+                declared.data_type()
+            )));
+        }
+    }
+    Ok(r)
+}
+
+fn decoder(id: u32, r: &Reader, batch_size: usize) -> Result<Decoder, String> {
+    let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
+    store
+        .set(Fingerprint::Id(id), AvroSchema::new(r.writer.clone()))
+        .map_err(|e| e.to_string())?;
+    ReaderBuilder::new()
+        .with_batch_size(batch_size)
+        .with_writer_schema_store(store)
+        .with_reader_schema(AvroSchema::new(r.reader.clone()))
+        .build_decoder()
+        .map_err(|e| e.to_string())
+}
+
+/// `batch` (the reader schema's columns, in declared order) cast to the declared types.
+fn conform(batch: &RecordBatch, payload: &SchemaRef) -> Result<RecordBatch, AvroFailure> {
+    let strict = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(payload.fields().len());
+    for (col, field) in batch.columns().iter().zip(payload.fields()) {
+        let to = field.data_type();
+        let cast = match (col.data_type(), to) {
+            (a, b) if a == b => Ok(col.clone()),
+            // Epoch milliseconds, as a JSON number in a timestamp column.
+            (DataType::Int64, DataType::Timestamp(TimeUnit::Microsecond, _)) => {
+                let thousand = Int64Array::new_scalar(1000);
+                arrow_arith::numeric::mul(col, &thousand)
+                    .and_then(|micros| cast_with_options(&micros, to, &strict))
+            }
+            _ => cast_with_options(col, to, &strict),
+        };
+        columns.push(
+            cast.map_err(|e| AvroFailure::type_error(format!("column '{}': {e}", field.name())))?,
+        );
+    }
+    RecordBatch::try_new(payload.clone(), columns)
+        .map_err(|e| AvroFailure::type_error(e.to_string()))
+}

@@ -1,0 +1,244 @@
+//! Avro sources decoded end to end through the source's decode plan, against the
+//! embedded registry over HTTP; records are encoded by `apache-avro`, not by the decoder
+//! under test.
+
+use apache_avro::types::Value as Avro;
+use arrow_array::{Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use floe_catalog::TopicPartition;
+use floe_sql::job::ViolationKind;
+
+use crate::embedded::registry::store::{RegistryState, StoredSchema};
+use crate::embedded::registry::{RegistryServer, ServerOptions};
+use crate::source::decode::{DecodePlan, PendingRecords, decode};
+
+const V1: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+    {"name": "id", "type": "long"},
+    {"name": "amount", "type": "double"},
+    {"name": "placed", "type": {"type": "long", "logicalType": "timestamp-millis"}}
+]}"#;
+
+/// V1 and a field `note` that older records lack.
+const V2: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+    {"name": "id", "type": "long"},
+    {"name": "amount", "type": "double"},
+    {"name": "placed", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+    {"name": "note", "type": ["null", "string"], "default": null}
+]}"#;
+
+/// `id` as a string: does not fit a BIGINT column.
+const BAD_ID: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+    {"name": "id", "type": "string"}
+]}"#;
+
+struct Registry {
+    server: RegistryServer,
+    _dir: tempfile::TempDir,
+}
+
+/// A registry holding V1 (id 1), V2 (id 2) and BAD_ID (id 3) under `orders-value`.
+fn registry(latest: &[&str]) -> Registry {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schemas: Vec<StoredSchema> = [V1, V2, BAD_ID]
+        .iter()
+        .map(|s| StoredSchema {
+            schema: s.to_string(),
+            kind: "AVRO".into(),
+            references: serde_json::Value::Null,
+        })
+        .collect();
+    let versions: Vec<u32> = latest
+        .iter()
+        .filter_map(|l| [V1, V2, BAD_ID].iter().position(|s| s == l))
+        .map(|i| i as u32 + 1)
+        .collect();
+    let state = RegistryState {
+        schemas,
+        subjects: [("orders-value".to_string(), versions)].into(),
+        ..RegistryState::default()
+    };
+    let file = dir.path().join("registry.json");
+    std::fs::write(&file, serde_json::to_string(&state).expect("state")).expect("write");
+    let server = RegistryServer::start(ServerOptions {
+        state_file: Some(file),
+        ..ServerOptions::default()
+    })
+    .expect("registry");
+    Registry { server, _dir: dir }
+}
+
+fn plan(url: &str) -> (DecodePlan, floe_sql::job::SourceDef) {
+    let text = format!(
+        "SET 'job.name' = 'j';
+         CREATE CATALOG c WITH ('type' = 'sql', 'uri' = 'sqlite://x.db', 'warehouse' = 'file:///tmp/w');
+         CREATE SOURCE orders (id BIGINT NOT NULL, amount DOUBLE, note VARCHAR, placed TIMESTAMP)
+         WITH ('connector' = 'kafka', 'topic' = 'orders', 'format' = 'avro-confluent',
+               'avro-confluent.url' = '{url}', 'properties.bootstrap.servers' = 'x:1');
+         CREATE TABLE c.n.t (id BIGINT);
+         INSERT INTO c.n.t SELECT id FROM orders;"
+    );
+    let job = floe_sql::parse_job("job.sql", &text, &floe_sql::EnvOrKeep).expect("job");
+    let source = job.sources[0].clone();
+    (DecodePlan::new(&source).expect("plan"), source)
+}
+
+fn framed(id: u32, schema: &str, value: Avro) -> Vec<u8> {
+    let schema = apache_avro::Schema::parse_str(schema).expect("schema");
+    let mut out = vec![0];
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend(apache_avro::to_avro_datum(&schema, value).expect("datum"));
+    out
+}
+
+fn v1(id: i64) -> Vec<u8> {
+    framed(
+        1,
+        V1,
+        Avro::Record(vec![
+            ("id".into(), Avro::Long(id)),
+            ("amount".into(), Avro::Double(id as f64 * 1.5)),
+            (
+                "placed".into(),
+                Avro::TimestampMillis(1_700_000_000_000 + id),
+            ),
+        ]),
+    )
+}
+
+fn v2(id: i64, note: &str) -> Vec<u8> {
+    framed(
+        2,
+        V2,
+        Avro::Record(vec![
+            ("id".into(), Avro::Long(id)),
+            ("amount".into(), Avro::Double(id as f64 * 1.5)),
+            (
+                "placed".into(),
+                Avro::TimestampMillis(1_700_000_000_000 + id),
+            ),
+            (
+                "note".into(),
+                Avro::Union(1, Box::new(Avro::String(note.into()))),
+            ),
+        ]),
+    )
+}
+
+fn records(values: &[Vec<u8>]) -> PendingRecords {
+    let mut recs = PendingRecords::default();
+    for (i, v) in values.iter().enumerate() {
+        recs.push(i as i64, Some(0), None, Some(v));
+    }
+    recs
+}
+
+fn column<'a, T: 'static>(batch: &'a arrow_array::RecordBatch, name: &str) -> &'a T {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .expect("column")
+}
+
+#[test]
+fn records_of_several_schema_versions_decode_into_the_declared_columns() {
+    let r = registry(&[V1, V2]);
+    let (plan, _) = plan(r.server.url());
+    let values = [v1(1), v2(2, "gift"), v2(3, "rush"), v1(4)];
+    let tp = TopicPartition::new("orders", 0);
+    let d = decode(&plan, &tp, &records(&values)).expect("decode");
+    assert!(d.bad.is_empty(), "{:?}", d.bad);
+    let b = &d.batch;
+    assert_eq!(column::<Int64Array>(b, "id").values(), &[1, 2, 3, 4]);
+    assert_eq!(column::<Float64Array>(b, "amount").value(3), 6.0);
+    let notes = column::<StringArray>(b, "note");
+    assert!(notes.is_null(0) && notes.is_null(3));
+    assert_eq!((notes.value(1), notes.value(2)), ("gift", "rush"));
+    let placed = column::<TimestampMicrosecondArray>(b, "placed");
+    assert_eq!(placed.value(0), (1_700_000_000_000 + 1) * 1000);
+}
+
+#[test]
+fn bad_framing_unknown_ids_and_broken_data_are_bad_records_and_the_rest_decodes() {
+    let r = registry(&[V1]);
+    let (plan, _) = plan(r.server.url());
+    let mut truncated = v2(5, "cut");
+    truncated.truncate(truncated.len() - 3);
+    let mut trailing = v1(6);
+    trailing.extend_from_slice(b"xyz");
+    let values = [
+        v1(1),
+        b"{\"id\": 2}".to_vec(),
+        vec![0, 0, 0],
+        framed(
+            999,
+            V1,
+            Avro::Record(vec![
+                ("id".into(), Avro::Long(3)),
+                ("amount".into(), Avro::Double(0.0)),
+                ("placed".into(), Avro::TimestampMillis(0)),
+            ]),
+        ),
+        truncated,
+        trailing,
+        v1(7),
+        framed(
+            3,
+            BAD_ID,
+            Avro::Record(vec![("id".into(), Avro::String("x".into()))]),
+        ),
+    ];
+    let tp = TopicPartition::new("orders", 0);
+    let d = decode(&plan, &tp, &records(&values)).expect("decode");
+    assert_eq!(column::<Int64Array>(&d.batch, "id").values(), &[1, 7]);
+    let bad: Vec<(usize, ViolationKind)> = d.bad.iter().map(|b| (b.index, b.kind)).collect();
+    use ViolationKind::{Malformed, Type};
+    assert_eq!(
+        bad,
+        [
+            (1, Malformed),
+            (2, Malformed),
+            (3, Malformed),
+            (4, Malformed),
+            (5, Malformed),
+            (7, Type)
+        ]
+    );
+    let message = |i: usize| {
+        d.bad
+            .iter()
+            .find(|b| b.index == i)
+            .map(|b| b.message.clone())
+            .unwrap_or_default()
+    };
+    assert!(message(1).contains("magic byte 0"), "{}", message(1));
+    assert!(
+        message(3).contains("schema id 999 is not in the schema registry"),
+        "{}",
+        message(3)
+    );
+    assert!(
+        message(7).contains("field 'id'") && message(7).contains("id 3"),
+        "{}",
+        message(7)
+    );
+}
+
+#[test]
+fn declared_columns_are_checked_against_the_latest_schema() {
+    let fits = registry(&[V1, V2]);
+    let (plan_ok, source) = plan(fits.server.url());
+    plan_ok.check_registry(&source).expect("V2 fits");
+
+    let broken = registry(&[V1, BAD_ID]);
+    let (plan_bad, source) = plan(broken.server.url());
+    let e = plan_bad
+        .check_registry(&source)
+        .expect_err("BAD_ID does not fit");
+    let text = e.to_string();
+    assert!(
+        text.contains("subject 'orders-value'")
+            && text.contains("field 'id'")
+            && text.contains("version 2"),
+        "{text}"
+    );
+    assert!(text.contains("declares id Int64"), "{text}");
+}

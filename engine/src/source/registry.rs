@@ -1,0 +1,352 @@
+//! The Schema Registry client of a source: writer schemas by id (fetched once, then
+//! cached for the life of the job: a registered schema never changes), and a subject's
+//! latest version.
+//!
+//! Lookups come from the decoding thread, which is not an async task, and from `floe
+//! replay`, which is: each fetch runs on a short-lived thread of its own with a
+//! single-threaded runtime, so it works from either. Fetches are rare (one per schema
+//! id per job), so the thread costs nothing that matters.
+//!
+//! A registry that cannot be reached, or answers 5xx or 429, is waited for with backoff
+//! and said so in the log: good records are never dead-lettered because the registry is
+//! down. An id the registry answers 404 for is the record's fault (a bad record); any
+//! other answer (401, 403, a body that is not a schema) stops the job with the URL and
+//! the registry's message.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use floe_sql::job::RegistryOptions;
+use serde::Deserialize;
+use tracing::warn;
+
+/// Longest wait between two attempts to reach the registry.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A registry failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry could not be reached or is overloaded: try again later.
+    #[error("schema registry {url}: {message}")]
+    Unavailable {
+        /// The request's URL.
+        url: String,
+        /// What happened.
+        message: String,
+    },
+    /// The registry answered, and retrying will not change the answer.
+    #[error("schema registry {url}: {message}")]
+    Refused {
+        /// The request's URL.
+        url: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+impl RegistryError {
+    /// Whether waiting and asking again can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}
+
+/// A schema as the registry stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredSchema {
+    /// Its global id (what the wire format carries).
+    pub id: u32,
+    /// The schema text (Avro JSON).
+    pub text: String,
+    /// `AVRO`, `PROTOBUF` or `JSON`.
+    pub kind: String,
+    /// Its version within the subject it was looked up in (0 when looked up by id).
+    pub version: u32,
+}
+
+/// What a lookup by id found.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// The schema.
+    Found(Arc<RegisteredSchema>),
+    /// The registry does not have this id.
+    Unknown,
+}
+
+#[derive(Debug, Deserialize)]
+struct SchemaBody {
+    schema: String,
+    #[serde(rename = "schemaType")]
+    schema_type: Option<String>,
+    id: Option<u32>,
+    version: Option<u32>,
+}
+
+/// How requests authenticate.
+enum Auth {
+    Basic(String, String),
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Basic(..) => "Basic <redacted>",
+            Self::Bearer(_) => "Bearer <redacted>",
+        })
+    }
+}
+
+/// One registry, shared by the sources that use it.
+#[derive(Debug)]
+pub struct Registry {
+    base: String,
+    http: reqwest::Client,
+    auth: Option<Auth>,
+    by_id: Mutex<HashMap<u32, Lookup>>,
+}
+
+impl Registry {
+    /// A client of the registry at `url` (already resolved when the job names the
+    /// embedded one), set up from the source's options.
+    pub fn new(options: &RegistryOptions, url: &str) -> Result<Self, RegistryError> {
+        let refused = |message: String| RegistryError::Refused {
+            url: url.to_string(),
+            message,
+        };
+        let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
+        if let Some(path) = &options.ca_location {
+            let pem = std::fs::read(path).map_err(|e| {
+                refused(format!("'avro-confluent.ssl.ca-location' = '{path}': {e}"))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                refused(format!(
+                    "'avro-confluent.ssl.ca-location' = '{path}' holds no PEM certificates: {e}"
+                ))
+            })?;
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| refused(format!("cannot set up the HTTP client: {e}")))?;
+        let auth = match (&options.basic_auth, &options.bearer_token) {
+            (Some(user_info), _) => {
+                let (user, password) = user_info.split_once(':').unwrap_or((user_info, ""));
+                Some(Auth::Basic(user.to_string(), password.to_string()))
+            }
+            (None, Some(token)) => Some(Auth::Bearer(token.clone())),
+            (None, None) => None,
+        };
+        Ok(Self {
+            base: url.trim_end_matches('/').to_string(),
+            http,
+            auth,
+            by_id: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The writer schema with global id `id`, from the cache or the registry; waits
+    /// while the registry is unavailable.
+    pub fn schema(&self, id: u32) -> Result<Lookup, RegistryError> {
+        if let Some(found) = self.cached(id) {
+            return Ok(found);
+        }
+        let url = format!("{}/schemas/ids/{id}", self.base);
+        let found = match self.get_waiting(&url)? {
+            None => Lookup::Unknown,
+            Some(body) => Lookup::Found(Arc::new(parse_schema(&url, &body, id, 0)?)),
+        };
+        if let Ok(mut cache) = self.by_id.lock() {
+            cache.insert(id, found.clone());
+        }
+        Ok(found)
+    }
+
+    /// The newest version registered under `subject`; None when the subject does not
+    /// exist. Waits while the registry is unavailable.
+    pub fn latest(&self, subject: &str) -> Result<Option<RegisteredSchema>, RegistryError> {
+        let url = format!(
+            "{}/subjects/{}/versions/latest",
+            self.base,
+            percent_encode(subject)
+        );
+        match self.get_waiting(&url)? {
+            None => Ok(None),
+            Some(body) => Ok(Some(parse_schema(&url, &body, 0, 0)?)),
+        }
+    }
+
+    fn cached(&self, id: u32) -> Option<Lookup> {
+        self.by_id.lock().ok().and_then(|c| c.get(&id).cloned())
+    }
+
+    /// GETs `url` until it answers; None for 404.
+    fn get_waiting(&self, url: &str) -> Result<Option<String>, RegistryError> {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.get_once(url) {
+                Err(e) if e.is_retryable() => {
+                    warn!(error = %e, "the schema registry is unavailable; decoding waits for it and retries in {backoff:?}");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One GET, on a thread of its own (see the module doc).
+    fn get_once(&self, url: &str) -> Result<Option<String>, RegistryError> {
+        let unavailable = |message: String| RegistryError::Unavailable {
+            url: url.to_string(),
+            message,
+        };
+        let request = || async {
+            let mut req = self
+                .http
+                .get(url)
+                .header("Accept", "application/vnd.schemaregistry.v1+json");
+            req = match &self.auth {
+                Some(Auth::Basic(user, password)) => req.basic_auth(user, Some(password)),
+                Some(Auth::Bearer(token)) => req.bearer_auth(token),
+                None => req,
+            };
+            let resp = req.send().await.map_err(|e| unavailable(describe(&e)))?;
+            let status = resp.status();
+            let body = resp.text().await.map_err(|e| unavailable(describe(&e)))?;
+            answer(url, status.as_u16(), body)
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| unavailable(format!("cannot start an HTTP runtime: {e}")))?;
+                rt.block_on(request())
+            })
+            .join()
+            .unwrap_or_else(|_| Err(unavailable("the request thread panicked".into())))
+        })
+    }
+}
+
+/// The client for a source's registry options; `embedded` starts (once) and names the
+/// registry this process serves.
+pub fn client_for(options: &RegistryOptions) -> Result<Arc<Registry>, RegistryError> {
+    let url = if options.is_embedded() {
+        crate::embedded::registry::embedded()
+            .map_err(|e| RegistryError::Refused {
+                url: options.url.clone(),
+                message: e.to_string(),
+            })?
+            .url()
+            .to_string()
+    } else {
+        options.url.clone()
+    };
+    Registry::new(options, &url).map(Arc::new)
+}
+
+/// What an HTTP answer means for a lookup.
+fn answer(url: &str, status: u16, body: String) -> Result<Option<String>, RegistryError> {
+    match status {
+        200..=299 => Ok(Some(body)),
+        404 => Ok(None),
+        429 | 500..=599 => Err(RegistryError::Unavailable {
+            url: url.to_string(),
+            message: format!("HTTP {status}: {}", excerpt(&body)),
+        }),
+        401 | 403 => Err(RegistryError::Refused {
+            url: url.to_string(),
+            message: format!(
+                "HTTP {status}: {} (check 'avro-confluent.basic-auth.user-info' or 'avro-confluent.bearer-auth.token')",
+                excerpt(&body)
+            ),
+        }),
+        _ => Err(RegistryError::Refused {
+            url: url.to_string(),
+            message: format!("HTTP {status}: {}", excerpt(&body)),
+        }),
+    }
+}
+
+fn parse_schema(
+    url: &str,
+    body: &str,
+    id: u32,
+    version: u32,
+) -> Result<RegisteredSchema, RegistryError> {
+    let parsed: SchemaBody = serde_json::from_str(body).map_err(|e| RegistryError::Refused {
+        url: url.to_string(),
+        message: format!("the answer is not a schema ({e}): {}", excerpt(body)),
+    })?;
+    Ok(RegisteredSchema {
+        id: parsed.id.unwrap_or(id),
+        text: parsed.schema,
+        kind: parsed.schema_type.unwrap_or_else(|| "AVRO".into()),
+        version: parsed.version.unwrap_or(version),
+    })
+}
+
+/// The error and its causes, on one line (reqwest's own message omits the cause).
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+fn excerpt(body: &str) -> String {
+    let one_line = body.replace('\n', " ");
+    match one_line.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &one_line[..i]),
+        None => one_line,
+    }
+}
+
+/// Subject names may hold any character; a path segment may not.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_sorted_into_found_missing_wait_and_stop() {
+        assert_eq!(answer("u", 200, "x".into()).ok(), Some(Some("x".into())));
+        assert_eq!(answer("u", 404, String::new()).ok(), Some(None));
+        assert!(answer("u", 503, String::new()).is_err_and(|e| e.is_retryable()));
+        assert!(answer("u", 429, String::new()).is_err_and(|e| e.is_retryable()));
+        let denied = answer("u", 401, "{}".into()).expect_err("401");
+        assert!(!denied.is_retryable());
+        assert!(
+            denied.to_string().contains("basic-auth.user-info"),
+            "{denied}"
+        );
+    }
+
+    #[test]
+    fn subjects_are_encoded_for_the_path() {
+        assert_eq!(percent_encode("orders-value"), "orders-value");
+        assert_eq!(percent_encode("a/b c"), "a%2Fb%20c");
+    }
+}

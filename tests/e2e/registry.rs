@@ -1,0 +1,340 @@
+//! Avro sources through a Schema Registry: records serialized by confluent-kafka's own
+//! `AvroSerializer` and `SchemaRegistryClient` against `floe registry` (with basic
+//! authentication), decoded by the job across schema versions, bad ones dead-lettered.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use crate::fixture::{Broker, Lake, StderrLog, floe, succeeded};
+use crate::pyiceberg::python;
+
+const USER_INFO: &str = "floe:s3cret";
+
+/// `floe registry` in a process of its own, stopped on drop.
+struct RegistryProcess {
+    child: Child,
+    out: BufReader<ChildStdout>,
+    url: String,
+}
+
+impl RegistryProcess {
+    fn start(state: &Path) -> RegistryProcess {
+        let mut child = floe()
+            .args(["registry", "--user-info", USER_INFO, "--state"])
+            .arg(state)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start floe registry");
+        let mut out = BufReader::new(child.stdout.take().expect("registry stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read the url line");
+        let url = line
+            .trim()
+            .strip_prefix("url=")
+            .unwrap_or_else(|| panic!("unexpected registry output: {line}"))
+            .to_string();
+        RegistryProcess { child, out, url }
+    }
+
+    /// `down` (connections refused) or `up`, confirmed.
+    fn switch(&mut self, command: &str) {
+        let stdin = self.child.stdin.as_mut().expect("registry stdin");
+        writeln!(stdin, "{command}").expect("send a command");
+        stdin.flush().expect("flush");
+        let mut line = String::new();
+        self.out.read_line(&mut line).expect("read the answer");
+        assert_eq!(line.trim(), command, "the registry did not confirm");
+    }
+}
+
+impl Drop for RegistryProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/produce_avro.py")
+}
+
+/// Serializes `plan` (see produce_avro.py) with confluent-kafka against `registry`;
+/// returns the file of values.
+fn serialize(lake: &Lake, registry: &RegistryProcess, plan: serde_json::Value) -> PathBuf {
+    let file = lake.dir.path().join(format!("values-{}.hex", uuid_ish()));
+    succeeded(
+        Command::new(python())
+            .arg(script())
+            .args([
+                "serialize",
+                &registry.url,
+                USER_INFO,
+                "orders",
+                &plan.to_string(),
+            ])
+            .arg(&file),
+        "produce_avro.py serialize",
+    );
+    file
+}
+
+fn uuid_ish() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Sends lines `range` of `file` to the orders topic.
+fn send(broker: &Broker, file: &Path, range: std::ops::Range<usize>) {
+    succeeded(
+        Command::new(python())
+            .arg(script())
+            .args(["send", &broker.bootstrap, "orders"])
+            .arg(file)
+            .args([range.start.to_string(), range.end.to_string()]),
+        "produce_avro.py send",
+    );
+}
+
+fn avro_job(dir: &Path) -> String {
+    format!(
+        "SET 'job.name' = 'avro-orders';
+CREATE CATALOG lake WITH ({catalog});
+CREATE SOURCE orders (
+  id BIGINT NOT NULL, customer VARCHAR, amount DOUBLE, status VARCHAR, placed TIMESTAMP,
+  note VARCHAR
+) WITH (
+  'connector' = 'kafka', 'topic' = 'orders', 'format' = 'avro-confluent',
+  'avro-confluent.url' = '${{REGISTRY_URL}}',
+  'avro-confluent.basic-auth.user-info' = '${{REGISTRY_AUTH}}',
+  'properties.bootstrap.servers' = '${{KAFKA_BOOTSTRAP}}',
+  'scan.startup.mode' = 'earliest-offset'
+);
+CREATE TABLE lake.sales.orders (
+  id BIGINT NOT NULL, customer VARCHAR, amount DOUBLE, status VARCHAR, placed TIMESTAMP,
+  note VARCHAR
+) WITH (
+  'commit.interval' = '1s',
+  'on-violation' = 'dead-letter',
+  'dead-letter.table' = 'lake.sales.orders_dlq'
+);
+INSERT INTO lake.sales.orders SELECT * FROM orders;
+",
+        catalog = crate::fixture::sqlite_catalog(dir)
+    )
+}
+
+fn lake_for(registry: &RegistryProcess) -> Lake {
+    let mut lake = Lake::with_job(avro_job);
+    lake.env = vec![
+        ("REGISTRY_URL".into(), registry.url.clone()),
+        ("REGISTRY_AUTH".into(), USER_INFO.into()),
+    ];
+    lake
+}
+
+/// (id, note) of every row of the orders table, sorted by id.
+fn rows(lake: &Lake) -> Vec<(u64, Option<String>)> {
+    let mut out: Vec<(u64, Option<String>)> = lake
+        .query("SELECT id, note, status, amount FROM lake.sales.orders")
+        .iter()
+        .map(|r| {
+            let id = r["id"].as_u64().expect("id");
+            let status = r["status"].as_str().expect("status");
+            assert_eq!(status, if id % 2 == 1 { "PAID" } else { "NEW" });
+            assert_eq!(r["amount"].as_f64(), Some(id as f64 * 1.25));
+            (id, r["note"].as_str().map(str::to_string))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// What the plan v1 0..a, v2 a..b, v1 b..c produces.
+fn expected(a: u64, b: u64, c: u64) -> Vec<(u64, Option<String>)> {
+    (0..c)
+        .map(|i| (i, (a..b).contains(&i).then(|| format!("note {i}"))))
+        .collect()
+}
+
+#[test]
+fn avro_records_of_every_schema_version_land_and_bad_ones_are_dead_lettered() {
+    let broker = Broker::start(&["orders:1"]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let registry = RegistryProcess::start(&state.path().join("registry.json"));
+    let lake = lake_for(&registry);
+    let plan = serde_json::json!([
+        {"schema": "v1", "from": 0, "to": 300},
+        {"raw": "random"},
+        {"schema": "v2", "from": 300, "to": 600},
+        {"raw": "truncated"},
+        {"raw": "unknown-id"},
+        {"schema": "v1", "from": 600, "to": 900},
+        {"raw": "json"}
+    ]);
+    let file = serialize(&lake, &registry, plan);
+    send(&broker, &file, 0..905);
+    lake.run_until_idle(&broker, "3s");
+
+    assert_eq!(rows(&lake), expected(300, 600, 900));
+    let dead = lake.query(
+        "SELECT \"offset\", error_kind, error_message FROM lake.sales.orders_dlq ORDER BY \"offset\"",
+    );
+    let offsets: Vec<u64> = dead.iter().filter_map(|d| d["offset"].as_u64()).collect();
+    assert_eq!(offsets, [300, 601, 602, 903], "{dead:?}");
+    assert!(
+        dead.iter().all(|d| d["error_kind"] == "malformed"),
+        "{dead:?}"
+    );
+    let message = |i: usize| {
+        dead[i]["error_message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        message(2).contains("schema id 999999 is not in the schema registry"),
+        "{}",
+        message(2)
+    );
+    assert!(message(3).contains("magic byte 0"), "{}", message(3));
+}
+
+#[test]
+fn a_registry_that_is_down_delays_decoding_and_dead_letters_nothing() {
+    let broker = Broker::start(&["orders:1"]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut registry = RegistryProcess::start(&state.path().join("registry.json"));
+    let lake = lake_for(&registry);
+    let plan = serde_json::json!([
+        {"schema": "v1", "from": 0, "to": 200},
+        {"schema": "v2", "from": 200, "to": 400}
+    ]);
+    let file = serialize(&lake, &registry, plan);
+    send(&broker, &file, 0..200);
+    let mut run = lake
+        .run_cmd(&broker)
+        .args(["--stop-when-idle", "4s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start floe run");
+    let log = StderrLog::attach(&mut run).expect("stderr");
+    assert!(
+        log.wait_for("committed", Duration::from_secs(60)),
+        "{}",
+        log.text()
+    );
+    // The job has met schema id 1 only; id 2 arrives while the registry is down.
+    registry.switch("down");
+    send(&broker, &file, 200..400);
+    assert!(
+        log.wait_for(
+            "the schema registry is unavailable",
+            Duration::from_secs(60)
+        ),
+        "{}",
+        log.text()
+    );
+    registry.switch("up");
+    let status = run.wait().expect("floe run");
+    assert!(status.success(), "{}", log.text());
+    assert_eq!(rows(&lake), expected(200, 400, 400));
+    let dead = lake.query("SELECT count(*) AS n FROM lake.sales.orders_dlq");
+    assert_eq!(dead[0]["n"], 0, "no good record is dead-lettered");
+}
+
+#[test]
+fn declared_columns_that_do_not_fit_the_latest_schema_stop_the_job_before_reading() {
+    let broker = Broker::start(&["orders:1"]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let registry = RegistryProcess::start(&state.path().join("registry.json"));
+    let lake = lake_for(&registry);
+    let plan = serde_json::json!([
+        {"schema": "v1", "from": 0, "to": 10},
+        {"schema": "amount-as-text", "from": 10, "to": 20}
+    ]);
+    let file = serialize(&lake, &registry, plan);
+    send(&broker, &file, 0..20);
+    let err = lake.run_failing(&broker, "3s");
+    assert!(
+        err.contains("subject 'orders-value'")
+            && err.contains("field 'amount'")
+            && err.contains("version 2")
+            && err.contains("declares amount Float64"),
+        "{err}"
+    );
+    let validate = lake
+        .floe()
+        .env("KAFKA_BOOTSTRAP", &broker.bootstrap)
+        .args(["validate"])
+        .arg(&lake.job)
+        .output()
+        .expect("floe validate");
+    assert!(!validate.status.success());
+    assert!(String::from_utf8_lossy(&validate.stderr).contains("field 'amount'"));
+}
+
+#[test]
+fn the_avro_quickstart_runs_on_the_embedded_broker_and_registry() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let job = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/avro.sql");
+    let with_env = |c: &mut Command| {
+        c.env("FLOE_HOME", home.path())
+            .env("QUICKSTART_RECORDS", "4000")
+            .env("QUICKSTART_RATE", "0")
+            .env_remove("KAFKA_BOOTSTRAP")
+            .env_remove("SCHEMA_REGISTRY_URL");
+    };
+    let mut run = floe();
+    with_env(&mut run);
+    succeeded(
+        run.arg("run").arg(&job).args(["--stop-when-idle", "3s"]),
+        "floe run examples/avro.sql",
+    );
+    let mut query = floe();
+    with_env(&mut query);
+    let out = succeeded(
+        query
+            .args(["query", "--format", "json", "--job"])
+            .arg(&job)
+            .arg(
+                "SELECT order_id, customer_id, CAST(amount AS VARCHAR) AS amount, currency, \
+             CAST(order_ts AS BIGINT) AS ts FROM lake.sales.orders_avro",
+            ),
+        "floe query",
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("json row"))
+        .collect();
+    // The same orders as the JSON feed's, filtered as the job filters them.
+    let mut expected = vec![];
+    for p in 0..4 {
+        for i in 0..1000 {
+            let o = floe_engine::embedded::generator::order(42, 4, p, i);
+            if o.cents > 0 {
+                expected.push(o);
+            }
+        }
+    }
+    expected.sort_by_key(|o| o.id);
+    let mut got: Vec<&serde_json::Value> = rows.iter().collect();
+    got.sort_by_key(|r| r["order_id"].as_u64());
+    assert_eq!(got.len(), expected.len());
+    for (r, o) in got.iter().zip(&expected) {
+        assert_eq!(r["order_id"].as_u64(), Some(o.id));
+        assert_eq!(r["customer_id"].as_u64(), Some(o.customer));
+        let amount = format!("{}.{:02}", o.cents / 100, o.cents % 100);
+        assert_eq!(r["amount"].as_str(), Some(amount.as_str()), "{r}");
+        assert_eq!(
+            r["currency"].as_str(),
+            Some(o.currency.trim().to_uppercase().as_str())
+        );
+        assert_eq!(r["ts"].as_i64(), Some(o.ts_ms * 1000), "{r}");
+    }
+}
