@@ -1,5 +1,6 @@
-//! Criterion micro-benchmarks of the hot parts, each alone: JSON → Arrow decode, the
-//! compiled SQL over one batch, Parquet encode, and one Iceberg commit.
+//! Criterion micro-benchmarks of the hot parts, each alone: JSON → Arrow and Avro →
+//! Arrow decode of the same bids, the compiled SQL over one batch, Parquet encode, and
+//! one Iceberg commit.
 //!
 //! `cargo bench -p floe-bench --bench micro`
 
@@ -10,11 +11,14 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use floe_catalog::{CatalogConfig, CatalogKind, OffsetMap, TopicPartition, open_catalog};
+use floe_engine::embedded::avro_feed::{BID_SCHEMA, bid_avro};
 use floe_engine::embedded::nexmark::bid_json;
+use floe_engine::embedded::registry::{RegistryServer, ServerOptions};
 use floe_engine::source::decode::{DecodePlan, PendingRecords, decode};
 use floe_sinks::{
     CommitRequest, RetryPolicy, TableSpec, TableWriter, WriterConfig, commit, ensure_table,
 };
+use floe_sql::job::{RegistryOptions, SourceDef, SourceFormat, SubjectName};
 use floe_sql::{CompiledJob, EnvVariables, compile, parse_job};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -59,6 +63,30 @@ fn records_with(edit: impl Fn(&str) -> String) -> PendingRecords {
     r
 }
 
+/// The same bids in Avro (Confluent wire format), and a plan that reads them as the
+/// q1 source declares its columns, with the bids' schema in `registry`.
+fn avro_bids(json_source: &SourceDef, registry: &RegistryServer) -> (DecodePlan, PendingRecords) {
+    let id = registry
+        .register("bids-value", BID_SCHEMA)
+        .expect("register");
+    let mut source = json_source.clone();
+    source.kafka.format = SourceFormat::AvroConfluent;
+    source.kafka.registry = Some(RegistryOptions {
+        url: registry.url().to_string(),
+        basic_auth: None,
+        bearer_token: None,
+        ca_location: None,
+        subject: SubjectName::Topic,
+    });
+    let mut r = PendingRecords::default();
+    let mut value = Vec::new();
+    for i in 0..ROWS as u64 {
+        bid_avro(42, i, id, &mut value);
+        r.push(i as i64, Some(1_793_491_200_000), None, Some(&value));
+    }
+    (DecodePlan::new(&source).expect("Avro plan"), r)
+}
+
 fn compiled(rt: &tokio::runtime::Runtime, dir: &Path) -> CompiledJob {
     let parsed = parse_job("q1.sql", &job(dir), &EnvVariables).expect("q1 parses");
     rt.block_on(compile(parsed)).expect("q1 plans")
@@ -69,10 +97,12 @@ fn benches(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let job = compiled(&rt, dir.path());
     let source = &job.job.sources[0];
-    let plan = DecodePlan::new(source);
+    let plan = DecodePlan::new(source).expect("plan");
     let tp = TopicPartition::new("bids", 0);
     let recs = records();
     let bytes = recs.bytes() as u64;
+    let registry = RegistryServer::start(ServerOptions::default()).expect("registry");
+    let (avro_plan, avro_recs) = avro_bids(source, &registry);
 
     let mut g = c.benchmark_group("hot-path");
     g.throughput(Throughput::Elements(ROWS as u64));
@@ -83,7 +113,15 @@ fn benches(c: &mut Criterion) {
     g.bench_function("decode 8192 bids, dateTime as epoch millis", |b| {
         b.iter(|| black_box(decode(&plan, &tp, &numeric).expect("decodes")))
     });
+    g.bench_function("decode 8192 bids (Avro → Arrow)", |b| {
+        b.iter(|| black_box(decode(&avro_plan, &tp, &avro_recs).expect("decodes")))
+    });
     let batch = decode(&plan, &tp, &recs).expect("decodes").batch;
+    let avro_batch = decode(&avro_plan, &tp, &avro_recs).expect("decodes").batch;
+    assert_eq!(
+        avro_batch, batch,
+        "Avro and JSON bids decode to the same rows"
+    );
 
     let insert = &job.inserts[0];
     let slot = &job.slots[insert.source];
@@ -112,7 +150,10 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
-    eprintln!("(payload: {bytes} bytes of JSON per 8192 bids)");
+    eprintln!(
+        "(payload: {bytes} bytes of JSON, {} bytes of Avro per 8192 bids)",
+        avro_recs.bytes()
+    );
 
     // One commit of one small data file on the SQLite catalog.
     let cat = rt

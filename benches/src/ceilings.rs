@@ -94,7 +94,7 @@ pub fn consume(
 
 /// Decodes every chunk with Floe's decoder; returns the batches and the time it took.
 pub fn decode_all(source: &SourceDef, drained: &Drained) -> Result<(Vec<RecordBatch>, Duration)> {
-    let plan = DecodePlan::new(source);
+    let plan = DecodePlan::new(source)?;
     let t = Instant::now();
     let mut out = Vec::with_capacity(drained.chunks.len());
     for (tp, recs) in &drained.chunks {

@@ -76,7 +76,7 @@ fn check_registry_sources(job: &JobFile) -> Result<()> {
     for source in job.sources.iter().filter(|s| s.kafka.registry.is_some()) {
         // The embedded generator's schema is the subject's latest once registered.
         if let Some(feed) = &source.kafka.embedded {
-            crate::embedded::avro_orders::register_for(source, feed)?;
+            crate::embedded::avro_feed::register_for(source, feed)?;
         }
         crate::source::decode::DecodePlan::new(source)?.check_registry(source)?;
     }

@@ -296,6 +296,6 @@ fn feed_spec(
         properties: vec![],
         dirty_every: feed.dirty_every,
         feed: Feed::parse(&feed.generator).unwrap_or_default(),
-        avro_schema_id: crate::embedded::avro_orders::register_for(s, feed)?,
+        avro_schema_id: crate::embedded::avro_feed::register_for(s, feed)?,
     })
 }

@@ -37,7 +37,7 @@ pub struct GenerateSpec {
     /// Which events.
     pub feed: Feed,
     /// Set to write orders in Avro framed with this registry schema id (see
-    /// `avro_orders`); JSON otherwise.
+    /// `avro_feed`); JSON otherwise.
     pub avro_schema_id: Option<u32>,
 }
 
@@ -79,7 +79,7 @@ fn write_record(
     let id = index * u64::from(spec.partitions) + u64::from(partition);
     if let (Feed::Orders, Some(schema_id)) = (spec.feed, spec.avro_schema_id) {
         let (seed, parts) = (spec.seed, spec.partitions);
-        return super::avro_orders::order_avro(seed, parts, partition, index, schema_id, out);
+        return super::avro_feed::order_avro(seed, parts, partition, index, schema_id, out);
     }
     let write = match spec.feed {
         Feed::Orders => {

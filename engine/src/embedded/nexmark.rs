@@ -39,19 +39,44 @@ fn timestamp(id: u64, out: &mut String) {
     let _ = write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
 }
 
+/// One Nexmark bid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bid {
+    /// The auction bid on.
+    pub auction: u64,
+    /// Who bids.
+    pub bidder: u64,
+    /// Price in cents.
+    pub price: u64,
+    /// Where the bid came from.
+    pub channel: &'static str,
+    /// The bid's page.
+    pub url: String,
+    /// When, epoch milliseconds.
+    pub date_time_ms: i64,
+}
+
+/// Bid `id`.
+pub fn bid(seed: u64, id: u64) -> Bid {
+    let h = mix(seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    Bid {
+        auction: 1000 + (h % 10_000),
+        bidder: 1000 + ((h >> 16) % 100_000),
+        price: 100 + ((h >> 32) % 1_000_000),
+        channel: CHANNELS[((h >> 8) % CHANNELS.len() as u64) as usize],
+        url: format!("https://nexmark.com/{:x}?q={}", h & 0xffff, (h >> 40) % 100),
+        date_time_ms: BASE_MS + (id / EVENTS_PER_MS) as i64,
+    }
+}
+
 /// Writes bid `id` as JSON into `out`.
 pub fn bid_json(seed: u64, id: u64, out: &mut String) {
     out.clear();
-    let h = mix(seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let auction = 1000 + (h % 10_000);
-    let bidder = 1000 + ((h >> 16) % 100_000);
-    let price = 100 + ((h >> 32) % 1_000_000);
-    let channel = CHANNELS[((h >> 8) % CHANNELS.len() as u64) as usize];
+    let b = bid(seed, id);
     let _ = write!(
         out,
-        r#"{{"auction":{auction},"bidder":{bidder},"price":{price},"channel":"{channel}","url":"https://nexmark.com/{:x}?q={}","dateTime":""#,
-        h & 0xffff,
-        (h >> 40) % 100,
+        r#"{{"auction":{},"bidder":{},"price":{},"channel":"{}","url":"{}","dateTime":""#,
+        b.auction, b.bidder, b.price, b.channel, b.url,
     );
     timestamp(id, out);
     out.push_str(r#"","extra":""}"#);

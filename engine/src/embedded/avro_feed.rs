@@ -1,5 +1,6 @@
-//! The embedded generator's orders in Avro, framed in the Confluent wire format with the
-//! id the embedded registry gave [`ORDER_SCHEMA`] (the Avro quickstart's feed).
+//! The embedded generator's orders (the Avro quickstart's feed) and Nexmark bids (the
+//! benchmark's) in Avro, framed in the Confluent wire format with the id a registry gave
+//! their schema.
 //!
 //! Avro's binary encoding of this one record type is short enough to write by hand, and
 //! keeps the generator as fast as its JSON twin: longs are zigzag varints, strings and
@@ -20,6 +21,33 @@ pub const ORDER_SCHEMA: &str = r#"{"type": "record", "name": "Order", "namespace
   {"name": "currency", "type": "string"},
   {"name": "order_ts", "type": {"type": "long", "logicalType": "timestamp-millis"}}
  ]}"#;
+
+/// The Nexmark bids' writer schema.
+pub const BID_SCHEMA: &str = r#"{"type": "record", "name": "Bid", "namespace": "nexmark",
+ "fields": [
+  {"name": "auction", "type": "long"},
+  {"name": "bidder", "type": "long"},
+  {"name": "price", "type": "long"},
+  {"name": "channel", "type": "string"},
+  {"name": "url", "type": "string"},
+  {"name": "dateTime", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+  {"name": "extra", "type": "string"}
+ ]}"#;
+
+/// Writes bid `id`, framed with `schema_id`, into `out`.
+pub fn bid_avro(seed: u64, id: u64, schema_id: u32, out: &mut Vec<u8>) {
+    let b = super::nexmark::bid(seed, id);
+    out.clear();
+    out.push(0);
+    out.extend_from_slice(&schema_id.to_be_bytes());
+    put_long(out, b.auction as i64);
+    put_long(out, b.bidder as i64);
+    put_long(out, b.price as i64);
+    put_bytes(out, b.channel.as_bytes());
+    put_bytes(out, b.url.as_bytes());
+    put_long(out, b.date_time_ms);
+    put_bytes(out, b"");
+}
 
 /// Writes order `index` of `partition`, framed with `schema_id`, into `out`; returns its
 /// order id.
@@ -130,6 +158,27 @@ mod tests {
             assert_eq!(fields[3].1, Value::String(o.currency.into()));
             assert_eq!(fields[4].1, Value::TimestampMillis(o.ts_ms));
         }
+    }
+
+    #[test]
+    fn bids_decode_with_an_independent_avro_reader() {
+        let schema = apache_avro::Schema::parse_str(BID_SCHEMA).expect("schema");
+        let mut out = vec![];
+        bid_avro(42, 12_345, 3, &mut out);
+        let b = crate::embedded::nexmark::bid(42, 12_345);
+        let mut datum = &out[5..];
+        let value = apache_avro::from_avro_datum(&schema, &mut datum, None).expect("decodes");
+        assert!(datum.is_empty(), "the whole datum is read");
+        let expected = Value::Record(vec![
+            ("auction".into(), Value::Long(b.auction as i64)),
+            ("bidder".into(), Value::Long(b.bidder as i64)),
+            ("price".into(), Value::Long(b.price as i64)),
+            ("channel".into(), Value::String(b.channel.into())),
+            ("url".into(), Value::String(b.url.clone())),
+            ("dateTime".into(), Value::TimestampMillis(b.date_time_ms)),
+            ("extra".into(), Value::String(String::new())),
+        ]);
+        assert_eq!(value, expected);
     }
 
     #[test]
