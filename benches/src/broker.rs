@@ -30,8 +30,17 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker with one topic of `partitions` partitions.
     pub fn start(floe: &Path, topic: &str, partitions: u32) -> Result<Broker> {
-        let mut child = Command::new(floe)
-            .args(["broker", "--topic", &format!("{topic}:{partitions}")])
+        Self::start_with(floe, &[topic], partitions)
+    }
+
+    /// Starts a broker with `topics` of `partitions` partitions each.
+    pub fn start_with(floe: &Path, topics: &[&str], partitions: u32) -> Result<Broker> {
+        let mut cmd = Command::new(floe);
+        cmd.arg("broker");
+        for t in topics {
+            cmd.args(["--topic", &format!("{t}:{partitions}")]);
+        }
+        let mut child = cmd
             // The ceilings and the Python baseline read without a consumer group; Floe
             // joins one, and Kafka's default wait of 3 s for more members would be counted
             // against it alone.
@@ -53,62 +62,55 @@ impl Broker {
     }
 
     /// Produces bids to this broker (see [`produce`]).
-    pub fn produce(
-        &self,
-        floe: &Path,
-        topic: &str,
-        events: u64,
-        partitions: u32,
-        rate: Option<u64>,
-        properties: &[String],
-    ) -> Result<std::time::Duration> {
-        produce(
-            floe,
-            &self.bootstrap,
-            topic,
-            events,
-            partitions,
-            rate,
-            properties,
-        )
+    pub fn produce(&self, floe: &Path, what: &Produce<'_>) -> Result<std::time::Duration> {
+        produce(floe, &self.bootstrap, what)
     }
 }
 
-/// Produces `events` bids over `partitions` (optionally at `rate` per second) with the
-/// given producer settings, through `floe produce`; returns how long it took.
-pub fn produce(
-    floe: &Path,
-    bootstrap: &str,
-    topic: &str,
-    events: u64,
-    partitions: u32,
-    rate: Option<u64>,
-    properties: &[String],
-) -> Result<std::time::Duration> {
-    {
-        let mut cmd = Command::new(floe);
-        cmd.args(["produce", "--generator", "bids", "--bootstrap", bootstrap])
-            .args(["--topic", topic, "--records", &events.to_string()])
-            .args(["--partitions", &partitions.to_string()]);
-        if let Some(r) = rate {
-            cmd.args(["--rate", &r.to_string()]);
-        }
-        for p in properties {
-            cmd.args(["--property", p]);
-        }
-        let t = Instant::now();
-        let out = cmd
-            .stdout(Stdio::null())
-            .output()
-            .context("running floe produce")?;
-        if !out.status.success() {
-            bail!(
-                "floe produce failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(t.elapsed())
+/// What `floe produce` writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Produce<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// Bids in all.
+    pub events: u64,
+    /// Partitions to spread them over.
+    pub partitions: u32,
+    /// Bids per second (None: as fast as possible).
+    pub rate: Option<u64>,
+    /// Producer settings, `key=value`.
+    pub properties: &'a [String],
+    /// Write Avro through the Schema Registry at this URL.
+    pub avro_registry: Option<&'a str>,
+}
+
+/// Produces bids as `what` says, through `floe produce`; returns how long it took.
+pub fn produce(floe: &Path, bootstrap: &str, what: &Produce<'_>) -> Result<std::time::Duration> {
+    let mut cmd = Command::new(floe);
+    cmd.args(["produce", "--generator", "bids", "--bootstrap", bootstrap])
+        .args(["--topic", what.topic, "--records", &what.events.to_string()])
+        .args(["--partitions", &what.partitions.to_string()]);
+    if let Some(r) = what.rate {
+        cmd.args(["--rate", &r.to_string()]);
     }
+    for p in what.properties {
+        cmd.args(["--property", p]);
+    }
+    if let Some(url) = what.avro_registry {
+        cmd.args(["--avro-registry", url]);
+    }
+    let t = Instant::now();
+    let out = cmd
+        .stdout(Stdio::null())
+        .output()
+        .context("running floe produce")?;
+    if !out.status.success() {
+        bail!(
+            "floe produce failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(t.elapsed())
 }
 
 impl Drop for Broker {

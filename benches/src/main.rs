@@ -2,14 +2,16 @@
 //!
 //! In one run, on one pre-produced topic of Nexmark bids, it measures the ceilings
 //! (consume-only, decode-only, encode-only), Floe end to end for each job in
-//! `benches/jobs`, and the Python baseline (confluent-kafka + pyarrow + pyiceberg); then,
-//! in a separate run at a fixed rate below saturation, freshness. It prints a table and
-//! writes JSON to `benches/results/`.
+//! `benches/jobs`, and the Python baseline (confluent-kafka + pyarrow + pyiceberg); the
+//! `-avro` jobs read the same bids in Avro from a second topic, through `floe registry`,
+//! beside ceilings of their own. Then, in a separate run at a fixed rate below
+//! saturation, freshness. It prints a table and writes JSON to `benches/results/`.
 
 mod broker;
 mod ceilings;
 mod floe_job;
 mod long_run;
+mod registry;
 mod report;
 mod scraper;
 
@@ -38,7 +40,12 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     partitions: u32,
     /// Jobs of benches/jobs to run.
-    #[arg(long, value_delimiter = ',', default_value = "q0,q1,q2,validate")]
+    /// `-avro` jobs read the same bids in Avro through a Schema Registry.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "q0,q1,q2,validate,q0-avro,validate-avro"
+    )]
     jobs: Vec<String>,
     /// Producer settings, KEY=VALUE (for example compression.type=lz4).
     #[arg(long = "producer-property")]
@@ -151,64 +158,68 @@ async fn main() -> Result<()> {
     let jobs_dir = repo().join("benches/jobs");
     let work = tempfile::tempdir()?;
     let topic = "bids";
-    let broker = Broker::start(&floe, topic, args.partitions)?;
+    let avro = args.jobs.iter().any(|j| j.ends_with("-avro"));
+    let registry = avro.then(|| registry::Registry::start(&floe)).transpose()?;
+    let topics: &[&str] = if avro { &[topic, AVRO_TOPIC] } else { &[topic] };
+    let broker = Broker::start_with(&floe, topics, args.partitions)?;
     eprintln!(
         "producing {} bids over {} partitions to {} …",
         args.events, args.partitions, broker.bootstrap
     );
-    let produce = broker.produce(
-        &floe,
+    let mut what = broker::Produce {
         topic,
-        args.events,
-        args.partitions,
-        None,
-        &args.producer_properties,
-    )?;
-
-    // The source as the jobs declare it, for the ceilings.
-    let q0 = std::fs::read_to_string(jobs_dir.join("q0.sql"))?;
-    let vars = BenchVars(work.path().join("ceiling"), broker.bootstrap.clone());
-    let job = parse_job("q0.sql", &q0, &vars)?;
-    let source = job.sources.first().context("q0 has a source")?.clone();
+        events: args.events,
+        partitions: args.partitions,
+        rate: None,
+        properties: &args.producer_properties,
+        avro_registry: None,
+    };
+    let produce = broker.produce(&floe, &what)?;
+    if let Some(r) = &registry {
+        eprintln!("producing the same bids in Avro to {AVRO_TOPIC} …");
+        what.topic = AVRO_TOPIC;
+        what.avro_registry = Some(&r.url);
+        broker.produce(&floe, &what)?;
+    }
 
     eprintln!("ceilings …");
-    let drained = ceilings::consume(&source, &broker.bootstrap, args.partitions, args.events)?;
-    let (batches, decode_t) = ceilings::decode_all(&source, &drained)?;
-    let payload_columns = source
-        .columns
-        .iter()
-        .filter(|c| c.metadata.is_none())
-        .count();
-    let (encode_t, parquet_bytes) = ceilings::encode_all(&batches, payload_columns)?;
-    drop(batches);
+    let vars = BenchVars {
+        home: work.path().join("ceiling"),
+        bootstrap: broker.bootstrap.clone(),
+        registry: registry.as_ref().map(|r| r.url.clone()),
+    };
+    let (mut rows, mb, parquet_bytes) = ceiling_rows(&jobs_dir, "q0", &vars, &args, "")?;
+    let mut avro_mb = mb;
+    if avro {
+        let (avro_rows, m, _) = ceiling_rows(&jobs_dir, "q0-avro", &vars, &args, " (Avro)")?;
+        rows.extend(avro_rows);
+        avro_mb = m;
+    }
     let n = args.events as f64;
-    let mb = drained.bytes as f64 / 1e6;
-    let mut rows = vec![
-        Row::ceiling("consume-only", n, mb, drained.elapsed.as_secs_f64()),
-        Row::ceiling("decode-only", n, mb, decode_t.as_secs_f64()),
-        Row::ceiling("encode-only (zstd)", n, mb, encode_t.as_secs_f64()),
-    ];
-    drop(drained);
     let consume_rate = n / rows[0].seconds.max(1e-9);
+    let avro_consume_rate = rows
+        .iter()
+        .find(|r| r.name == "consume-only (Avro)")
+        .map_or(consume_rate, |r| n / r.seconds.max(1e-9));
 
     let mut results = serde_json::Map::new();
     for name in &args.jobs {
-        let path = jobs_dir.join(format!("{name}.sql"));
-        if !path.exists() {
-            bail!("no job {} (have: q0, q1, q2, validate)", path.display());
-        }
         let home = work.path().join(name);
         std::fs::create_dir_all(&home)?;
+        let path = home.join("job.sql");
+        std::fs::write(&path, job_text(&jobs_dir, name)?)?;
         eprintln!("floe {name} …");
-        let table = if name == "validate" {
-            "validated"
-        } else {
-            name.as_str()
+        let table = match name.strip_suffix("-avro").unwrap_or(name) {
+            "validate" => "validated",
+            other => other,
         };
-        let env = [
+        let mut env = vec![
             ("BENCH_GROUP", format!("floe-bench-{name}")),
             ("COMMIT_INTERVAL", args.commit_interval.clone()),
         ];
+        if let Some(r) = registry.as_ref().filter(|_| name.ends_with("-avro")) {
+            env.push(("REGISTRY_URL", r.url.clone()));
+        }
         let spec = floe_job::JobSpec {
             job: &path,
             home: &home,
@@ -224,7 +235,12 @@ async fn main() -> Result<()> {
                 bail!("floe {name}: the metrics endpoint never answered");
             }
         }
-        let row = Row::floe(name, n, mb, &run, consume_rate);
+        let (payload_mb, ceiling) = if name.ends_with("-avro") {
+            (avro_mb, avro_consume_rate)
+        } else {
+            (mb, consume_rate)
+        };
+        let row = Row::floe(name, n, payload_mb, &run, ceiling);
         results.insert(name.clone(), row.to_json(&run));
         rows.push(row);
 
@@ -244,6 +260,17 @@ async fn main() -> Result<()> {
             args.freshness_rate, args.freshness_seconds
         );
         freshness = measure_freshness(&floe, &jobs_dir, work.path(), &args).await?;
+    }
+
+    // Avro jobs against their JSON twins.
+    for q in ["q0", "validate"] {
+        let rate = |name: String| rows.iter().find(|r| r.name == name).map(|r| r.events_per_s);
+        if let (Some(json), Some(avro)) =
+            (rate(format!("floe {q}")), rate(format!("floe {q}-avro")))
+            && let Some(r) = rows.iter_mut().find(|r| r.name == format!("floe {q}-avro"))
+        {
+            r.note = format!("{:.2}× floe {q} (JSON)", avro / json.max(1e-9));
+        }
     }
 
     // Ratios to Floe's q0..q2 from the baseline rows.
@@ -321,17 +348,104 @@ fn check_retention(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// The topic of the Avro bids.
+const AVRO_TOPIC: &str = "bids_avro";
+
 /// Variables of the benchmark jobs when parsed in-process.
-struct BenchVars(PathBuf, String);
+struct BenchVars {
+    home: PathBuf,
+    bootstrap: String,
+    registry: Option<String>,
+}
 
 impl floe_sql::Variables for BenchVars {
     fn get(&self, name: &str) -> Option<String> {
         match name {
-            "BENCH_HOME" => Some(self.0.display().to_string()),
-            "KAFKA_BOOTSTRAP" => Some(self.1.clone()),
+            "BENCH_HOME" => Some(self.home.display().to_string()),
+            "KAFKA_BOOTSTRAP" => Some(self.bootstrap.clone()),
+            "REGISTRY_URL" => self.registry.clone(),
             _ => floe_sql::Variables::get(&EnvVariables, name),
         }
     }
+}
+
+/// The text of job `name`: a file of `benches/jobs`, or for `NAME-avro` the Avro twin of
+/// `NAME`: the same job reading the same bids in Avro from their own topic, through the
+/// Schema Registry at `${REGISTRY_URL}`.
+fn job_text(jobs_dir: &Path, name: &str) -> Result<String> {
+    let base = name.strip_suffix("-avro").unwrap_or(name);
+    let path = jobs_dir.join(format!("{base}.sql"));
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no job {} (have: q0, q1, q2, validate, and NAME-avro for each)",
+            path.display()
+        )
+    })?;
+    if base == name {
+        return Ok(text);
+    }
+    let twin = text
+        .replace(
+            "'format' = 'json',",
+            "'format' = 'avro-confluent', 'avro-confluent.url' = '${REGISTRY_URL}',",
+        )
+        .replace(
+            "${BENCH_TOPIC:-bids}",
+            &format!("${{BENCH_TOPIC:-{AVRO_TOPIC}}}"),
+        )
+        .replace(
+            &format!("'job.name' = 'bench-{base}'"),
+            &format!("'job.name' = 'bench-{name}'"),
+        );
+    if !twin.contains("avro-confluent") {
+        bail!("{}: no 'format' = 'json' to turn into Avro", path.display());
+    }
+    Ok(twin)
+}
+
+/// The ceilings of the source that job `name` declares: consume-only, decode-only and
+/// encode-only rows (`suffix` after the kind), the payload's megabytes and the Parquet
+/// bytes of the encode.
+fn ceiling_rows(
+    jobs_dir: &Path,
+    name: &str,
+    vars: &BenchVars,
+    args: &Args,
+    suffix: &str,
+) -> Result<(Vec<Row>, f64, usize)> {
+    let job = parse_job(&format!("{name}.sql"), &job_text(jobs_dir, name)?, vars)?;
+    let source = job.sources.first().context("the job has a source")?.clone();
+    let drained = ceilings::consume(&source, &vars.bootstrap, args.partitions, args.events)?;
+    let (batches, decode_t) = ceilings::decode_all(&source, &drained)?;
+    let payload_columns = source
+        .columns
+        .iter()
+        .filter(|c| c.metadata.is_none())
+        .count();
+    let (encode_t, parquet_bytes) = ceilings::encode_all(&batches, payload_columns)?;
+    let n = args.events as f64;
+    let mb = drained.bytes as f64 / 1e6;
+    let rows = vec![
+        Row::ceiling(
+            &format!("consume-only{suffix}"),
+            n,
+            mb,
+            drained.elapsed.as_secs_f64(),
+        ),
+        Row::ceiling(
+            &format!("decode-only{suffix}"),
+            n,
+            mb,
+            decode_t.as_secs_f64(),
+        ),
+        Row::ceiling(
+            &format!("encode-only{suffix} (zstd)"),
+            n,
+            mb,
+            encode_t.as_secs_f64(),
+        ),
+    ];
+    Ok((rows, mb, parquet_bytes))
 }
 
 fn baseline(broker: &Broker, topic: &str, args: &Args, query: &str, home: &Path) -> Result<Row> {
@@ -400,15 +514,15 @@ async fn measure_freshness(
             // stops after 3 s without records, so the producer must not wait much longer;
             // records that arrive before its first commit are not counted anyway.
             std::thread::sleep(std::time::Duration::from_secs(1));
-            broker::produce(
-                &floe,
-                &bootstrap,
-                "fresh",
+            let what = broker::Produce {
+                topic: "fresh",
                 events,
-                parts,
-                Some(rate),
-                &props,
-            )
+                partitions: parts,
+                rate: Some(rate),
+                properties: &props,
+                avro_registry: None,
+            };
+            broker::produce(&floe, &bootstrap, &what)
         })
     };
     let env = [

@@ -113,6 +113,10 @@ enum Command {
         /// Which events: orders, or the Nexmark streams bids, auctions, persons.
         #[arg(long, value_enum, default_value_t = Feed::Orders)]
         generator: Feed,
+        /// Write orders or bids in Avro (Confluent wire format), their schema registered
+        /// under TOPIC-value in the Schema Registry at this URL.
+        #[arg(long)]
+        avro_registry: Option<String>,
     },
     /// Send the given values as records to a topic, one record each.
     Send {
@@ -279,6 +283,7 @@ fn main() -> ExitCode {
                 properties,
                 dirty_every,
                 generator,
+                avro_registry,
             } => commands::produce::produce(
                 &bootstrap,
                 commands::produce::ProduceArgs {
@@ -291,6 +296,7 @@ fn main() -> ExitCode {
                     properties,
                     dirty_every,
                     feed: generator,
+                    avro_registry,
                 },
             )?,
             Command::Send {

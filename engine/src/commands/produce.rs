@@ -2,8 +2,10 @@
 
 use std::time::Instant;
 
+use floe_sql::job::{RegistryOptions, SubjectName};
+
 use crate::embedded::generator::{Feed, GenerateSpec, produce as produce_records};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 
 /// What `floe produce` was asked for.
 #[derive(Debug, Clone)]
@@ -26,6 +28,34 @@ pub struct ProduceArgs {
     pub dirty_every: Option<u64>,
     /// Which events.
     pub feed: Feed,
+    /// Write Avro, the feed's schema registered in the registry at this URL.
+    pub avro_registry: Option<String>,
+}
+
+/// Registers the Avro schema of `feed` under `<topic>-value` at `url`.
+fn register(url: &str, topic: &str, feed: Feed, dirty_every: Option<u64>) -> Result<u32> {
+    let Some(schema) = crate::embedded::avro_feed::schema_of(feed) else {
+        return Err(EngineError::Other(format!(
+            "--avro-registry: the {feed:?} feed has no Avro form (orders and bids have)"
+        )));
+    };
+    if dirty_every.is_some() {
+        return Err(EngineError::Other(
+            "--avro-registry: --dirty-every makes bad JSON records, not bad Avro ones".into(),
+        ));
+    }
+    let options = RegistryOptions {
+        url: url.to_string(),
+        basic_auth: None,
+        bearer_token: None,
+        ca_location: None,
+        subject: SubjectName::Topic,
+    };
+    let registry = crate::source::registry::client_for(&options)
+        .map_err(|e| EngineError::Other(e.to_string()))?;
+    registry
+        .register(&SubjectName::Topic.subject(topic), schema)
+        .map_err(|e| EngineError::Other(e.to_string()))
 }
 
 /// Produces the requested events, spread evenly over the partitions.
@@ -45,7 +75,10 @@ pub fn produce(bootstrap: &str, args: ProduceArgs) -> Result<()> {
         properties: args.properties,
         dirty_every: args.dirty_every,
         feed: args.feed,
-        avro_schema_id: None,
+        avro_schema_id: match &args.avro_registry {
+            Some(url) => Some(register(url, &topic, args.feed, args.dirty_every)?),
+            None => None,
+        },
     };
     let t = Instant::now();
     let n = produce_records(bootstrap, &spec)?;

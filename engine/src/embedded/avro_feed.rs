@@ -9,7 +9,7 @@
 
 use floe_sql::job::{EmbeddedFeed, SourceDef};
 
-use super::generator::order;
+use super::generator::{Feed, order};
 use crate::error::{EngineError, Result};
 
 /// The orders' writer schema.
@@ -33,6 +33,15 @@ pub const BID_SCHEMA: &str = r#"{"type": "record", "name": "Bid", "namespace": "
   {"name": "dateTime", "type": {"type": "long", "logicalType": "timestamp-millis"}},
   {"name": "extra", "type": "string"}
  ]}"#;
+
+/// The Avro schema of `feed`, when it has an Avro form.
+pub fn schema_of(feed: Feed) -> Option<&'static str> {
+    match feed {
+        Feed::Orders => Some(ORDER_SCHEMA),
+        Feed::Bids => Some(BID_SCHEMA),
+        Feed::Auctions | Feed::Persons => None,
+    }
+}
 
 /// Writes bid `id`, framed with `schema_id`, into `out`.
 pub fn bid_avro(seed: u64, id: u64, schema_id: u32, out: &mut Vec<u8>) {

@@ -36,7 +36,7 @@ pub struct GenerateSpec {
     pub dirty_every: Option<u64>,
     /// Which events.
     pub feed: Feed,
-    /// Set to write orders in Avro framed with this registry schema id (see
+    /// Set to write orders or bids in Avro framed with this registry schema id (see
     /// `avro_feed`); JSON otherwise.
     pub avro_schema_id: Option<u32>,
 }
@@ -77,9 +77,16 @@ fn write_record(
     text: &mut String,
 ) -> u64 {
     let id = index * u64::from(spec.partitions) + u64::from(partition);
-    if let (Feed::Orders, Some(schema_id)) = (spec.feed, spec.avro_schema_id) {
-        let (seed, parts) = (spec.seed, spec.partitions);
-        return super::avro_feed::order_avro(seed, parts, partition, index, schema_id, out);
+    match (spec.feed, spec.avro_schema_id) {
+        (Feed::Orders, Some(schema)) => {
+            let (seed, parts) = (spec.seed, spec.partitions);
+            return super::avro_feed::order_avro(seed, parts, partition, index, schema, out);
+        }
+        (Feed::Bids, Some(schema)) => {
+            super::avro_feed::bid_avro(spec.seed, id, schema, out);
+            return id;
+        }
+        _ => {}
     }
     let write = match spec.feed {
         Feed::Orders => {

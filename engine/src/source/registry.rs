@@ -200,17 +200,58 @@ impl Registry {
         }
     }
 
-    /// One GET, on a thread of its own (see the module doc).
+    /// Registers the Avro schema `text` under `subject` (as a producer does), returning
+    /// its id; waits while the registry is unavailable.
+    pub fn register(&self, subject: &str, text: &str) -> Result<u32, RegistryError> {
+        let url = format!(
+            "{}/subjects/{}/versions",
+            self.base,
+            percent_encode(subject)
+        );
+        let body = serde_json::json!({ "schema": text }).to_string();
+        let mut backoff = Duration::from_millis(200);
+        let answer = loop {
+            match self.send_once(&url, Some(&body)) {
+                Err(e) if e.is_retryable() => {
+                    warn!(error = %e, "the schema registry is unavailable; retrying in {backoff:?}");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                other => break other?,
+            }
+        };
+        let refused = |message: String| RegistryError::Refused {
+            url: url.clone(),
+            message,
+        };
+        let body = answer.ok_or_else(|| refused("HTTP 404".into()))?;
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["id"].as_u64())
+            .and_then(|id| u32::try_from(id).ok())
+            .ok_or_else(|| refused(format!("the answer holds no schema id: {}", excerpt(&body))))
+    }
+
     fn get_once(&self, url: &str) -> Result<Option<String>, RegistryError> {
+        self.send_once(url, None)
+    }
+
+    /// One GET (or a POST of `body`), on a thread of its own (see the module doc).
+    fn send_once(&self, url: &str, body: Option<&str>) -> Result<Option<String>, RegistryError> {
         let unavailable = |message: String| RegistryError::Unavailable {
             url: url.to_string(),
             message,
         };
         let request = || async {
-            let mut req = self
-                .http
-                .get(url)
-                .header("Accept", "application/vnd.schemaregistry.v1+json");
+            let mut req = match body {
+                None => self.http.get(url),
+                Some(b) => self
+                    .http
+                    .post(url)
+                    .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                    .body(b.to_string()),
+            }
+            .header("Accept", "application/vnd.schemaregistry.v1+json");
             req = match &self.auth {
                 Some(Auth::Basic(user, password)) => req.basic_auth(user, Some(password)),
                 Some(Auth::Bearer(token)) => req.bearer_auth(token),
