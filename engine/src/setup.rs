@@ -66,19 +66,21 @@ pub async fn load_and_compile(path: &Path) -> Result<CompiledJob> {
     let job = load_job(path)?;
     require_job_name(&job)?;
     warn_inline_secrets(&job);
-    check_registry_sources(&job)?;
+    check_avro_sources(&job)?;
     Ok(compile(job).await?)
 }
 
-/// Checks every registry-format source's declared columns against its subject's latest
-/// schema, before a record is read.
-fn check_registry_sources(job: &JobFile) -> Result<()> {
-    for source in job.sources.iter().filter(|s| s.kafka.registry.is_some()) {
+/// Checks every Avro source's declared columns against its writer schema (a registry
+/// source: its subject's latest), before a record is read.
+fn check_avro_sources(job: &JobFile) -> Result<()> {
+    let avro =
+        |s: &&floe_sql::job::SourceDef| s.kafka.registry.is_some() || s.kafka.avro_schema.is_some();
+    for source in job.sources.iter().filter(avro) {
         // The embedded generator's schema is the subject's latest once registered.
         if let Some(feed) = &source.kafka.embedded {
             crate::embedded::avro_feed::register_for(source, feed)?;
         }
-        crate::source::decode::DecodePlan::new(source)?.check_registry(source)?;
+        crate::source::decode::DecodePlan::new(source)?.check_schemas(source)?;
     }
     Ok(())
 }

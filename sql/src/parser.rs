@@ -21,7 +21,7 @@ use crate::job::{
 };
 use crate::maintenance_options::maintenance_options;
 use crate::options::{OptionReader, RawOption};
-use crate::registry_options::{REGISTRY_OPTIONS, registry_options};
+use crate::registry_options::{AVRO_OPTIONS, REGISTRY_OPTIONS, avro_schema, registry_options};
 use crate::substitute::{Variables, substitute};
 use crate::types::arrow_type;
 
@@ -720,20 +720,22 @@ impl<'a> JobParser<'a> {
             }
         }
         let topic = r.required("topic")?;
-        let format = match r.choice("format", &["json", "avro-confluent"])? {
+        let format = match r.choice("format", &["json", "avro-confluent", "avro"])? {
             Some("avro-confluent") => SourceFormat::AvroConfluent,
+            Some("avro") => SourceFormat::Avro,
             Some(_) => SourceFormat::Json,
             None => {
                 return Err(r.misspelled("format").unwrap_or_else(|| {
                     SqlError::new(
                         ErrorKind::Option,
                         pos,
-                        format!("{what} needs 'format' = 'json' or 'avro-confluent'"),
+                        format!("{what} needs 'format' = 'json', 'avro-confluent' or 'avro'"),
                     )
                 }));
             }
         };
         let registry = registry_options(&mut r, &what, pos, format)?;
+        let avro_schema = avro_schema(&mut r, &what, pos, format)?;
         let startup = match r.choice(
             "scan.startup.mode",
             &[
@@ -816,6 +818,7 @@ impl<'a> JobParser<'a> {
         let known: Vec<&str> = SOURCE_OPTIONS
             .iter()
             .chain(REGISTRY_OPTIONS)
+            .chain(AVRO_OPTIONS)
             .copied()
             .collect();
         r.finish(&known)?;
@@ -845,6 +848,7 @@ impl<'a> JobParser<'a> {
                 max_record_bytes,
                 timestamp_numbers,
                 registry,
+                avro_schema,
             },
         });
         Ok(())

@@ -1,9 +1,53 @@
-//! The `avro-confluent.*` options of `CREATE SOURCE`, read into [`RegistryOptions`].
-//! Names follow Flink SQL's `avro-confluent` format where Flink has them.
+//! The `avro-confluent.*` options of `CREATE SOURCE`, read into [`RegistryOptions`], and
+//! the `avro.*` options of plain Avro. Names follow Flink SQL's `avro-confluent` format
+//! where Flink has them.
 
 use crate::error::{ErrorKind, Pos, Result, SqlError};
-use crate::job::{RegistryOptions, SourceFormat, SubjectName};
+use crate::job::{AvroSchemaSource, RegistryOptions, SourceFormat, SubjectName};
 use crate::options::OptionReader;
+
+/// The options of plain Avro.
+pub(crate) const AVRO_OPTIONS: &[&str] = &["avro.schema", "avro.schema-file"];
+
+/// The writer schema of a plain `avro` source; None for other formats (whose `avro.*`
+/// options are then refused).
+pub(crate) fn avro_schema(
+    r: &mut OptionReader,
+    what: &str,
+    pos: Pos,
+    format: SourceFormat,
+) -> Result<Option<AvroSchemaSource>> {
+    let err = |message: String| SqlError::new(ErrorKind::Option, pos, message);
+    let inline = r.string("avro.schema").filter(|s| !s.trim().is_empty());
+    let file = r
+        .string("avro.schema-file")
+        .filter(|s| !s.trim().is_empty());
+    if format != SourceFormat::Avro {
+        if inline.is_some() || file.is_some() {
+            return Err(err(format!(
+                "{what}: 'avro.schema' and 'avro.schema-file' are options of 'format' = 'avro'"
+            )));
+        }
+        return Ok(None);
+    }
+    match (inline, file) {
+        (Some(s), None) => {
+            if serde_json::from_str::<serde_json::Value>(&s).is_err() {
+                return Err(err(format!(
+                    "{what}: 'avro.schema' is not JSON (an Avro schema is a JSON document)"
+                )));
+            }
+            Ok(Some(AvroSchemaSource::Inline(s)))
+        }
+        (None, Some(f)) => Ok(Some(AvroSchemaSource::File(f))),
+        (Some(_), Some(_)) => Err(err(format!(
+            "{what}: give 'avro.schema' or 'avro.schema-file', not both"
+        ))),
+        (None, None) => Err(err(format!(
+            "{what}: 'format' = 'avro' needs the writer schema: 'avro.schema' (its JSON) or 'avro.schema-file' (a file holding it)"
+        ))),
+    }
+}
 
 /// Every option of the registry formats.
 pub(crate) const REGISTRY_OPTIONS: &[&str] = &[
@@ -141,6 +185,25 @@ mod tests {
         let r = job.sources[0].kafka.registry.clone().expect("registry");
         assert_eq!(r.subject, SubjectName::TopicRecord("com.acme.Order".into()));
         assert_eq!(r.subject.subject("orders"), "orders-com.acme.Order");
+    }
+
+    #[test]
+    fn plain_avro_takes_its_schema_inline_or_from_a_file() {
+        let job = source(", 'format' = 'avro', 'avro.schema-file' = 'order.avsc'").expect("parses");
+        assert_eq!(
+            job.sources[0].kafka.avro_schema,
+            Some(crate::job::AvroSchemaSource::File("order.avsc".into()))
+        );
+        let none = source(", 'format' = 'avro'").expect_err("no schema");
+        assert!(
+            none.to_string().contains("needs the writer schema"),
+            "{none}"
+        );
+        let bad = source(", 'format' = 'avro', 'avro.schema' = '{not json'").expect_err("bad");
+        assert!(
+            bad.to_string().contains("'avro.schema' is not JSON"),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! bytes a length then the bytes, a decimal its unscaled value as big-endian two's
 //! complement bytes, a union the branch index then the value.
 
-use floe_sql::job::{EmbeddedFeed, SourceDef};
+use floe_sql::job::{EmbeddedFeed, SourceDef, SourceFormat};
 
 use super::generator::{Feed, order};
 use crate::error::{EngineError, Result};
@@ -84,14 +84,17 @@ pub fn order_avro(
 /// For an Avro source fed by the embedded generator: the id of the orders' schema,
 /// registered in the embedded registry under the source's subject.
 pub fn register_for(s: &SourceDef, feed: &EmbeddedFeed) -> Result<Option<u32>> {
-    let Some(registry) = s.kafka.registry.as_ref() else {
-        return Ok(None);
-    };
     let refuse = |why: &str| {
         Err(EngineError::Kafka {
             source_name: s.name.clone(),
             message: format!("the embedded generator writes Avro {why}"),
         })
+    };
+    if s.kafka.format == SourceFormat::Avro {
+        return refuse("framed for a registry only ('format' = 'avro-confluent')");
+    }
+    let Some(registry) = s.kafka.registry.as_ref() else {
+        return Ok(None);
     };
     if feed.generator != "orders" {
         return refuse("orders only ('embedded.generator' = 'orders')");

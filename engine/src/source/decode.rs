@@ -19,13 +19,14 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::concat::concat_batches;
 use arrow_select::filter::filter_record_batch;
 use floe_catalog::TopicPartition;
-use floe_sql::job::{MetadataKey, SourceDef, SourceFormat, ViolationKind};
+use floe_sql::job::{AvroSchemaSource, MetadataKey, SourceDef, SourceFormat, ViolationKind};
 use floe_sql::plan::slot_schema;
 
 use tracing::{info, warn};
 
-use super::avro::AvroPayload;
+use super::avro::{AvroPayload, WriterSchemas};
 use super::json_values::JsonValues;
+use super::registry::RegisteredSchema;
 use crate::error::{EngineError, Result};
 
 /// What the decoder needs to know about a source.
@@ -76,21 +77,17 @@ impl DecodePlan {
             })
             .collect();
         let payload = Arc::new(Schema::new(payload_fields));
-        let avro = match (source.kafka.format, &source.kafka.registry) {
-            (SourceFormat::AvroConfluent, Some(options)) => {
-                let registry =
-                    super::registry::client_for(options).map_err(|e| EngineError::Kafka {
-                        source_name: source.name.clone(),
-                        message: e.to_string(),
-                    })?;
-                Some(Arc::new(AvroPayload::new(
-                    registry,
-                    payload.clone(),
-                    source.kafka.batch_records,
-                )))
-            }
-            _ => None,
-        };
+        let schemas = writer_schemas(source).map_err(|message| EngineError::Kafka {
+            source_name: source.name.clone(),
+            message,
+        })?;
+        let avro = schemas.map(|schemas| {
+            Arc::new(AvroPayload::new(
+                schemas,
+                payload.clone(),
+                source.kafka.batch_records,
+            ))
+        });
         Ok(Self {
             values: JsonValues::new(&payload, source.kafka.timestamp_numbers),
             avro,
@@ -106,16 +103,26 @@ impl DecodePlan {
         })
     }
 
-    /// Checks a registry source's declared columns against its subject's latest schema,
-    /// before any record is read (a source without a registry passes).
-    pub fn check_registry(&self, source: &SourceDef) -> Result<()> {
-        let (Some(avro), Some(options)) = (&self.avro, &source.kafka.registry) else {
+    /// Checks an Avro source's declared columns against its writer schema (a registry
+    /// source: its subject's latest), before any record is read; other sources pass.
+    pub fn check_schemas(&self, source: &SourceDef) -> Result<()> {
+        let Some(avro) = &self.avro else {
             return Ok(());
         };
-        let subject = options.subject.subject(&source.kafka.topic);
+        let (subject, what) = match &source.kafka.registry {
+            Some(options) => {
+                let subject = options.subject.subject(&source.kafka.topic);
+                let what = format!("subject '{subject}'");
+                (subject, what)
+            }
+            None => (
+                String::new(),
+                "the writer schema of 'avro.schema'".to_string(),
+            ),
+        };
         match avro.check_latest(&subject) {
             Ok(Some(version)) => {
-                info!(source = %source.name, %subject, version, "declared columns fit the registry's latest schema");
+                info!(source = %source.name, %subject, version, "declared columns fit the writer schema");
                 Ok(())
             }
             Ok(None) => {
@@ -124,7 +131,7 @@ impl DecodePlan {
             }
             Err(message) => Err(EngineError::Kafka {
                 source_name: source.name.clone(),
-                message: format!("subject '{subject}': {message}"),
+                message: format!("{what}: {message}"),
             }),
         }
     }
@@ -132,6 +139,30 @@ impl DecodePlan {
     /// The schema of decoded batches (the source's columns and the row column).
     pub fn schema(&self) -> &SchemaRef {
         &self.full
+    }
+}
+
+/// Where an Avro source's writer schemas come from; None for other formats.
+fn writer_schemas(source: &SourceDef) -> Result<Option<WriterSchemas>, String> {
+    let k = &source.kafka;
+    match (k.format, &k.registry, &k.avro_schema) {
+        (SourceFormat::AvroConfluent, Some(options), _) => super::registry::client_for(options)
+            .map(|r| Some(WriterSchemas::Registry(r)))
+            .map_err(|e| e.to_string()),
+        (SourceFormat::Avro, _, Some(schema)) => {
+            let text = match schema {
+                AvroSchemaSource::Inline(text) => text.clone(),
+                AvroSchemaSource::File(path) => std::fs::read_to_string(path)
+                    .map_err(|e| format!("'avro.schema-file' = '{path}': {e}"))?,
+            };
+            Ok(Some(WriterSchemas::Fixed(Arc::new(RegisteredSchema {
+                id: 0,
+                text,
+                kind: "AVRO".into(),
+                version: 1,
+            }))))
+        }
+        _ => Ok(None),
     }
 }
 

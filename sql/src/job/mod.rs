@@ -12,8 +12,8 @@ pub use insert::InsertDef;
 pub use quality::{CheckDef, Policy, QualityDef, ViolationKind};
 pub use registry::{EMBEDDED_REGISTRY, RegistryOptions, SubjectName};
 pub use source::{
-    EmbeddedFeed, KafkaOptions, MetadataKey, SourceColumn, SourceDef, SourceFormat, StartupMode,
-    TimestampNumbers,
+    AvroSchemaSource, EmbeddedFeed, KafkaOptions, MetadataKey, SourceColumn, SourceDef,
+    SourceFormat, StartupMode, TimestampNumbers,
 };
 pub use table::{
     MaintenanceOptions, PartitionField, TableColumn, TableDef, TableName, TableOptions, Transform,

@@ -107,6 +107,18 @@ pub enum SourceFormat {
     /// Avro in the Confluent wire format (magic byte 0, a 4-byte big-endian schema id,
     /// the Avro datum), its writer schemas in a Schema Registry.
     AvroConfluent,
+    /// Bare Avro datums, all written with one schema given in the job (`'avro.schema'`
+    /// or `'avro.schema-file'`), for topics without a registry.
+    Avro,
+}
+
+/// Where a plain `avro` source's writer schema is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AvroSchemaSource {
+    /// The schema's JSON, written in the job file.
+    Inline(String),
+    /// A file holding it (read when the job starts).
+    File(String),
 }
 
 /// What a JSON number in a `TIMESTAMP` column means.
@@ -178,6 +190,8 @@ pub struct KafkaOptions {
     pub timestamp_numbers: TimestampNumbers,
     /// The Schema Registry of a registry format (`'avro-confluent.*'`).
     pub registry: Option<RegistryOptions>,
+    /// The writer schema of `'format' = 'avro'`.
+    pub avro_schema: Option<AvroSchemaSource>,
 }
 
 impl std::fmt::Debug for KafkaOptions {
@@ -194,6 +208,7 @@ impl std::fmt::Debug for KafkaOptions {
             .field("max_record_bytes", &self.max_record_bytes)
             .field("timestamp_numbers", &self.timestamp_numbers)
             .field("registry", &self.registry)
+            .field("avro_schema", &self.avro_schema)
             .finish()
     }
 }

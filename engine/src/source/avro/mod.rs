@@ -69,10 +69,22 @@ struct Reader {
     reader: String,
 }
 
+/// Where a source's writer schemas come from.
+#[derive(Debug)]
+pub enum WriterSchemas {
+    /// By the id each value carries, from a Schema Registry (`avro-confluent`).
+    Registry(Arc<Registry>),
+    /// One schema for every value; values are bare datums (plain `avro`).
+    Fixed(Arc<RegisteredSchema>),
+}
+
+/// The id plain Avro values are decoded under (they carry none).
+const FIXED_ID: u32 = 0;
+
 /// The Avro side of a source's decode plan.
 #[derive(Debug)]
 pub struct AvroPayload {
-    registry: Arc<Registry>,
+    schemas: WriterSchemas,
     /// The declared payload columns (all nullable; NOT NULL is checked after decoding).
     payload: SchemaRef,
     /// Largest number of records decoded at once (the size kept decoders are built for).
@@ -84,10 +96,10 @@ pub struct AvroPayload {
 }
 
 impl AvroPayload {
-    /// Decoding of `payload` columns with writer schemas from `registry`.
-    pub fn new(registry: Arc<Registry>, payload: SchemaRef, batch_records: usize) -> Self {
+    /// Decoding of `payload` columns with writer schemas from `schemas`.
+    pub fn new(schemas: WriterSchemas, payload: SchemaRef, batch_records: usize) -> Self {
         Self {
-            registry,
+            schemas,
             payload,
             batch_records: batch_records.max(1),
             readers: Mutex::new(HashMap::new()),
@@ -99,6 +111,9 @@ impl AvroPayload {
     /// id the registry does not have, a writer schema that does not fit the declared
     /// columns. An error is a registry that refuses to answer (the job stops).
     pub fn precheck(&self, value: &[u8]) -> Result<Option<AvroFailure>, RegistryError> {
+        if let WriterSchemas::Fixed(_) = self.schemas {
+            return Ok(self.reader(FIXED_ID)?.err());
+        }
         let id = match schema_id(value) {
             Ok(id) => id,
             Err(message) => return Ok(Some(AvroFailure::malformed(message))),
@@ -106,13 +121,19 @@ impl AvroPayload {
         Ok(self.reader(id)?.err())
     }
 
-    /// Checks the declared columns against the latest schema of `subject`: Ok(None) when
-    /// the subject has no schema yet, Ok(Some(version)) when it fits, Err with the field,
-    /// both types and the version when it does not.
+    /// Checks the declared columns against the latest schema of `subject` (a plain Avro
+    /// source: its one schema): Ok(None) when the subject has no schema yet,
+    /// Ok(Some(version)) when it fits, Err with the field, both types and the version
+    /// when it does not.
     pub fn check_latest(&self, subject: &str) -> Result<Option<u32>, String> {
-        let latest = self.registry.latest(subject).map_err(|e| e.to_string())?;
-        let Some(schema) = latest else {
-            return Ok(None);
+        let schema = match &self.schemas {
+            WriterSchemas::Fixed(schema) => schema.clone(),
+            WriterSchemas::Registry(registry) => {
+                match registry.latest(subject).map_err(|e| e.to_string())? {
+                    Some(latest) => Arc::new(latest),
+                    None => return Ok(None),
+                }
+            }
         };
         build_reader(&schema, &self.payload).map_err(|f| f.message)?;
         Ok(Some(schema.version))
@@ -120,6 +141,21 @@ impl AvroPayload {
 
     /// Decodes `values` (all prechecked) into one batch of the declared payload columns.
     pub fn decode<'a>(
+        &self,
+        values: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<RecordBatch, AvroFailure> {
+        if let WriterSchemas::Fixed(_) = self.schemas {
+            // arrow-avro decodes framed values only: bare datums get the header of id 0.
+            let framed: Vec<Vec<u8>> = values
+                .into_iter()
+                .map(|v| [&[0u8; framing::HEADER_LEN][..], v].concat())
+                .collect();
+            return self.decode_framed(framed.iter().map(Vec::as_slice));
+        }
+        self.decode_framed(values)
+    }
+
+    fn decode_framed<'a>(
         &self,
         values: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<RecordBatch, AvroFailure> {
@@ -151,7 +187,11 @@ impl AvroPayload {
         if let Some(r) = self.readers.lock().ok().and_then(|m| m.get(&id).cloned()) {
             return Ok(r);
         }
-        let built = match self.registry.schema(id)? {
+        let lookup = match &self.schemas {
+            WriterSchemas::Fixed(schema) => Lookup::Found(schema.clone()),
+            WriterSchemas::Registry(registry) => registry.schema(id)?,
+        };
+        let built = match lookup {
             Lookup::Unknown => Err(AvroFailure::malformed(format!(
                 "schema id {id} is not in the schema registry"
             ))),

@@ -67,12 +67,18 @@ fn registry(latest: &[&str]) -> Registry {
 }
 
 fn plan(url: &str) -> (DecodePlan, floe_sql::job::SourceDef) {
+    plan_with(&format!(
+        "'format' = 'avro-confluent', 'avro-confluent.url' = '{url}'"
+    ))
+}
+
+fn plan_with(format: &str) -> (DecodePlan, floe_sql::job::SourceDef) {
     let text = format!(
         "SET 'job.name' = 'j';
          CREATE CATALOG c WITH ('type' = 'sql', 'uri' = 'sqlite://x.db', 'warehouse' = 'file:///tmp/w');
          CREATE SOURCE orders (id BIGINT NOT NULL, amount DOUBLE, note VARCHAR, placed TIMESTAMP)
-         WITH ('connector' = 'kafka', 'topic' = 'orders', 'format' = 'avro-confluent',
-               'avro-confluent.url' = '{url}', 'properties.bootstrap.servers' = 'x:1');
+         WITH ('connector' = 'kafka', 'topic' = 'orders', {format},
+               'properties.bootstrap.servers' = 'x:1');
          CREATE TABLE c.n.t (id BIGINT);
          INSERT INTO c.n.t SELECT id FROM orders;"
     );
@@ -226,12 +232,12 @@ fn bad_framing_unknown_ids_and_broken_data_are_bad_records_and_the_rest_decodes(
 fn declared_columns_are_checked_against_the_latest_schema() {
     let fits = registry(&[V1, V2]);
     let (plan_ok, source) = plan(fits.server.url());
-    plan_ok.check_registry(&source).expect("V2 fits");
+    plan_ok.check_schemas(&source).expect("V2 fits");
 
     let broken = registry(&[V1, BAD_ID]);
     let (plan_bad, source) = plan(broken.server.url());
     let e = plan_bad
-        .check_registry(&source)
+        .check_schemas(&source)
         .expect_err("BAD_ID does not fit");
     let text = e.to_string();
     assert!(
@@ -241,4 +247,22 @@ fn declared_columns_are_checked_against_the_latest_schema() {
         "{text}"
     );
     assert!(text.contains("declares id Int64"), "{text}");
+}
+
+#[test]
+fn plain_avro_decodes_bare_datums_with_the_schema_in_the_job() {
+    let schema = V2.replace('\n', " ").replace('\'', "''");
+    let (plan, source) = plan_with(&format!("'format' = 'avro', 'avro.schema' = '{schema}'"));
+    plan.check_schemas(&source)
+        .expect("V2 fits the declared columns");
+    let bare = |v: Vec<u8>| v[5..].to_vec();
+    let mut cut = bare(v2(3, "x"));
+    cut.truncate(cut.len() - 2);
+    let values = [bare(v2(1, "a")), cut, bare(v2(2, "b"))];
+    let tp = TopicPartition::new("orders", 0);
+    let d = decode(&plan, &tp, &records(&values)).expect("decode");
+    assert_eq!(column::<Int64Array>(&d.batch, "id").values(), &[1, 2]);
+    assert_eq!(column::<StringArray>(&d.batch, "note").value(1), "b");
+    let bad: Vec<(usize, ViolationKind)> = d.bad.iter().map(|b| (b.index, b.kind)).collect();
+    assert_eq!(bad, [(1, ViolationKind::Malformed)]);
 }
