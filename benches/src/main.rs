@@ -162,25 +162,7 @@ async fn main() -> Result<()> {
     let registry = avro.then(|| registry::Registry::start(&floe)).transpose()?;
     let topics: &[&str] = if avro { &[topic, AVRO_TOPIC] } else { &[topic] };
     let broker = Broker::start_with(&floe, topics, args.partitions)?;
-    eprintln!(
-        "producing {} bids over {} partitions to {} …",
-        args.events, args.partitions, broker.bootstrap
-    );
-    let mut what = broker::Produce {
-        topic,
-        events: args.events,
-        partitions: args.partitions,
-        rate: None,
-        properties: &args.producer_properties,
-        avro_registry: None,
-    };
-    let produce = broker.produce(&floe, &what)?;
-    if let Some(r) = &registry {
-        eprintln!("producing the same bids in Avro to {AVRO_TOPIC} …");
-        what.topic = AVRO_TOPIC;
-        what.avro_registry = Some(&r.url);
-        broker.produce(&floe, &what)?;
-    }
+    let produce = produce_bids(&floe, &broker, registry.as_ref(), &args)?;
 
     eprintln!("ceilings …");
     let vars = BenchVars {
@@ -262,32 +244,22 @@ async fn main() -> Result<()> {
         freshness = measure_freshness(&floe, &jobs_dir, work.path(), &args).await?;
     }
 
-    // Avro jobs against their JSON twins.
+    // Avro jobs against their JSON twins, the Python baseline against Floe.
     for q in ["q0", "validate"] {
-        let rate = |name: String| rows.iter().find(|r| r.name == name).map(|r| r.events_per_s);
-        if let (Some(json), Some(avro)) =
-            (rate(format!("floe {q}")), rate(format!("floe {q}-avro")))
-            && let Some(r) = rows.iter_mut().find(|r| r.name == format!("floe {q}-avro"))
-        {
-            r.note = format!("{:.2}× floe {q} (JSON)", avro / json.max(1e-9));
-        }
+        report::note_ratio(
+            &mut rows,
+            &format!("floe {q}-avro"),
+            &format!("floe {q}"),
+            |x| format!("{x:.2}× floe {q} (JSON)"),
+        );
     }
-
-    // Ratios to Floe's q0..q2 from the baseline rows.
     for q in ["q0", "q1", "q2"] {
-        let f = rows
-            .iter()
-            .find(|r| r.name == format!("floe {q}"))
-            .map(|r| r.events_per_s);
-        let b = rows
-            .iter()
-            .find(|r| r.name == format!("python {q}"))
-            .map(|r| r.events_per_s);
-        if let (Some(f), Some(b)) = (f, b)
-            && let Some(r) = rows.iter_mut().find(|r| r.name == format!("python {q}"))
-        {
-            r.note = format!("Floe is {:.1}× faster", f / b.max(1e-9));
-        }
+        report::note_ratio(
+            &mut rows,
+            &format!("python {q}"),
+            &format!("floe {q}"),
+            |x| format!("Floe is {:.1}× faster", 1.0 / x.max(1e-9)),
+        );
     }
     let table = report::table(&rows);
     println!("{table}");
@@ -346,6 +318,36 @@ fn check_retention(args: &Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Produces the bids, and the same bids in Avro when a registry is given; returns how
+/// long the JSON ones took.
+fn produce_bids(
+    floe: &Path,
+    broker: &Broker,
+    registry: Option<&registry::Registry>,
+    args: &Args,
+) -> Result<std::time::Duration> {
+    eprintln!(
+        "producing {} bids over {} partitions to {} …",
+        args.events, args.partitions, broker.bootstrap
+    );
+    let mut what = broker::Produce {
+        topic: "bids",
+        events: args.events,
+        partitions: args.partitions,
+        rate: None,
+        properties: &args.producer_properties,
+        avro_registry: None,
+    };
+    let took = broker.produce(floe, &what)?;
+    if let Some(r) = registry {
+        eprintln!("producing the same bids in Avro to {AVRO_TOPIC} …");
+        what.topic = AVRO_TOPIC;
+        what.avro_registry = Some(&r.url);
+        broker.produce(floe, &what)?;
+    }
+    Ok(took)
 }
 
 /// The topic of the Avro bids.

@@ -132,3 +132,14 @@ pub fn table(rows: &[Row]) -> String {
     }
     out
 }
+
+/// Sets the note of row `of` to `note(its events/s over those of row `to`)`, when both
+/// rows are there.
+pub fn note_ratio(rows: &mut [Row], of: &str, to: &str, note: impl Fn(f64) -> String) {
+    let rate = |name: &str| rows.iter().find(|r| r.name == name).map(|r| r.events_per_s);
+    if let (Some(a), Some(b)) = (rate(of), rate(to))
+        && let Some(r) = rows.iter_mut().find(|r| r.name == of)
+    {
+        r.note = note(a / b.max(1e-9));
+    }
+}
