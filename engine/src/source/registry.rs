@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use floe_sql::job::RegistryOptions;
 use serde::Deserialize;
@@ -157,7 +157,7 @@ impl Registry {
             return Ok(found);
         }
         let url = format!("{}/schemas/ids/{id}", self.base);
-        let found = match self.get_waiting(&url)? {
+        let found = match self.get_waiting(&url, None)? {
             None => Lookup::Unknown,
             Some(body) => Lookup::Found(Arc::new(parse_schema(&url, &body, id, 0)?)),
         };
@@ -168,14 +168,19 @@ impl Registry {
     }
 
     /// The newest version registered under `subject`; None when the subject does not
-    /// exist. Waits while the registry is unavailable.
-    pub fn latest(&self, subject: &str) -> Result<Option<RegisteredSchema>, RegistryError> {
+    /// exist. Waits while the registry is unavailable, for `limit` at most: this is the
+    /// check at start, and `floe validate` must answer.
+    pub fn latest(
+        &self,
+        subject: &str,
+        limit: Duration,
+    ) -> Result<Option<RegisteredSchema>, RegistryError> {
         let url = format!(
             "{}/subjects/{}/versions/latest",
             self.base,
             percent_encode(subject)
         );
-        match self.get_waiting(&url)? {
+        match self.get_waiting(&url, Some(Instant::now() + limit))? {
             None => Ok(None),
             Some(body) => Ok(Some(parse_schema(&url, &body, 0, 0)?)),
         }
@@ -185,13 +190,17 @@ impl Registry {
         self.by_id.lock().ok().and_then(|c| c.get(&id).cloned())
     }
 
-    /// GETs `url` until it answers; None for 404.
-    fn get_waiting(&self, url: &str) -> Result<Option<String>, RegistryError> {
+    /// GETs `url` until it answers (or `deadline` passes); None for 404.
+    fn get_waiting(
+        &self,
+        url: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Option<String>, RegistryError> {
         let mut backoff = Duration::from_millis(200);
         loop {
             match self.get_once(url) {
-                Err(e) if e.is_retryable() => {
-                    warn!(error = %e, "the schema registry is unavailable; decoding waits for it and retries in {backoff:?}");
+                Err(e) if e.is_retryable() && deadline.is_none_or(|d| Instant::now() < d) => {
+                    warn!(error = %e, "the schema registry is unavailable; waiting for it (next try in {backoff:?})");
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }

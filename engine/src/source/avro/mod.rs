@@ -78,6 +78,9 @@ pub enum WriterSchemas {
     Fixed(Arc<RegisteredSchema>),
 }
 
+/// How long the check at start waits for a registry that cannot be reached.
+const START_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The id plain Avro values are decoded under (they carry none).
 const FIXED_ID: u32 = 0;
 
@@ -129,7 +132,10 @@ impl AvroPayload {
         let schema = match &self.schemas {
             WriterSchemas::Fixed(schema) => schema.clone(),
             WriterSchemas::Registry(registry) => {
-                match registry.latest(subject).map_err(|e| e.to_string())? {
+                match registry
+                    .latest(subject, START_CHECK_WAIT)
+                    .map_err(|e| e.to_string())?
+                {
                     Some(latest) => Arc::new(latest),
                     None => return Ok(None),
                 }
