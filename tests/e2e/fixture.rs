@@ -89,6 +89,27 @@ impl StderrLog {
     }
 }
 
+/// Starts `cmd` (a `floe` server that takes commands on standard input) and reads the
+/// first line it prints, `PREFIX…`; returns the child, its output and what follows the
+/// prefix.
+pub fn announced(cmd: &mut Command, prefix: &str) -> (Child, BufReader<ChildStdout>, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read the first line");
+    let value = line
+        .trim()
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_string();
+    (child, out, value)
+}
+
 /// The `floe` binary under test.
 pub fn floe() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_floe"));
@@ -179,20 +200,7 @@ impl Broker {
         for t in topics {
             cmd.args(["--topic", t]);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start floe broker");
-        let mut out = BufReader::new(child.stdout.take().expect("broker stdout"));
-        let mut line = String::new();
-        out.read_line(&mut line).expect("read bootstrap line");
-        let bootstrap = line
-            .trim()
-            .strip_prefix("bootstrap.servers=")
-            .unwrap_or_else(|| panic!("unexpected broker output: {line}"))
-            .to_string();
+        let (child, out, bootstrap) = announced(&mut cmd, "bootstrap.servers=");
         Broker {
             child,
             out: Some(out),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use crate::fixture::{Broker, Lake, StderrLog, floe, succeeded};
+use crate::fixture::{Broker, Lake, StderrLog, announced, floe, succeeded};
 use crate::pyiceberg::python;
 
 const USER_INFO: &str = "floe:s3cret";
@@ -21,22 +21,10 @@ struct RegistryProcess {
 
 impl RegistryProcess {
     fn start(state: &Path) -> RegistryProcess {
-        let mut child = floe()
-            .args(["registry", "--user-info", USER_INFO, "--state"])
-            .arg(state)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start floe registry");
-        let mut out = BufReader::new(child.stdout.take().expect("registry stdout"));
-        let mut line = String::new();
-        out.read_line(&mut line).expect("read the url line");
-        let url = line
-            .trim()
-            .strip_prefix("url=")
-            .unwrap_or_else(|| panic!("unexpected registry output: {line}"))
-            .to_string();
+        let mut cmd = floe();
+        cmd.args(["registry", "--user-info", USER_INFO, "--state"])
+            .arg(state);
+        let (child, out, url) = announced(&mut cmd, "url=");
         RegistryProcess { child, out, url }
     }
 

@@ -151,12 +151,17 @@ impl AvroPayload {
         values: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<RecordBatch, AvroFailure> {
         if let WriterSchemas::Fixed(_) = self.schemas {
-            // arrow-avro decodes framed values only: bare datums get the header of id 0.
-            let framed: Vec<Vec<u8>> = values
-                .into_iter()
-                .map(|v| [&[0u8; framing::HEADER_LEN][..], v].concat())
-                .collect();
-            return self.decode_framed(framed.iter().map(Vec::as_slice));
+            // arrow-avro decodes framed values only: bare datums get the header of id 0,
+            // all in one buffer.
+            let (mut buf, mut ends) = (Vec::new(), Vec::new());
+            for v in values {
+                buf.extend_from_slice(&[0u8; framing::HEADER_LEN]);
+                buf.extend_from_slice(v);
+                ends.push(buf.len());
+            }
+            let starts = std::iter::once(0).chain(ends.iter().copied());
+            let framed = starts.zip(ends.iter()).map(|(s, e)| &buf[s..*e]);
+            return self.decode_framed(framed);
         }
         self.decode_framed(values)
     }
