@@ -40,24 +40,11 @@ impl Broker {
         for t in topics {
             cmd.args(["--topic", &format!("{t}:{partitions}")]);
         }
-        let mut child = cmd
-            // The ceilings and the Python baseline read without a consumer group; Floe
-            // joins one, and Kafka's default wait of 3 s for more members would be counted
-            // against it alone.
-            .args(["--group-join-delay", "0s"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting floe broker")?;
-        let stdout = child.stdout.take().context("broker stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let bootstrap = line
-            .trim()
-            .strip_prefix("bootstrap.servers=")
-            .with_context(|| format!("unexpected broker output: {line}"))?
-            .to_string();
+        // The ceilings and the Python baseline read without a consumer group; Floe joins
+        // one, and Kafka's default wait of 3 s for more members would be counted against
+        // it alone.
+        cmd.args(["--group-join-delay", "0s"]);
+        let (child, bootstrap) = announced(&mut cmd, "bootstrap.servers=")?;
         Ok(Broker { child, bootstrap })
     }
 
@@ -111,6 +98,26 @@ pub fn produce(floe: &Path, bootstrap: &str, what: &Produce<'_>) -> Result<std::
         );
     }
     Ok(t.elapsed())
+}
+
+/// Starts `cmd` (a `floe` server that runs until its standard input closes) and reads
+/// the first line it prints, `PREFIX…`; returns the child and what follows the prefix.
+pub fn announced(cmd: &mut Command, prefix: &str) -> Result<(Child, String)> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    let stdout = child.stdout.take().context("piped stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let value = line
+        .trim()
+        .strip_prefix(prefix)
+        .with_context(|| format!("unexpected first line of {cmd:?}: {line}"))?
+        .to_string();
+    Ok((child, value))
 }
 
 impl Drop for Broker {

@@ -196,9 +196,20 @@ impl Registry {
         url: &str,
         deadline: Option<Instant>,
     ) -> Result<Option<String>, RegistryError> {
+        self.send_waiting(url, None, deadline)
+    }
+
+    /// Sends a GET (or a POST of `body`) until the registry answers (or `deadline`
+    /// passes), waiting with backoff while it is unavailable; None for 404.
+    fn send_waiting(
+        &self,
+        url: &str,
+        body: Option<&str>,
+        deadline: Option<Instant>,
+    ) -> Result<Option<String>, RegistryError> {
         let mut backoff = Duration::from_millis(200);
         loop {
-            match self.get_once(url) {
+            match self.send_once(url, body) {
                 Err(e) if e.is_retryable() && deadline.is_none_or(|d| Instant::now() < d) => {
                     warn!(error = %e, "the schema registry is unavailable; waiting for it (next try in {backoff:?})");
                     std::thread::sleep(backoff);
@@ -218,17 +229,7 @@ impl Registry {
             percent_encode(subject)
         );
         let body = serde_json::json!({ "schema": text }).to_string();
-        let mut backoff = Duration::from_millis(200);
-        let answer = loop {
-            match self.send_once(&url, Some(&body)) {
-                Err(e) if e.is_retryable() => {
-                    warn!(error = %e, "the schema registry is unavailable; retrying in {backoff:?}");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-                other => break other?,
-            }
-        };
+        let answer = self.send_waiting(&url, Some(&body), None)?;
         let refused = |message: String| RegistryError::Refused {
             url: url.clone(),
             message,
@@ -239,10 +240,6 @@ impl Registry {
             .and_then(|v| v["id"].as_u64())
             .and_then(|id| u32::try_from(id).ok())
             .ok_or_else(|| refused(format!("the answer holds no schema id: {}", excerpt(&body))))
-    }
-
-    fn get_once(&self, url: &str) -> Result<Option<String>, RegistryError> {
-        self.send_once(url, None)
     }
 
     /// One GET (or a POST of `body`), on a thread of its own (see the module doc).
