@@ -720,16 +720,27 @@ impl<'a> JobParser<'a> {
             }
         }
         let topic = r.required("topic")?;
-        let format = match r.choice("format", &["json", "avro-confluent", "avro"])? {
+        let format = match r.choice(
+            "format",
+            &[
+                "json",
+                "avro-confluent",
+                "avro",
+                "protobuf-confluent",
+                "json-confluent",
+            ],
+        )? {
             Some("avro-confluent") => SourceFormat::AvroConfluent,
             Some("avro") => SourceFormat::Avro,
+            Some("protobuf-confluent") => SourceFormat::ProtobufConfluent,
+            Some("json-confluent") => SourceFormat::JsonConfluent,
             Some(_) => SourceFormat::Json,
             None => {
                 return Err(r.misspelled("format").unwrap_or_else(|| {
                     SqlError::new(
                         ErrorKind::Option,
                         pos,
-                        format!("{what} needs 'format' = 'json', 'avro-confluent' or 'avro'"),
+                        format!("{what} needs 'format' = 'json', 'avro-confluent', 'protobuf-confluent', 'json-confluent' or 'avro'"),
                     )
                 }));
             }

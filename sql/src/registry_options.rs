@@ -1,6 +1,7 @@
-//! The `avro-confluent.*` options of `CREATE SOURCE`, read into [`RegistryOptions`], and
-//! the `avro.*` options of plain Avro. Names follow Flink SQL's `avro-confluent` format
-//! where Flink has them.
+//! The registry options of `CREATE SOURCE` (`avro-confluent.*`, `protobuf-confluent.*`,
+//! `json-confluent.*`: the same settings under the format's name), read into
+//! [`RegistryOptions`], and the `avro.*` options of plain Avro. Names follow Flink SQL's
+//! `avro-confluent` format where Flink has them.
 
 use crate::error::{ErrorKind, Pos, Result, SqlError};
 use crate::job::{AvroSchemaSource, RegistryOptions, SourceFormat, SubjectName};
@@ -58,10 +59,24 @@ pub(crate) const REGISTRY_OPTIONS: &[&str] = &[
     "avro-confluent.subject",
     "avro-confluent.subject-name-strategy",
     "avro-confluent.record-name",
+    "protobuf-confluent.url",
+    "protobuf-confluent.basic-auth.user-info",
+    "protobuf-confluent.bearer-auth.token",
+    "protobuf-confluent.ssl.ca-location",
+    "protobuf-confluent.subject",
+    "protobuf-confluent.subject-name-strategy",
+    "protobuf-confluent.record-name",
+    "json-confluent.url",
+    "json-confluent.basic-auth.user-info",
+    "json-confluent.bearer-auth.token",
+    "json-confluent.ssl.ca-location",
+    "json-confluent.subject",
+    "json-confluent.subject-name-strategy",
+    "json-confluent.record-name",
 ];
 
 /// The registry settings of a source in `format`; None for a format without a registry
-/// (whose `avro-confluent.*` options are then refused).
+/// (whose registry options are then refused).
 pub(crate) fn registry_options(
     r: &mut OptionReader,
     what: &str,
@@ -69,64 +84,72 @@ pub(crate) fn registry_options(
     format: SourceFormat,
 ) -> Result<Option<RegistryOptions>> {
     let err = |message: String| SqlError::new(ErrorKind::Option, pos, message);
-    if format != SourceFormat::AvroConfluent {
+    let Some(prefix) = format.registry_prefix() else {
         if let Some(key) = REGISTRY_OPTIONS.iter().find(|k| r.has(k)) {
+            let owner = key.split('.').next().unwrap_or_default();
             return Err(err(format!(
-                "{what}: '{key}' is an option of 'format' = 'avro-confluent'"
+                "{what}: '{key}' is an option of 'format' = '{owner}'"
             )));
         }
         return Ok(None);
+    };
+    if let Some(key) = REGISTRY_OPTIONS
+        .iter()
+        .find(|k| !k.starts_with(&format!("{prefix}.")) && r.has(k))
+    {
+        return Err(err(format!(
+            "{what}: '{key}' is not an option of 'format' = '{prefix}' (its options are '{prefix}.url' and the like)"
+        )));
     }
-    let url = r
-        .string("avro-confluent.url")
-        .filter(|u| !u.trim().is_empty());
+    let key = |setting: &str| format!("{prefix}.{setting}");
+    let url = r.string(&key("url")).filter(|u| !u.trim().is_empty());
     let url = url.ok_or_else(|| {
         err(format!(
-            "{what}: 'format' = 'avro-confluent' needs 'avro-confluent.url' (the Schema Registry, or 'embedded')"
+            "{what}: 'format' = '{prefix}' needs '{prefix}.url' (the Schema Registry, or 'embedded')"
         ))
     })?;
-    let basic_auth = r.string("avro-confluent.basic-auth.user-info");
+    let basic_auth = r.string(&key("basic-auth.user-info"));
     // A `${VAR}` left unresolved (checking a job without its secrets) is not judged.
     if basic_auth
         .as_ref()
         .is_some_and(|u| !u.contains(':') && !u.contains("${"))
     {
         return Err(err(format!(
-            "{what}: 'avro-confluent.basic-auth.user-info' is 'user:password'"
+            "{what}: '{prefix}.basic-auth.user-info' is 'user:password'"
         )));
     }
-    let bearer_token = r.string("avro-confluent.bearer-auth.token");
+    let bearer_token = r.string(&key("bearer-auth.token"));
     if basic_auth.is_some() && bearer_token.is_some() {
         return Err(err(format!(
-            "{what}: give 'avro-confluent.basic-auth.user-info' or 'avro-confluent.bearer-auth.token', not both"
+            "{what}: give '{prefix}.basic-auth.user-info' or '{prefix}.bearer-auth.token', not both"
         )));
     }
     Ok(Some(RegistryOptions {
         url: url.trim_end_matches('/').to_string(),
         basic_auth,
         bearer_token,
-        ca_location: r.string("avro-confluent.ssl.ca-location"),
-        subject: subject_name(r, what, pos)?,
+        ca_location: r.string(&key("ssl.ca-location")),
+        subject: subject_name(r, what, pos, prefix)?,
     }))
 }
 
-fn subject_name(r: &mut OptionReader, what: &str, pos: Pos) -> Result<SubjectName> {
+fn subject_name(r: &mut OptionReader, what: &str, pos: Pos, prefix: &str) -> Result<SubjectName> {
     let err = |message: String| SqlError::new(ErrorKind::Option, pos, message);
     let strategy = r.choice(
-        "avro-confluent.subject-name-strategy",
+        &format!("{prefix}.subject-name-strategy"),
         &["topic", "record", "topic-record"],
     )?;
-    let record = r.string("avro-confluent.record-name");
-    let explicit = r.string("avro-confluent.subject");
+    let record = r.string(&format!("{prefix}.record-name"));
+    let explicit = r.string(&format!("{prefix}.subject"));
     if explicit.is_some() && strategy.is_some() {
         return Err(err(format!(
-            "{what}: 'avro-confluent.subject' names the subject; it does not go with 'avro-confluent.subject-name-strategy'"
+            "{what}: '{prefix}.subject' names the subject; it does not go with '{prefix}.subject-name-strategy'"
         )));
     }
     let needs_record = |r: Option<String>| {
         r.ok_or_else(|| {
             err(format!(
-                "{what}: that subject name strategy needs 'avro-confluent.record-name' (the record's full name, like 'com.acme.Order')"
+                "{what}: that subject name strategy needs '{prefix}.record-name' (the record's full name, like 'com.acme.Order')"
             ))
         })
     };
@@ -136,7 +159,7 @@ fn subject_name(r: &mut OptionReader, what: &str, pos: Pos) -> Result<SubjectNam
         (Some("topic-record"), None) => SubjectName::TopicRecord(needs_record(record)?),
         _ if record.is_some() => {
             return Err(err(format!(
-                "{what}: 'avro-confluent.record-name' is used with 'avro-confluent.subject-name-strategy' = 'record' or 'topic-record'"
+                "{what}: '{prefix}.record-name' is used with '{prefix}.subject-name-strategy' = 'record' or 'topic-record'"
             )));
         }
         _ => SubjectName::Topic,

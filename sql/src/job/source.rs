@@ -110,6 +110,25 @@ pub enum SourceFormat {
     /// Bare Avro datums, all written with one schema given in the job (`'avro.schema'`
     /// or `'avro.schema-file'`), for topics without a registry.
     Avro,
+    /// Protobuf in the Confluent wire format (magic byte 0, the schema id, the message
+    /// indexes as zigzag varints, the message), its schemas in a Schema Registry.
+    ProtobufConfluent,
+    /// JSON in the Confluent wire format (magic byte 0, the schema id, the JSON text),
+    /// its JSON Schemas in a Schema Registry.
+    JsonConfluent,
+}
+
+impl SourceFormat {
+    /// The format's name in `'format'`, which is also the prefix of its registry
+    /// options; None for a format without a registry.
+    pub fn registry_prefix(self) -> Option<&'static str> {
+        match self {
+            Self::AvroConfluent => Some("avro-confluent"),
+            Self::ProtobufConfluent => Some("protobuf-confluent"),
+            Self::JsonConfluent => Some("json-confluent"),
+            Self::Json | Self::Avro => None,
+        }
+    }
 }
 
 /// Where a plain `avro` source's writer schema is.
