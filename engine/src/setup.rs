@@ -70,8 +70,9 @@ pub async fn load_and_compile(path: &Path) -> Result<CompiledJob> {
     Ok(compile(job).await?)
 }
 
-/// Checks every Avro source's declared columns against its writer schema (a registry
-/// source: its subject's latest), before a record is read.
+/// Checks the declared columns of every source in a registry format or plain Avro
+/// against its writer schema (a registry source: its subject's latest), before a
+/// record is read.
 fn check_avro_sources(job: &JobFile) -> Result<()> {
     let avro =
         |s: &&floe_sql::job::SourceDef| s.kafka.registry.is_some() || s.kafka.avro_schema.is_some();

@@ -96,6 +96,11 @@ pub fn register_for(s: &SourceDef, feed: &EmbeddedFeed) -> Result<Option<u32>> {
     let Some(registry) = s.kafka.registry.as_ref() else {
         return Ok(None);
     };
+    if s.kafka.format != SourceFormat::AvroConfluent {
+        return refuse(
+            "only ('format' = 'avro-confluent'), not Protobuf or JSON in the wire format",
+        );
+    }
     if feed.generator != "orders" {
         return refuse("orders only ('embedded.generator' = 'orders')");
     }

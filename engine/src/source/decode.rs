@@ -19,14 +19,20 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::concat::concat_batches;
 use arrow_select::filter::filter_record_batch;
 use floe_catalog::TopicPartition;
-use floe_sql::job::{AvroSchemaSource, MetadataKey, SourceDef, SourceFormat, ViolationKind};
+use floe_sql::job::{
+    AvroSchemaSource, MetadataKey, SourceDef, SourceFormat, SubjectName, ViolationKind,
+};
 use floe_sql::plan::slot_schema;
 
 use tracing::{info, warn};
 
 use super::avro::{AvroPayload, WriterSchemas};
+use super::framing::HEADER_LEN;
+use super::json_schema::JsonSchemas;
 use super::json_values::JsonValues;
+use super::protobuf::ProtobufPayload;
 use super::registry::RegisteredSchema;
+use super::value_failure::ValueFailure;
 use crate::error::{EngineError, Result};
 
 /// What the decoder needs to know about a source.
@@ -46,8 +52,20 @@ pub struct DecodePlan {
     columns: Vec<ColumnSource>,
     utf8_keys: bool,
     max_record_bytes: Option<u64>,
-    /// Set for Avro sources: how their values are decoded instead of as JSON.
-    avro: Option<Arc<AvroPayload>>,
+    /// How record values are framed and decoded.
+    format: Payload,
+}
+
+/// How a source's record values are decoded.
+#[derive(Debug, Clone)]
+enum Payload {
+    /// JSON text, by arrow-json; `framed`: behind the Confluent header, its JSON Schema
+    /// in a registry (`json-confluent`).
+    Json { framed: Option<Arc<JsonSchemas>> },
+    /// Avro datums (`avro-confluent`, `avro`).
+    Avro(Arc<AvroPayload>),
+    /// Protobuf messages (`protobuf-confluent`).
+    Protobuf(Arc<ProtobufPayload>),
 }
 
 #[derive(Debug, Clone)]
@@ -77,20 +95,13 @@ impl DecodePlan {
             })
             .collect();
         let payload = Arc::new(Schema::new(payload_fields));
-        let schemas = writer_schemas(source).map_err(|message| EngineError::Kafka {
+        let format = payload_format(source, &payload).map_err(|message| EngineError::Kafka {
             source_name: source.name.clone(),
             message,
         })?;
-        let avro = schemas.map(|schemas| {
-            Arc::new(AvroPayload::new(
-                schemas,
-                payload.clone(),
-                source.kafka.batch_records,
-            ))
-        });
         Ok(Self {
             values: JsonValues::new(&payload, source.kafka.timestamp_numbers),
-            avro,
+            format,
             payload,
             required,
             full: slot_schema(&source.schema()),
@@ -103,12 +114,19 @@ impl DecodePlan {
         })
     }
 
-    /// Checks an Avro source's declared columns against its writer schema (a registry
-    /// source: its subject's latest), before any record is read; other sources pass.
+    /// Checks a registry or Avro source's declared columns against its writer schema
+    /// (a registry source: its subject's latest), before any record is read; plain JSON
+    /// sources pass.
     pub fn check_schemas(&self, source: &SourceDef) -> Result<()> {
-        let Some(avro) = &self.avro else {
-            return Ok(());
+        let check = |subject: &str| match &self.format {
+            Payload::Json { framed: None } => Ok(None),
+            Payload::Json { framed: Some(j) } => j.check_latest(subject),
+            Payload::Avro(a) => a.check_latest(subject),
+            Payload::Protobuf(p) => p.check_latest(subject),
         };
+        if matches!(self.format, Payload::Json { framed: None }) {
+            return Ok(());
+        }
         let (subject, what) = match &source.kafka.registry {
             Some(options) => {
                 let subject = options.subject.subject(&source.kafka.topic);
@@ -120,7 +138,7 @@ impl DecodePlan {
                 "the writer schema of 'avro.schema'".to_string(),
             ),
         };
-        match avro.check_latest(&subject) {
+        match check(&subject) {
             Ok(Some(version)) => {
                 info!(source = %source.name, %subject, version, "declared columns fit the writer schema");
                 Ok(())
@@ -142,27 +160,60 @@ impl DecodePlan {
     }
 }
 
-/// Where an Avro source's writer schemas come from; None for other formats.
-fn writer_schemas(source: &SourceDef) -> Result<Option<WriterSchemas>, String> {
+/// How `source`'s values are decoded into the `payload` columns; a source in a
+/// registry format gets its registry client.
+fn payload_format(source: &SourceDef, payload: &SchemaRef) -> Result<Payload, String> {
     let k = &source.kafka;
-    match (k.format, &k.registry, &k.avro_schema) {
-        (SourceFormat::AvroConfluent, Some(options), _) => super::registry::client_for(options)
-            .map(|r| Some(WriterSchemas::Registry(r)))
-            .map_err(|e| e.to_string()),
-        (SourceFormat::Avro, _, Some(schema)) => {
+    let registry = || match &k.registry {
+        Some(options) => super::registry::client_for(options).map_err(|e| e.to_string()),
+        None => Err("the source has no schema registry options".to_string()),
+    };
+    let avro = |schemas| {
+        Payload::Avro(Arc::new(AvroPayload::new(
+            schemas,
+            payload.clone(),
+            k.batch_records,
+        )))
+    };
+    Ok(match k.format {
+        SourceFormat::Json => Payload::Json { framed: None },
+        SourceFormat::JsonConfluent => Payload::Json {
+            framed: Some(Arc::new(JsonSchemas::new(registry()?, payload.clone()))),
+        },
+        SourceFormat::ProtobufConfluent => {
+            let record = k.registry.as_ref().and_then(|r| match &r.subject {
+                SubjectName::Record(n) | SubjectName::TopicRecord(n) => Some(n.clone()),
+                _ => None,
+            });
+            Payload::Protobuf(Arc::new(ProtobufPayload::new(
+                registry()?,
+                payload.clone(),
+                record,
+            )))
+        }
+        SourceFormat::AvroConfluent => avro(WriterSchemas::Registry(registry()?)),
+        SourceFormat::Avro => avro(fixed_avro_schema(k.avro_schema.as_ref())?),
+    })
+}
+
+/// The writer schema of a plain Avro source.
+fn fixed_avro_schema(schema: Option<&AvroSchemaSource>) -> Result<WriterSchemas, String> {
+    match schema {
+        Some(schema) => {
             let text = match schema {
                 AvroSchemaSource::Inline(text) => text.clone(),
                 AvroSchemaSource::File(path) => std::fs::read_to_string(path)
                     .map_err(|e| format!("'avro.schema-file' = '{path}': {e}"))?,
             };
-            Ok(Some(WriterSchemas::Fixed(Arc::new(RegisteredSchema {
+            Ok(WriterSchemas::Fixed(Arc::new(RegisteredSchema {
                 id: 0,
                 text,
                 kind: "AVRO".into(),
                 version: 1,
-            }))))
+                references: vec![],
+            })))
         }
-        _ => Ok(None),
+        None => Err("'format' = 'avro' has no writer schema".into()),
     }
 }
 
@@ -222,6 +273,7 @@ impl PendingRecords {
         }));
     }
 
+    /// Where record `i` starts in the gathered buffer.
     fn start(&self, i: usize) -> usize {
         if i == 0 { 0 } else { self.ends[i - 1] }
     }
@@ -305,14 +357,31 @@ fn decode_bytes(schema: &SchemaRef, bytes: &[u8], rows: usize) -> Result<RecordB
     Ok(batch)
 }
 
-/// Decodes JSON records `from..to` into the declared payload columns.
+/// Decodes JSON records `from..to` into the declared payload columns; `framed`
+/// records (prechecked) have their Confluent headers blanked out of a copy first.
 fn decode_json(
     plan: &DecodePlan,
     recs: &PendingRecords,
     from: usize,
     to: usize,
+    framed: bool,
 ) -> Result<RecordBatch, String> {
-    let (bytes, rows) = (recs.span(from, to), to - from);
+    let (span, rows) = (recs.span(from, to), to - from);
+    let blanked;
+    let bytes = if framed {
+        let mut copy = span.to_vec();
+        let base = recs.start(from);
+        for i in from..to {
+            let at = recs.start(i) - base;
+            if let Some(header) = copy.get_mut(at..at + HEADER_LEN) {
+                header.fill(b' ');
+            }
+        }
+        blanked = copy;
+        &blanked[..]
+    } else {
+        span
+    };
     let batch = decode_bytes(&plan.values.wire, bytes, rows)?;
     plan.values.finish(&plan.payload, bytes, batch, |schema| {
         decode_bytes(schema, bytes, rows)
@@ -327,19 +396,22 @@ fn decode_payload(
     from: usize,
     to: usize,
 ) -> Result<RecordBatch, BadRecord> {
-    match &plan.avro {
-        None => decode_json(plan, recs, from, to).map_err(|message| {
-            let value = recs.value(from).unwrap_or_default();
-            classify(value, message)
-        }),
-        Some(avro) => {
-            let values = (from..to).map(|i| recs.value(i).unwrap_or_default());
-            avro.decode(values).map_err(|f| BadRecord {
-                index: from,
-                kind: f.kind,
-                message: f.message,
+    let values = || (from..to).map(|i| recs.value(i).unwrap_or_default());
+    let failed = |f: ValueFailure| BadRecord {
+        index: from,
+        kind: f.kind,
+        message: f.message,
+    };
+    match &plan.format {
+        Payload::Json { framed } => {
+            decode_json(plan, recs, from, to, framed.is_some()).map_err(|message| {
+                let value = recs.value(from).unwrap_or_default();
+                let skip = if framed.is_some() { HEADER_LEN } else { 0 };
+                classify(value.get(skip..).unwrap_or_default(), message)
             })
         }
+        Payload::Avro(avro) => avro.decode(values()).map_err(failed),
+        Payload::Protobuf(proto) => proto.decode(values()).map_err(failed),
     }
 }
 
@@ -431,16 +503,32 @@ fn precheck(
             ),
         );
     }
-    if let Some(avro) = &plan.avro {
-        let failure = avro.precheck(value).map_err(|e| EngineError::Decode {
-            tp: tp.clone(),
-            offset: recs.offsets[i],
-            message: e.to_string(),
-        })?;
-        if let Some(f) = failure {
-            return bad(f.kind, f.message);
+    let failure = match &plan.format {
+        Payload::Json { framed: None } => None,
+        Payload::Json { framed: Some(j) } => j.precheck(value).transpose(),
+        Payload::Avro(a) => a.precheck(value).transpose(),
+        Payload::Protobuf(p) => p.precheck(value).transpose(),
+    };
+    match failure {
+        Some(Ok(f)) => return bad(f.kind, f.message),
+        Some(Err(e)) => {
+            return Err(EngineError::Decode {
+                tp: tp.clone(),
+                offset: recs.offsets[i],
+                message: e.to_string(),
+            });
         }
-    } else if value.iter().all(u8::is_ascii_whitespace) {
+        None => {}
+    }
+    let text = match &plan.format {
+        Payload::Json { framed } => Some(if framed.is_some() {
+            value.get(HEADER_LEN..).unwrap_or_default()
+        } else {
+            value
+        }),
+        _ => None,
+    };
+    if text.is_some_and(|t| t.iter().all(u8::is_ascii_whitespace)) {
         return bad(ViolationKind::Malformed, "the record value is empty".into());
     }
     if plan.utf8_keys

@@ -2,12 +2,19 @@
 
 mod avro;
 pub mod client_log;
+mod conform;
 mod context;
 pub mod decode;
+mod framing;
+mod json_schema;
 mod json_values;
 mod kafka;
+mod protobuf;
 pub mod registry;
 pub mod start;
+#[cfg(test)]
+mod test_registry;
+mod value_failure;
 
 pub use context::SourceShared;
 pub use kafka::{KafkaSource, SourceBatch, SourceEvent, consumer_config};

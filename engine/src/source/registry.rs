@@ -59,11 +59,24 @@ impl RegistryError {
 pub struct RegisteredSchema {
     /// Its global id (what the wire format carries).
     pub id: u32,
-    /// The schema text (Avro JSON).
+    /// The schema text (Avro or JSON Schema JSON, or a `.proto` file).
     pub text: String,
     /// `AVRO`, `PROTOBUF` or `JSON`.
     pub kind: String,
     /// Its version within the subject it was looked up in (0 when looked up by id).
+    pub version: u32,
+    /// The schemas it imports (a `.proto` file's imports), by import name.
+    pub references: Vec<SchemaReference>,
+}
+
+/// A schema that another imports: the import's name, and where the registry keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SchemaReference {
+    /// The name the importing schema uses (a `.proto` import path).
+    pub name: String,
+    /// The subject that holds it.
+    pub subject: String,
+    /// Its version in that subject.
     pub version: u32,
 }
 
@@ -83,6 +96,8 @@ struct SchemaBody {
     schema_type: Option<String>,
     id: Option<u32>,
     version: Option<u32>,
+    #[serde(default)]
+    references: Vec<SchemaReference>,
 }
 
 /// How requests authenticate.
@@ -183,6 +198,24 @@ impl Registry {
         match self.get_waiting(&url, Some(Instant::now() + limit))? {
             None => Ok(None),
             Some(body) => Ok(Some(parse_schema(&url, &body, 0, 0)?)),
+        }
+    }
+
+    /// Version `version` of `subject` (a schema another one imports); None when the
+    /// registry has no such version. Waits while the registry is unavailable.
+    pub fn version(
+        &self,
+        subject: &str,
+        version: u32,
+    ) -> Result<Option<RegisteredSchema>, RegistryError> {
+        let url = format!(
+            "{}/subjects/{}/versions/{version}",
+            self.base,
+            percent_encode(subject)
+        );
+        match self.get_waiting(&url, None)? {
+            None => Ok(None),
+            Some(body) => Ok(Some(parse_schema(&url, &body, 0, version)?)),
         }
     }
 
@@ -311,7 +344,7 @@ fn answer(url: &str, status: u16, body: String) -> Result<Option<String>, Regist
         401 | 403 => Err(RegistryError::Refused {
             url: url.to_string(),
             message: format!(
-                "HTTP {status}: {} (check 'avro-confluent.basic-auth.user-info' or 'avro-confluent.bearer-auth.token')",
+                "HTTP {status}: {} (check the source's 'basic-auth.user-info' or 'bearer-auth.token' registry option)",
                 excerpt(&body)
             ),
         }),
@@ -337,6 +370,7 @@ fn parse_schema(
         text: parsed.schema,
         kind: parsed.schema_type.unwrap_or_else(|| "AVRO".into()),
         version: parsed.version.unwrap_or(version),
+        references: parsed.references,
     })
 }
 
@@ -386,7 +420,7 @@ mod tests {
         let denied = answer("u", 401, "{}".into()).expect_err("401");
         assert!(!denied.is_retryable());
         assert!(
-            denied.to_string().contains("basic-auth.user-info"),
+            denied.to_string().contains("'basic-auth.user-info'"),
             "{denied}"
         );
     }

@@ -6,7 +6,7 @@
 //!        ─▶ writer schema by id (registry, cached) ──404──▶ malformed record
 //!        ─▶ reader for that writer (cached): the declared columns cut out of the writer's
 //!           record (`reader_schema`), each decoded type checked against the declared
-//!           one (`types::fits`) ──does not fit──▶ `type` record, naming field and id
+//!           one (`conform::fits`) ──does not fit──▶ `type` record, naming field and id
 //!        ─▶ consecutive records of one schema id decoded in one arrow-avro pass,
 //!           then cast column by column to the declared types
 //! ```
@@ -16,7 +16,6 @@
 //! k·log n extra passes. A decoder that finished a pass cleanly is kept for the next
 //! batch of its schema id.
 
-mod framing;
 mod reader_schema;
 #[cfg(test)]
 mod tests;
@@ -25,42 +24,16 @@ mod types;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_array::RecordBatch;
 use arrow_avro::reader::{Decoder, ReaderBuilder};
 use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
-use arrow_cast::{CastOptions, cast_with_options};
-use arrow_schema::{DataType, SchemaRef, TimeUnit};
+use arrow_schema::SchemaRef;
 use arrow_select::concat::concat_batches;
-use floe_sql::job::ViolationKind;
 
+use super::conform::{conform, fits};
+use super::framing::{self, schema_id};
 use super::registry::{Lookup, RegisteredSchema, Registry, RegistryError};
-
-pub use framing::schema_id;
-
-/// Why records could not be decoded: their kind and the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AvroFailure {
-    /// `malformed` (the bytes) or `type` (a value that does not fit its column).
-    pub kind: ViolationKind,
-    /// What was wrong.
-    pub message: String,
-}
-
-impl AvroFailure {
-    fn malformed(message: impl Into<String>) -> Self {
-        Self {
-            kind: ViolationKind::Malformed,
-            message: message.into(),
-        }
-    }
-
-    fn type_error(message: impl Into<String>) -> Self {
-        Self {
-            kind: ViolationKind::Type,
-            message: message.into(),
-        }
-    }
-}
+use super::value_failure::ValueFailure;
 
 /// How one writer schema is read into the declared columns.
 #[derive(Debug)]
@@ -93,7 +66,7 @@ pub struct AvroPayload {
     /// Largest number of records decoded at once (the size kept decoders are built for).
     batch_records: usize,
     /// Per writer schema id: how it is read, or why it cannot be.
-    readers: Mutex<HashMap<u32, Result<Arc<Reader>, AvroFailure>>>,
+    readers: Mutex<HashMap<u32, Result<Arc<Reader>, ValueFailure>>>,
     /// Decoders that finished their last pass cleanly, by schema id.
     idle: Mutex<HashMap<u32, Decoder>>,
 }
@@ -113,13 +86,13 @@ impl AvroPayload {
     /// Why `value` cannot be decoded, found without decoding it: its framing, a schema
     /// id the registry does not have, a writer schema that does not fit the declared
     /// columns. An error is a registry that refuses to answer (the job stops).
-    pub fn precheck(&self, value: &[u8]) -> Result<Option<AvroFailure>, RegistryError> {
+    pub fn precheck(&self, value: &[u8]) -> Result<Option<ValueFailure>, RegistryError> {
         if let WriterSchemas::Fixed(_) = self.schemas {
             return Ok(self.reader(FIXED_ID)?.err());
         }
         let id = match schema_id(value) {
             Ok(id) => id,
-            Err(message) => return Ok(Some(AvroFailure::malformed(message))),
+            Err(message) => return Ok(Some(ValueFailure::malformed(message))),
         };
         Ok(self.reader(id)?.err())
     }
@@ -149,7 +122,7 @@ impl AvroPayload {
     pub fn decode<'a>(
         &self,
         values: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<RecordBatch, AvroFailure> {
+    ) -> Result<RecordBatch, ValueFailure> {
         if let WriterSchemas::Fixed(_) = self.schemas {
             // arrow-avro decodes framed values only: bare datums get the header of id 0,
             // all in one buffer.
@@ -169,12 +142,12 @@ impl AvroPayload {
     fn decode_framed<'a>(
         &self,
         values: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<RecordBatch, AvroFailure> {
+    ) -> Result<RecordBatch, ValueFailure> {
         let mut batches = vec![];
         let mut run: Vec<&[u8]> = vec![];
         let mut run_id = None;
         for v in values {
-            let id = schema_id(v).map_err(AvroFailure::malformed)?;
+            let id = schema_id(v).map_err(ValueFailure::malformed)?;
             if run_id.is_some_and(|r| r != id) {
                 batches.push(self.decode_run(run_id.unwrap_or(id), &run)?);
                 run.clear();
@@ -189,12 +162,12 @@ impl AvroPayload {
             0 => Ok(RecordBatch::new_empty(self.payload.clone())),
             1 => Ok(batches.remove(0)),
             _ => concat_batches(&self.payload, &batches)
-                .map_err(|e| AvroFailure::malformed(e.to_string())),
+                .map_err(|e| ValueFailure::malformed(e.to_string())),
         }
     }
 
     /// The reader of schema `id`, built on first use.
-    fn reader(&self, id: u32) -> Result<Result<Arc<Reader>, AvroFailure>, RegistryError> {
+    fn reader(&self, id: u32) -> Result<Result<Arc<Reader>, ValueFailure>, RegistryError> {
         if let Some(r) = self.readers.lock().ok().and_then(|m| m.get(&id).cloned()) {
             return Ok(r);
         }
@@ -203,7 +176,7 @@ impl AvroPayload {
             WriterSchemas::Registry(registry) => registry.schema(id)?,
         };
         let built = match lookup {
-            Lookup::Unknown => Err(AvroFailure::malformed(format!(
+            Lookup::Unknown => Err(ValueFailure::malformed(format!(
                 "schema id {id} is not in the schema registry"
             ))),
             Lookup::Found(schema) => build_reader(&schema, &self.payload).map(Arc::new),
@@ -215,14 +188,14 @@ impl AvroPayload {
     }
 
     /// Decodes records that all carry schema `id`.
-    fn decode_run(&self, id: u32, values: &[&[u8]]) -> Result<RecordBatch, AvroFailure> {
+    fn decode_run(&self, id: u32, values: &[&[u8]]) -> Result<RecordBatch, ValueFailure> {
         let reader = self
             .readers
             .lock()
             .ok()
             .and_then(|m| m.get(&id).cloned())
             .unwrap_or_else(|| {
-                Err(AvroFailure::malformed(format!(
+                Err(ValueFailure::malformed(format!(
                     "schema id {id} was not looked up"
                 )))
             })?;
@@ -230,15 +203,15 @@ impl AvroPayload {
         let mut decoder = match kept {
             Some(d) if values.len() <= d.batch_size() => d,
             _ => decoder(id, &reader, values.len().max(self.batch_records))
-                .map_err(AvroFailure::malformed)?,
+                .map_err(ValueFailure::malformed)?,
         };
         for v in values {
             let room = decoder.capacity();
             let used = decoder
                 .decode(v)
-                .map_err(|e| AvroFailure::malformed(e.to_string()))?;
+                .map_err(|e| ValueFailure::malformed(e.to_string()))?;
             if used != v.len() || decoder.capacity() + 1 != room {
-                return Err(AvroFailure::malformed(format!(
+                return Err(ValueFailure::malformed(format!(
                     "the Avro datum of schema id {id} ends after {} of its {} bytes",
                     used.saturating_sub(framing::HEADER_LEN),
                     v.len() - framing::HEADER_LEN
@@ -247,7 +220,7 @@ impl AvroPayload {
         }
         let batch = decoder
             .flush()
-            .map_err(|e| AvroFailure::malformed(e.to_string()))?;
+            .map_err(|e| ValueFailure::malformed(e.to_string()))?;
         if let Ok(mut m) = self.idle.lock() {
             m.insert(id, decoder);
         }
@@ -259,32 +232,32 @@ impl AvroPayload {
 }
 
 /// The reader of `schema` for the declared columns, checked by building a decoder once.
-fn build_reader(schema: &RegisteredSchema, payload: &SchemaRef) -> Result<Reader, AvroFailure> {
+fn build_reader(schema: &RegisteredSchema, payload: &SchemaRef) -> Result<Reader, ValueFailure> {
     let id = schema.id;
     if schema.kind != "AVRO" {
-        return Err(AvroFailure::malformed(format!(
+        return Err(ValueFailure::malformed(format!(
             "schema id {id} is a {} schema, not Avro",
             schema.kind
         )));
     }
     let writer: serde_json::Value = serde_json::from_str(&schema.text).map_err(|e| {
-        AvroFailure::malformed(format!("schema id {id} is not valid Avro JSON: {e}"))
+        ValueFailure::malformed(format!("schema id {id} is not valid Avro JSON: {e}"))
     })?;
     let (reader, sources) = reader_schema::reader_schema(&writer, payload)
-        .map_err(|e| AvroFailure::type_error(format!("schema id {id}: {e}")))?;
+        .map_err(|e| ValueFailure::type_error(format!("schema id {id}: {e}")))?;
     let r = Reader {
         writer: schema.text.clone(),
         reader,
     };
     let probe = decoder(id, &r, 1).map_err(|e| {
-        AvroFailure::type_error(format!(
+        ValueFailure::type_error(format!(
             "schema id {id} cannot be read into the declared columns: {e}"
         ))
     })?;
     let decoded = probe.schema();
     for ((declared, got), source) in payload.fields().iter().zip(decoded.fields()).zip(&sources) {
-        if source.is_some() && !types::fits(got.data_type(), declared.data_type()) {
-            return Err(AvroFailure::type_error(format!(
+        if source.is_some() && !fits(got.data_type(), declared.data_type()) {
+            return Err(ValueFailure::type_error(format!(
                 "field '{}' is {} in the writer schema (id {id}, version {}), but the source declares {} {}",
                 source.as_deref().unwrap_or_default(),
                 got.data_type(),
@@ -308,31 +281,4 @@ fn decoder(id: u32, r: &Reader, batch_size: usize) -> Result<Decoder, String> {
         .with_reader_schema(AvroSchema::new(r.reader.clone()))
         .build_decoder()
         .map_err(|e| e.to_string())
-}
-
-/// `batch` (the reader schema's columns, in declared order) cast to the declared types.
-fn conform(batch: &RecordBatch, payload: &SchemaRef) -> Result<RecordBatch, AvroFailure> {
-    let strict = CastOptions {
-        safe: false,
-        ..CastOptions::default()
-    };
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(payload.fields().len());
-    for (col, field) in batch.columns().iter().zip(payload.fields()) {
-        let to = field.data_type();
-        let cast = match (col.data_type(), to) {
-            (a, b) if a == b => Ok(col.clone()),
-            // Epoch milliseconds, as a JSON number in a timestamp column.
-            (DataType::Int64, DataType::Timestamp(TimeUnit::Microsecond, _)) => {
-                let thousand = Int64Array::new_scalar(1000);
-                arrow_arith::numeric::mul(col, &thousand)
-                    .and_then(|micros| cast_with_options(&micros, to, &strict))
-            }
-            _ => cast_with_options(col, to, &strict),
-        };
-        columns.push(
-            cast.map_err(|e| AvroFailure::type_error(format!("column '{}': {e}", field.name())))?,
-        );
-    }
-    RecordBatch::try_new(payload.clone(), columns)
-        .map_err(|e| AvroFailure::type_error(e.to_string()))
 }

@@ -7,9 +7,10 @@ use arrow_array::{Array, Float64Array, Int64Array, StringArray, TimestampMicrose
 use floe_catalog::TopicPartition;
 use floe_sql::job::ViolationKind;
 
-use crate::embedded::registry::store::{RegistryState, StoredSchema};
-use crate::embedded::registry::{RegistryServer, ServerOptions};
-use crate::source::decode::{DecodePlan, PendingRecords, decode};
+use crate::source::decode::{DecodePlan, decode};
+use crate::source::test_registry::{
+    self, TestRegistry, bad_kinds, bad_message, column, plan_with, records,
+};
 
 const V1: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
     {"name": "id", "type": "long"},
@@ -30,40 +31,16 @@ const BAD_ID: &str = r#"{"type": "record", "name": "Order", "namespace": "shop",
     {"name": "id", "type": "string"}
 ]}"#;
 
-struct Registry {
-    server: RegistryServer,
-    _dir: tempfile::TempDir,
-}
-
-/// A registry holding V1 (id 1), V2 (id 2) and BAD_ID (id 3) under `orders-value`.
-fn registry(latest: &[&str]) -> Registry {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let schemas: Vec<StoredSchema> = [V1, V2, BAD_ID]
-        .iter()
-        .map(|s| StoredSchema {
-            schema: s.to_string(),
-            kind: "AVRO".into(),
-            references: serde_json::Value::Null,
-        })
-        .collect();
+/// A registry holding V1 (id 1), V2 (id 2) and BAD_ID (id 3), with `latest` (of those)
+/// as the versions of `orders-value`.
+fn registry(latest: &[&str]) -> TestRegistry {
+    let all = [V1, V2, BAD_ID];
     let versions: Vec<u32> = latest
         .iter()
-        .filter_map(|l| [V1, V2, BAD_ID].iter().position(|s| s == l))
+        .filter_map(|l| all.iter().position(|s| s == l))
         .map(|i| i as u32 + 1)
         .collect();
-    let state = RegistryState {
-        schemas,
-        subjects: [("orders-value".to_string(), versions)].into(),
-        ..RegistryState::default()
-    };
-    let file = dir.path().join("registry.json");
-    std::fs::write(&file, serde_json::to_string(&state).expect("state")).expect("write");
-    let server = RegistryServer::start(ServerOptions {
-        state_file: Some(file),
-        ..ServerOptions::default()
-    })
-    .expect("registry");
-    Registry { server, _dir: dir }
+    test_registry::registry(&all.map(|s| ("AVRO", s)), &versions)
 }
 
 fn plan(url: &str) -> (DecodePlan, floe_sql::job::SourceDef) {
@@ -72,27 +49,10 @@ fn plan(url: &str) -> (DecodePlan, floe_sql::job::SourceDef) {
     ))
 }
 
-fn plan_with(format: &str) -> (DecodePlan, floe_sql::job::SourceDef) {
-    let text = format!(
-        "SET 'job.name' = 'j';
-         CREATE CATALOG c WITH ('type' = 'sql', 'uri' = 'sqlite://x.db', 'warehouse' = 'file:///tmp/w');
-         CREATE SOURCE orders (id BIGINT NOT NULL, amount DOUBLE, note VARCHAR, placed TIMESTAMP)
-         WITH ('connector' = 'kafka', 'topic' = 'orders', {format},
-               'properties.bootstrap.servers' = 'x:1');
-         CREATE TABLE c.n.t (id BIGINT);
-         INSERT INTO c.n.t SELECT id FROM orders;"
-    );
-    let job = floe_sql::parse_job("job.sql", &text, &floe_sql::EnvOrKeep).expect("job");
-    let source = job.sources[0].clone();
-    (DecodePlan::new(&source).expect("plan"), source)
-}
-
 fn framed(id: u32, schema: &str, value: Avro) -> Vec<u8> {
     let schema = apache_avro::Schema::parse_str(schema).expect("schema");
-    let mut out = vec![0];
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend(apache_avro::to_avro_datum(&schema, value).expect("datum"));
-    out
+    let datum = apache_avro::to_avro_datum(&schema, value).expect("datum");
+    test_registry::framed(id, &datum)
 }
 
 fn v1(id: i64) -> Vec<u8> {
@@ -127,21 +87,6 @@ fn v2(id: i64, note: &str) -> Vec<u8> {
             ),
         ]),
     )
-}
-
-fn records(values: &[Vec<u8>]) -> PendingRecords {
-    let mut recs = PendingRecords::default();
-    for (i, v) in values.iter().enumerate() {
-        recs.push(i as i64, Some(0), None, Some(v));
-    }
-    recs
-}
-
-fn column<'a, T: 'static>(batch: &'a arrow_array::RecordBatch, name: &str) -> &'a T {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .expect("column")
 }
 
 #[test]
@@ -195,7 +140,7 @@ fn bad_framing_unknown_ids_and_broken_data_are_bad_records_and_the_rest_decodes(
     let tp = TopicPartition::new("orders", 0);
     let d = decode(&plan, &tp, &records(&values)).expect("decode");
     assert_eq!(column::<Int64Array>(&d.batch, "id").values(), &[1, 7]);
-    let bad: Vec<(usize, ViolationKind)> = d.bad.iter().map(|b| (b.index, b.kind)).collect();
+    let bad = bad_kinds(&d);
     use ViolationKind::{Malformed, Type};
     assert_eq!(
         bad,
@@ -208,13 +153,7 @@ fn bad_framing_unknown_ids_and_broken_data_are_bad_records_and_the_rest_decodes(
             (7, Type)
         ]
     );
-    let message = |i: usize| {
-        d.bad
-            .iter()
-            .find(|b| b.index == i)
-            .map(|b| b.message.clone())
-            .unwrap_or_default()
-    };
+    let message = |i: usize| bad_message(&d, i);
     assert!(message(1).contains("magic byte 0"), "{}", message(1));
     assert!(
         message(3).contains("schema id 999 is not in the schema registry"),
@@ -263,6 +202,6 @@ fn plain_avro_decodes_bare_datums_with_the_schema_in_the_job() {
     let d = decode(&plan, &tp, &records(&values)).expect("decode");
     assert_eq!(column::<Int64Array>(&d.batch, "id").values(), &[1, 2]);
     assert_eq!(column::<StringArray>(&d.batch, "note").value(1), "b");
-    let bad: Vec<(usize, ViolationKind)> = d.bad.iter().map(|b| (b.index, b.kind)).collect();
+    let bad = bad_kinds(&d);
     assert_eq!(bad, [(1, ViolationKind::Malformed)]);
 }
