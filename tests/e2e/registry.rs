@@ -1,6 +1,7 @@
-//! Avro sources through a Schema Registry: records serialized by confluent-kafka's own
-//! `AvroSerializer` and `SchemaRegistryClient` against `floe registry` (with basic
-//! authentication), decoded by the job across schema versions, bad ones dead-lettered.
+//! Sources in the registry formats: records serialized by confluent-kafka's own
+//! `AvroSerializer`, `ProtobufSerializer`, `JSONSerializer` and `SchemaRegistryClient`
+//! against `floe registry` (with basic authentication), decoded by the job across schema
+//! versions, bad ones dead-lettered.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -47,10 +48,10 @@ impl Drop for RegistryProcess {
 }
 
 fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/produce_avro.py")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/produce_registry.py")
 }
 
-/// Serializes `plan` (see produce_avro.py) with confluent-kafka against `registry`;
+/// Serializes `plan` (see produce_registry.py) with confluent-kafka against `registry`;
 /// returns the file of values.
 fn serialize(lake: &Lake, registry: &RegistryProcess, plan: serde_json::Value) -> PathBuf {
     let file = lake.dir.path().join(format!("values-{}.hex", uuid_ish()));
@@ -65,7 +66,7 @@ fn serialize(lake: &Lake, registry: &RegistryProcess, plan: serde_json::Value) -
                 &plan.to_string(),
             ])
             .arg(&file),
-        "produce_avro.py serialize",
+        "produce_registry.py serialize",
     );
     file
 }
@@ -84,11 +85,12 @@ fn send(broker: &Broker, file: &Path, range: std::ops::Range<usize>) {
             .args(["send", &broker.bootstrap, "orders"])
             .arg(file)
             .args([range.start.to_string(), range.end.to_string()]),
-        "produce_avro.py send",
+        "produce_registry.py send",
     );
 }
 
-fn avro_job(dir: &Path) -> String {
+/// The orders job, its source in `format` (a registry format).
+fn job_in(dir: &Path, format: &str) -> String {
     format!(
         "SET 'job.name' = 'avro-orders';
 CREATE CATALOG lake WITH ({catalog});
@@ -96,9 +98,9 @@ CREATE SOURCE orders (
   id BIGINT NOT NULL, customer VARCHAR, amount DOUBLE, status VARCHAR, placed TIMESTAMP,
   note VARCHAR
 ) WITH (
-  'connector' = 'kafka', 'topic' = 'orders', 'format' = 'avro-confluent',
-  'avro-confluent.url' = '${{REGISTRY_URL}}',
-  'avro-confluent.basic-auth.user-info' = '${{REGISTRY_AUTH}}',
+  'connector' = 'kafka', 'topic' = 'orders', 'format' = '{format}',
+  '{format}.url' = '${{REGISTRY_URL}}',
+  '{format}.basic-auth.user-info' = '${{REGISTRY_AUTH}}',
   'properties.bootstrap.servers' = '${{KAFKA_BOOTSTRAP}}',
   'scan.startup.mode' = 'earliest-offset'
 );
@@ -117,7 +119,11 @@ INSERT INTO lake.sales.orders SELECT * FROM orders;
 }
 
 fn lake_for(registry: &RegistryProcess) -> Lake {
-    let mut lake = Lake::with_job(avro_job);
+    lake_in(registry, "avro-confluent")
+}
+
+fn lake_in(registry: &RegistryProcess, format: &str) -> Lake {
+    let mut lake = Lake::with_job(|dir| job_in(dir, format));
     lake.env = vec![
         ("REGISTRY_URL".into(), registry.url.clone()),
         ("REGISTRY_AUTH".into(), USER_INFO.into()),
@@ -169,27 +175,113 @@ fn avro_records_of_every_schema_version_land_and_bad_ones_are_dead_lettered() {
     lake.run_until_idle(&broker, "3s");
 
     assert_eq!(rows(&lake), expected(300, 600, 900));
-    let dead = lake.query(
-        "SELECT \"offset\", error_kind, error_message FROM lake.sales.orders_dlq ORDER BY \"offset\"",
-    );
-    let offsets: Vec<u64> = dead.iter().filter_map(|d| d["offset"].as_u64()).collect();
-    assert_eq!(offsets, [300, 601, 602, 903], "{dead:?}");
+    let dead = dead_letters(&lake);
+    let all_malformed = [300, 601, 602, 903].map(|o| (o, "malformed"));
+    assert_eq!(kinds(&dead), all_malformed, "{dead:?}");
     assert!(
-        dead.iter().all(|d| d["error_kind"] == "malformed"),
+        dead[2]
+            .2
+            .contains("schema id 999999 is not in the schema registry"),
         "{dead:?}"
     );
-    let message = |i: usize| {
-        dead[i]["error_message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
-    assert!(
-        message(2).contains("schema id 999999 is not in the schema registry"),
-        "{}",
-        message(2)
+    assert!(dead[3].2.contains("magic byte 0"), "{dead:?}");
+}
+
+/// The dead letters of the orders job: (offset, kind, message), by offset.
+fn dead_letters(lake: &Lake) -> Vec<(u64, String, String)> {
+    lake.query(
+        "SELECT \"offset\", error_kind, error_message FROM lake.sales.orders_dlq ORDER BY \"offset\"",
+    )
+    .iter()
+    .map(|d| {
+        let text = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+        (d["offset"].as_u64().unwrap_or(u64::MAX), text("error_kind"), text("error_message"))
+    })
+    .collect()
+}
+
+/// `(offset, kind)` of each dead letter.
+fn kinds(dead: &[(u64, String, String)]) -> Vec<(u64, &str)> {
+    dead.iter().map(|(o, k, _)| (*o, k.as_str())).collect()
+}
+
+#[test]
+fn protobuf_records_of_every_schema_version_land_and_bad_ones_are_dead_lettered() {
+    let broker = Broker::start(&["orders:1"]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let registry = RegistryProcess::start(&state.path().join("registry.json"));
+    let lake = lake_in(&registry, "protobuf-confluent");
+    let plan = serde_json::json!([
+        {"schema": "proto-v1", "from": 0, "to": 200},
+        {"raw": "random"},
+        {"schema": "proto-v2", "from": 200, "to": 400},
+        {"raw": "truncated"},
+        {"schema": "proto-refund", "from": 0, "to": 1},
+        {"raw": "unknown-id"},
+        {"schema": "proto-v1", "from": 400, "to": 600}
+    ]);
+    let file = serialize(&lake, &registry, plan);
+    send(&broker, &file, 0..604);
+    lake.run_until_idle(&broker, "3s");
+
+    assert_eq!(rows(&lake), expected(200, 400, 600));
+    let dead = dead_letters(&lake);
+    assert_eq!(
+        kinds(&dead),
+        [
+            (200, "malformed"),
+            (401, "malformed"),
+            (402, "type"),
+            (403, "malformed")
+        ],
+        "{dead:?}"
     );
-    assert!(message(3).contains("magic byte 0"), "{}", message(3));
+    // The refund is the schema's second message (index path [1]); its string id does
+    // not fit the BIGINT column.
+    assert!(
+        dead[2].2.contains("field 'id' is string") && dead[2].2.contains("shop.Refund"),
+        "{dead:?}"
+    );
+    assert!(
+        dead[3]
+            .2
+            .contains("schema id 999999 is not in the schema registry"),
+        "{dead:?}"
+    );
+}
+
+#[test]
+fn json_schema_records_land_and_bad_ones_are_dead_lettered() {
+    let broker = Broker::start(&["orders:1"]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let registry = RegistryProcess::start(&state.path().join("registry.json"));
+    let lake = lake_in(&registry, "json-confluent");
+    let plan = serde_json::json!([
+        {"schema": "json-v1", "from": 0, "to": 200},
+        {"raw": "json"},
+        {"schema": "json-v2", "from": 200, "to": 400},
+        {"raw": "truncated"},
+        {"raw": "unknown-id"},
+        {"schema": "json-v1", "from": 400, "to": 600}
+    ]);
+    let file = serialize(&lake, &registry, plan);
+    send(&broker, &file, 0..603);
+    lake.run_until_idle(&broker, "3s");
+
+    assert_eq!(rows(&lake), expected(200, 400, 600));
+    let dead = dead_letters(&lake);
+    assert_eq!(
+        kinds(&dead),
+        [(200, "malformed"), (401, "malformed"), (402, "malformed")],
+        "{dead:?}"
+    );
+    assert!(dead[0].2.contains("magic byte 0"), "{dead:?}");
+    assert!(
+        dead[2]
+            .2
+            .contains("schema id 999999 is not in the schema registry"),
+        "{dead:?}"
+    );
 }
 
 #[test]

@@ -1,0 +1,227 @@
+"""Orders in Avro, Protobuf or JSON, serialized by confluent-kafka's own AvroSerializer,
+ProtobufSerializer and JSONSerializer against a Schema Registry (registering their
+schemas as producers do), for the end-to-end tests.
+
+    produce_registry.py serialize REGISTRY_URL USER_INFO TOPIC PLAN_JSON OUT_FILE
+        PLAN_JSON: [{"schema": "v1"|"v2", "from": 0, "to": 100}, {"raw": "random"}, ...]
+            (schemas "v1", "v2", "amount-as-text" are Avro; "proto-v1", "proto-v2" and
+            "proto-refund" Protobuf; "json-v1", "json-v2" JSON Schema)
+        writes one hex-encoded record value per line to OUT_FILE
+    produce_registry.py send BOOTSTRAP TOPIC FILE [FIRST [LAST]]
+        sends lines FIRST..LAST of FILE (all by default) as record values, keyed by line
+
+Serializing and sending are apart so that a test can send records whose schemas were
+registered while the registry was up, after taking it down.
+"""
+
+import functools
+import json
+import os
+import sys
+
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.json_schema import JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
+
+V1 = {
+    "type": "record",
+    "name": "Order",
+    "namespace": "shop",
+    "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "customer", "type": "string"},
+        {"name": "amount", "type": "double"},
+        {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["NEW", "PAID"]}},
+        {"name": "placed", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+    ],
+}
+
+# v2 adds an optional field; backward compatible, as registries require.
+V2 = dict(V1, fields=V1["fields"] + [{"name": "note", "type": ["null", "string"], "default": None}])
+
+# `amount` as a string: does not fit a DOUBLE column.
+AMOUNT_AS_TEXT = dict(
+    V1, fields=[f if f["name"] != "amount" else {"name": "amount", "type": "string"} for f in V1["fields"]]
+)
+
+SCHEMAS = {"v1": V1, "v2": V2, "amount-as-text": AMOUNT_AS_TEXT}
+
+F = descriptor_pb2.FieldDescriptorProto
+
+
+@functools.lru_cache
+def proto_classes(with_note):
+    """shop.Order (and shop.Refund, the file's second message) in a file of their own:
+    v1 without `note`, v2 with `optional string note = 6`."""
+    file = descriptor_pb2.FileDescriptorProto(
+        name="shop/order.proto",
+        package="shop",
+        syntax="proto3",
+        dependency=["google/protobuf/timestamp.proto"],
+    )
+    order = file.message_type.add(name="Order")
+    status = order.enum_type.add(name="Status")
+    status.value.add(name="NEW", number=0)
+    status.value.add(name="PAID", number=1)
+    order.field.add(name="id", number=1, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
+    order.field.add(name="customer", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    order.field.add(name="amount", number=3, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
+    order.field.add(
+        name="status", number=4, type=F.TYPE_ENUM, type_name=".shop.Order.Status", label=F.LABEL_OPTIONAL
+    )
+    order.field.add(
+        name="placed",
+        number=5,
+        type=F.TYPE_MESSAGE,
+        type_name=".google.protobuf.Timestamp",
+        label=F.LABEL_OPTIONAL,
+    )
+    if with_note:
+        # proto3 `optional`: a synthetic oneof gives the field presence.
+        order.oneof_decl.add(name="_note")
+        order.field.add(
+            name="note",
+            number=6,
+            type=F.TYPE_STRING,
+            label=F.LABEL_OPTIONAL,
+            oneof_index=0,
+            proto3_optional=True,
+        )
+    refund = file.message_type.add(name="Refund")
+    refund.field.add(name="id", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(file)
+    return (
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Order")),
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Refund")),
+    )
+
+
+JSON_V1 = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "Order",
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "customer": {"type": "string"},
+        "amount": {"type": "number"},
+        "status": {"type": "string", "enum": ["NEW", "PAID"]},
+        "placed": {"type": "integer", "description": "epoch milliseconds"},
+    },
+    "required": ["id"],
+}
+
+JSON_V2 = dict(JSON_V1, properties=dict(JSON_V1["properties"], note={"type": ["null", "string"]}))
+
+
+def serializer(registry, version):
+    if version in SCHEMAS:
+        return AvroSerializer(registry, json.dumps(SCHEMAS[version]))
+    if version in ("proto-v1", "proto-v2"):
+        order_class, _ = proto_classes(version == "proto-v2")
+        return ProtobufSerializer(order_class, registry)
+    if version == "proto-refund":
+        _, refund_class = proto_classes(True)
+        return ProtobufSerializer(refund_class, registry)
+    if version in ("json-v1", "json-v2"):
+        return JSONSerializer(json.dumps(JSON_V1 if version == "json-v1" else JSON_V2), registry)
+    raise ValueError(version)
+
+
+def record(version, i):
+    """Order `i` in the form the serializer of `version` takes."""
+    o = order(version.removeprefix("proto-").removeprefix("json-"), i)
+    if version in SCHEMAS or version.startswith("json-"):
+        return o
+    if version == "proto-refund":
+        _, refund_class = proto_classes(True)
+        return refund_class(id=f"r{i}")
+    order_class, _ = proto_classes(version == "proto-v2")
+    m = order_class(
+        id=o["id"], customer=o["customer"], amount=o["amount"], status=1 if i % 2 else 0
+    )
+    m.placed.FromMilliseconds(o["placed"])
+    if "note" in o:
+        m.note = o["note"]
+    return m
+
+
+def order(version, i):
+    o = {
+        "id": i,
+        "customer": f"c{i % 17}",
+        "amount": i * 1.25,
+        "status": "PAID" if i % 2 else "NEW",
+        "placed": 1_700_000_000_000 + i,
+    }
+    if version == "v2":
+        o["note"] = f"note {i}"
+    if version == "amount-as-text":
+        o["amount"] = str(o["amount"])
+    return o
+
+
+def raw(kind):
+    if kind == "random":
+        return os.urandom(40)
+    if kind == "unknown-id":
+        return b"\x00" + (999_999).to_bytes(4, "big") + b"\x02\x04"
+    if kind == "json":
+        return b'{"id": 1}'
+    raise ValueError(kind)
+
+
+def serialize(url, user_info, topic, plan, out_file):
+    conf = {"url": url}
+    if user_info:
+        conf["basic.auth.user.info"] = user_info
+    registry = SchemaRegistryClient(conf)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    serializers = {}
+    values = []
+    for step in plan:
+        if "raw" in step:
+            if step["raw"] == "truncated":
+                values.append(values[-1][:-3])
+            else:
+                values.append(raw(step["raw"]))
+            continue
+        version = step["schema"]
+        if version not in serializers:
+            serializers[version] = serializer(registry, version)
+        ser = serializers[version]
+        values.extend(ser(record(version, i), ctx) for i in range(step["from"], step["to"]))
+    with open(out_file, "w") as f:
+        for v in values:
+            f.write(v.hex() + "\n")
+    print(len(values))
+
+
+def send(bootstrap, topic, file, first=0, last=None):
+    with open(file) as f:
+        lines = [l.strip() for l in f if l.strip()]
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    chosen = lines[first:last]
+    for n, line in enumerate(chosen, start=first):
+        producer.produce(topic, key=str(n).encode(), value=bytes.fromhex(line))
+        producer.poll(0)
+    left = producer.flush(30)
+    if left:
+        sys.exit(f"{left} records not delivered")
+    print(len(chosen))
+
+
+if __name__ == "__main__":
+    command, args = sys.argv[1], sys.argv[2:]
+    if command == "serialize":
+        serialize(args[0], args[1], args[2], json.loads(args[3]), args[4])
+    elif command == "send":
+        bounds = [int(a) for a in args[3:]]
+        send(args[0], args[1], args[2], *bounds)
+    else:
+        sys.exit(f"unknown command {command}")
