@@ -63,25 +63,33 @@ pub fn load_job_for_catalogs(path: &Path) -> Result<JobFile> {
 
 /// Reads, parses and plans the job file at `path`.
 pub async fn load_and_compile(path: &Path) -> Result<CompiledJob> {
-    let job = load_job(path)?;
+    let mut job = load_job(path)?;
     require_job_name(&job)?;
     warn_inline_secrets(&job);
-    check_avro_sources(&job)?;
+    read_writer_schemas(&mut job)?;
     Ok(compile(job).await?)
 }
 
-/// Checks the declared columns of every source in a registry format or plain Avro
-/// against its writer schema (a registry source: its subject's latest), before a
-/// record is read.
-fn check_avro_sources(job: &JobFile) -> Result<()> {
-    let avro =
-        |s: &&floe_sql::job::SourceDef| s.kafka.registry.is_some() || s.kafka.avro_schema.is_some();
-    for source in job.sources.iter().filter(avro) {
+/// Gives every source in a registry format or plain Avro its columns before the job
+/// is planned and a record is read: a source that declares none takes them from its
+/// writer schema (a registry source: its subject's latest version); declared columns
+/// are checked against that schema.
+pub fn read_writer_schemas(job: &mut JobFile) -> Result<()> {
+    let avro = |s: &&mut floe_sql::job::SourceDef| {
+        s.kafka.registry.is_some() || s.kafka.avro_schema.is_some()
+    };
+    for source in job.sources.iter_mut().filter(avro) {
         // The embedded generator's schema is the subject's latest once registered.
         if let Some(feed) = &source.kafka.embedded {
             crate::embedded::avro_feed::register_for(source, feed)?;
         }
-        crate::source::decode::DecodePlan::new(source)?.check_schemas(source)?;
+        let plan = crate::source::decode::DecodePlan::new(source)?;
+        if source.columns_from_schema {
+            let columns = plan.schema_columns(source)?;
+            source.take_payload_columns(columns);
+        } else {
+            plan.check_schemas(source)?;
+        }
     }
     Ok(())
 }

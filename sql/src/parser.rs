@@ -498,7 +498,47 @@ impl<'a> JobParser<'a> {
             .p
             .parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
         let name = self.name_parts()?;
-        self.token(&Token::LParen)?;
+        // A source in a registry format may leave its columns to the writer schema.
+        let (columns, checks) = if self.p.consume_token(&Token::LParen) {
+            self.column_list()?
+        } else if self.p.peek_keyword(Keyword::WITH) {
+            (vec![], vec![])
+        } else {
+            return self.expected("a column list `(…)` or WITH");
+        };
+        let mut partition_by = vec![];
+        if self.p.parse_keyword(Keyword::PARTITIONED) {
+            self.p
+                .expect_keyword_is(Keyword::BY)
+                .map_err(|e| self.pe(e))?;
+            partition_by = self.partition_fields()?;
+        }
+        let options = self.with_options()?;
+        let is_source = is_source || options.iter().any(|o| o.key == "connector");
+        if is_source {
+            if !partition_by.is_empty() {
+                return Err(SqlError::new(
+                    ErrorKind::Syntax,
+                    partition_by[0].pos,
+                    "PARTITIONED BY belongs to Iceberg tables, not to sources",
+                ));
+            }
+            if let Some(c) = checks.first() {
+                return Err(SqlError::new(
+                    ErrorKind::Syntax,
+                    c.pos,
+                    "CHECK constraints belong to Iceberg tables: a source's bad records are \
+                     handled by the policies of the tables that read it",
+                ));
+            }
+            self.source(pos, name, columns, options)
+        } else {
+            self.table(pos, name, columns, partition_by, options, checks)
+        }
+    }
+
+    /// The columns and CHECK constraints of a column list, after its `(`.
+    fn column_list(&mut self) -> Result<(Vec<RawColumn>, Vec<CheckDef>)> {
         let mut columns: Vec<RawColumn> = vec![];
         let mut checks: Vec<CheckDef> = vec![];
         loop {
@@ -550,35 +590,7 @@ impl<'a> JobParser<'a> {
             self.token(&Token::RParen)?;
             break;
         }
-        let mut partition_by = vec![];
-        if self.p.parse_keyword(Keyword::PARTITIONED) {
-            self.p
-                .expect_keyword_is(Keyword::BY)
-                .map_err(|e| self.pe(e))?;
-            partition_by = self.partition_fields()?;
-        }
-        let options = self.with_options()?;
-        let is_source = is_source || options.iter().any(|o| o.key == "connector");
-        if is_source {
-            if !partition_by.is_empty() {
-                return Err(SqlError::new(
-                    ErrorKind::Syntax,
-                    partition_by[0].pos,
-                    "PARTITIONED BY belongs to Iceberg tables, not to sources",
-                ));
-            }
-            if let Some(c) = checks.first() {
-                return Err(SqlError::new(
-                    ErrorKind::Syntax,
-                    c.pos,
-                    "CHECK constraints belong to Iceberg tables: a source's bad records are \
-                     handled by the policies of the tables that read it",
-                ));
-            }
-            self.source(pos, name, columns, options)
-        } else {
-            self.table(pos, name, columns, partition_by, options, checks)
-        }
+        Ok((columns, checks))
     }
 
     /// `[CONSTRAINT name] CHECK (expr)`, if one starts here.
@@ -833,6 +845,18 @@ impl<'a> JobParser<'a> {
             .copied()
             .collect();
         r.finish(&known)?;
+        let columns_from_schema = columns.iter().all(|c| c.metadata.is_some());
+        if columns_from_schema && format == SourceFormat::Json {
+            return Err(SqlError::new(
+                ErrorKind::Syntax,
+                pos,
+                format!(
+                    "{what} declares no payload columns: a 'json' source declares the fields it reads \
+                     (only 'avro-confluent', 'protobuf-confluent', 'json-confluent' and 'avro' \
+                     sources can take their columns from the writer schema)"
+                ),
+            ));
+        }
         let columns = columns
             .into_iter()
             .map(|c| SourceColumn {
@@ -847,6 +871,7 @@ impl<'a> JobParser<'a> {
             name: name.clone(),
             pos,
             columns,
+            columns_from_schema,
             kafka: KafkaOptions {
                 topic,
                 bootstrap_servers,
@@ -874,6 +899,13 @@ impl<'a> JobParser<'a> {
         options: Vec<RawOption>,
         checks: Vec<CheckDef>,
     ) -> Result<()> {
+        if columns.is_empty() {
+            return Err(SqlError::new(
+                ErrorKind::Syntax,
+                pos,
+                "an Iceberg table declares its columns: CREATE TABLE name (column TYPE, …)",
+            ));
+        }
         if let Some(c) = columns.iter().find(|c| c.metadata.is_some()) {
             return Err(SqlError::new(
                 ErrorKind::Syntax,

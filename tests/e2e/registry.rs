@@ -89,15 +89,31 @@ fn send(broker: &Broker, file: &Path, range: std::ops::Range<usize>) {
     );
 }
 
+/// How the orders job's source gets its columns.
+#[derive(Clone, Copy)]
+enum Columns {
+    Declared,
+    /// From the subject's latest schema (the source declares none).
+    FromSchema,
+}
+
 /// The orders job, its source in `format` (a registry format).
-fn job_in(dir: &Path, format: &str) -> String {
+fn job_in(dir: &Path, format: &str, columns: Columns) -> String {
+    let (source_columns, placed) = match columns {
+        Columns::Declared => (
+            "(
+  id BIGINT NOT NULL, customer VARCHAR, amount DOUBLE, status VARCHAR, placed TIMESTAMP,
+  note VARCHAR
+)",
+            "TIMESTAMP",
+        ),
+        // Avro's timestamp-millis is an instant: a column with a time zone.
+        Columns::FromSchema => ("", "TIMESTAMP WITH TIME ZONE"),
+    };
     format!(
         "SET 'job.name' = 'avro-orders';
 CREATE CATALOG lake WITH ({catalog});
-CREATE SOURCE orders (
-  id BIGINT NOT NULL, customer VARCHAR, amount DOUBLE, status VARCHAR, placed TIMESTAMP,
-  note VARCHAR
-) WITH (
+CREATE SOURCE orders {source_columns} WITH (
   'connector' = 'kafka', 'topic' = 'orders', 'format' = '{format}',
   '{format}.url' = '${{REGISTRY_URL}}',
   '{format}.basic-auth.user-info' = '${{REGISTRY_AUTH}}',
@@ -105,7 +121,7 @@ CREATE SOURCE orders (
   'scan.startup.mode' = 'earliest-offset'
 );
 CREATE TABLE lake.sales.orders (
-  id BIGINT NOT NULL, customer VARCHAR, amount DOUBLE, status VARCHAR, placed TIMESTAMP,
+  id BIGINT NOT NULL, customer VARCHAR, amount DOUBLE, status VARCHAR, placed {placed},
   note VARCHAR
 ) WITH (
   'commit.interval' = '1s',
@@ -119,11 +135,11 @@ INSERT INTO lake.sales.orders SELECT * FROM orders;
 }
 
 fn lake_for(registry: &RegistryProcess) -> Lake {
-    lake_in(registry, "avro-confluent")
+    lake_in(registry, "avro-confluent", Columns::Declared)
 }
 
-fn lake_in(registry: &RegistryProcess, format: &str) -> Lake {
-    let mut lake = Lake::with_job(|dir| job_in(dir, format));
+fn lake_in(registry: &RegistryProcess, format: &str, columns: Columns) -> Lake {
+    let mut lake = Lake::with_job(|dir| job_in(dir, format, columns));
     lake.env = vec![
         ("REGISTRY_URL".into(), registry.url.clone()),
         ("REGISTRY_AUTH".into(), USER_INFO.into()),
@@ -210,7 +226,7 @@ fn protobuf_records_of_every_schema_version_land_and_bad_ones_are_dead_lettered(
     let broker = Broker::start(&["orders:1"]);
     let state = tempfile::tempdir().expect("tempdir");
     let registry = RegistryProcess::start(&state.path().join("registry.json"));
-    let lake = lake_in(&registry, "protobuf-confluent");
+    let lake = lake_in(&registry, "protobuf-confluent", Columns::Declared);
     let plan = serde_json::json!([
         {"schema": "proto-v1", "from": 0, "to": 200},
         {"raw": "random"},
@@ -255,7 +271,7 @@ fn json_schema_records_land_and_bad_ones_are_dead_lettered() {
     let broker = Broker::start(&["orders:1"]);
     let state = tempfile::tempdir().expect("tempdir");
     let registry = RegistryProcess::start(&state.path().join("registry.json"));
-    let lake = lake_in(&registry, "json-confluent");
+    let lake = lake_in(&registry, "json-confluent", Columns::Declared);
     let plan = serde_json::json!([
         {"schema": "json-v1", "from": 0, "to": 200},
         {"raw": "json"},
@@ -356,6 +372,36 @@ fn declared_columns_that_do_not_fit_the_latest_schema_stop_the_job_before_readin
         .expect("floe validate");
     assert!(!validate.status.success());
     assert!(String::from_utf8_lossy(&validate.stderr).contains("field 'amount'"));
+}
+
+#[test]
+fn a_source_without_columns_takes_them_from_the_latest_schema() {
+    let broker = Broker::start(&["orders:1"]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let registry = RegistryProcess::start(&state.path().join("registry.json"));
+    let lake = lake_in(&registry, "avro-confluent", Columns::FromSchema);
+    // Before any schema is registered, there are no columns to take.
+    let err = lake.run_failing(&broker, "3s");
+    assert!(
+        err.contains("subject 'orders-value'") && err.contains("declares no columns"),
+        "{err}"
+    );
+    // v2 (with `note`) is the latest when the job starts; v1 records read a null note.
+    let plan = serde_json::json!([
+        {"schema": "v1", "from": 0, "to": 100},
+        {"schema": "v2", "from": 100, "to": 200},
+        {"schema": "v1", "from": 200, "to": 300}
+    ]);
+    let file = serialize(&lake, &registry, plan);
+    send(&broker, &file, 0..300);
+    lake.run_until_idle(&broker, "3s");
+    assert_eq!(rows(&lake), expected(100, 200, 300));
+    let placed =
+        lake.query("SELECT CAST(placed AS BIGINT) AS us FROM lake.sales.orders WHERE id = 7");
+    assert_eq!(
+        placed[0]["us"].as_i64(),
+        Some((1_700_000_000_000 + 7) * 1000)
+    );
 }
 
 #[test]

@@ -99,7 +99,11 @@ struct Replay<'a> {
 /// Replays dead letters of `args.table` of the job at `path`.
 pub async fn replay(path: &Path, args: &ReplayArgs) -> Result<ReplayReport> {
     // Replay reads no Kafka: variables only the sources use may be unset.
-    let compiled = floe_sql::compile(load_job_for_catalogs(path)?).await?;
+    let mut job = load_job_for_catalogs(path)?;
+    if job.sources.iter().any(|s| s.columns_from_schema) {
+        crate::setup::read_writer_schemas(&mut job)?;
+    }
+    let compiled = floe_sql::compile(job).await?;
     let def = target_def(&compiled, path, &args.table)?;
     let dlq = def.quality.dead_letter.clone().ok_or_else(|| {
         EngineError::Other(format!(

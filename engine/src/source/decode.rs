@@ -20,7 +20,8 @@ use arrow_select::concat::concat_batches;
 use arrow_select::filter::filter_record_batch;
 use floe_catalog::TopicPartition;
 use floe_sql::job::{
-    AvroSchemaSource, MetadataKey, SourceDef, SourceFormat, SubjectName, ViolationKind,
+    AvroSchemaSource, MetadataKey, SourceColumn, SourceDef, SourceFormat, SubjectName,
+    ViolationKind,
 };
 use floe_sql::plan::slot_schema;
 
@@ -127,17 +128,7 @@ impl DecodePlan {
         if matches!(self.format, Payload::Json { framed: None }) {
             return Ok(());
         }
-        let (subject, what) = match &source.kafka.registry {
-            Some(options) => {
-                let subject = options.subject.subject(&source.kafka.topic);
-                let what = format!("subject '{subject}'");
-                (subject, what)
-            }
-            None => (
-                String::new(),
-                "the writer schema of 'avro.schema'".to_string(),
-            ),
-        };
+        let (subject, what) = subject_of(source);
         match check(&subject) {
             Ok(Some(version)) => {
                 info!(source = %source.name, %subject, version, "declared columns fit the writer schema");
@@ -154,9 +145,60 @@ impl DecodePlan {
         }
     }
 
+    /// The payload columns of a source that declares none, read from its writer schema
+    /// (a registry source: its subject's latest version), in the schema's field order.
+    pub fn schema_columns(&self, source: &SourceDef) -> Result<Vec<SourceColumn>> {
+        let (subject, what) = subject_of(source);
+        let fields = match &self.format {
+            Payload::Json { framed: None } => Ok(None),
+            Payload::Json { framed: Some(j) } => j.latest_fields(&subject),
+            Payload::Avro(a) => a.latest_fields(&subject),
+            Payload::Protobuf(p) => p.latest_fields(&subject),
+        };
+        let fail = |message: String| EngineError::Kafka {
+            source_name: source.name.clone(),
+            message: format!("{what}: {message}"),
+        };
+        let (fields, version) = fields.map_err(fail)?.ok_or_else(|| {
+            fail(
+                "the schema registry has no schema under this subject, and the source declares \
+                 no columns to read: register the schema first, or declare the columns"
+                    .into(),
+            )
+        })?;
+        let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+        info!(source = %source.name, %subject, version, columns = %names.join(", "), "columns taken from the writer schema");
+        Ok(fields
+            .into_iter()
+            .map(|f| SourceColumn {
+                name: f.name().clone(),
+                data_type: f.data_type().clone(),
+                nullable: f.is_nullable(),
+                metadata: None,
+                pos: source.pos,
+            })
+            .collect())
+    }
+
     /// The schema of decoded batches (the source's columns and the row column).
     pub fn schema(&self) -> &SchemaRef {
         &self.full
+    }
+}
+
+/// The subject whose latest schema `source` is checked against or takes its columns
+/// from (empty for plain Avro), and how errors name it.
+fn subject_of(source: &SourceDef) -> (String, String) {
+    match &source.kafka.registry {
+        Some(options) => {
+            let subject = options.subject.subject(&source.kafka.topic);
+            let what = format!("subject '{subject}'");
+            (subject, what)
+        }
+        None => (
+            String::new(),
+            "the writer schema of 'avro.schema'".to_string(),
+        ),
     }
 }
 

@@ -56,6 +56,20 @@ pub fn plan_with(format: &str) -> (DecodePlan, SourceDef) {
     (DecodePlan::new(&source).expect("plan"), source)
 }
 
+/// Source `orders` in `format`, declaring no columns: they come from its schema.
+pub fn source_without_columns(format: &str) -> SourceDef {
+    let text = format!(
+        "SET 'job.name' = 'j';
+         CREATE CATALOG c WITH ('type' = 'sql', 'uri' = 'sqlite://x.db', 'warehouse' = 'file:///tmp/w');
+         CREATE SOURCE orders WITH ('connector' = 'kafka', 'topic' = 'orders', {format},
+               'properties.bootstrap.servers' = 'x:1');
+         CREATE TABLE c.n.t (id BIGINT);
+         INSERT INTO c.n.t SELECT 1 AS id;"
+    );
+    let job = floe_sql::parse_job("job.sql", &text, &floe_sql::EnvOrKeep).expect("job");
+    job.sources[0].clone()
+}
+
 /// `values` gathered as one partition's records.
 pub fn records(values: &[Vec<u8>]) -> PendingRecords {
     let mut recs = PendingRecords::default();

@@ -14,6 +14,11 @@ pub struct SourceDef {
     pub pos: Pos,
     /// Payload and metadata columns, in declared order.
     pub columns: Vec<SourceColumn>,
+    /// True when the job declares no payload columns (no column list, or METADATA
+    /// columns only): the payload columns come from the writer schema (a registry
+    /// source: its subject's latest version at start) and are filled in by
+    /// [`SourceDef::take_payload_columns`] before the job is planned.
+    pub columns_from_schema: bool,
     /// Connector settings.
     pub kafka: KafkaOptions,
 }
@@ -27,6 +32,13 @@ impl SourceDef {
                 .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
                 .collect::<Vec<_>>(),
         ))
+    }
+
+    /// Puts `payload` (read from the writer schema) before the declared METADATA
+    /// columns, for a source whose columns come from its schema.
+    pub fn take_payload_columns(&mut self, payload: Vec<SourceColumn>) {
+        let metadata = std::mem::take(&mut self.columns);
+        self.columns = payload.into_iter().chain(metadata).collect();
     }
 
     /// The schema of the payload alone (what the decoder reads from record values).

@@ -166,6 +166,17 @@ async fn compile_inner(job: JobFile) -> Result<CompiledJob> {
     let ctx = session_context()?;
     let mut slots = vec![];
     for s in &job.sources {
+        if s.columns_from_schema && s.payload_schema().fields().is_empty() {
+            return Err(SqlError::new(
+                ErrorKind::Plan,
+                s.pos,
+                format!(
+                    "source {} takes its columns from its writer schema, which was not read \
+                     before planning",
+                    s.name
+                ),
+            ));
+        }
         let slot = BatchSlot::default();
         ctx.register_table(
             s.name.as_str(),

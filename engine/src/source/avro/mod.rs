@@ -16,6 +16,7 @@
 //! k·log n extra passes. A decoder that finished a pass cleanly is kept for the next
 //! batch of its schema id.
 
+mod columns;
 mod reader_schema;
 #[cfg(test)]
 mod tests;
@@ -27,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use arrow_array::RecordBatch;
 use arrow_avro::reader::{Decoder, ReaderBuilder};
 use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
-use arrow_schema::SchemaRef;
+use arrow_schema::{Field, SchemaRef};
 use arrow_select::concat::concat_batches;
 
 use super::conform::{conform, fits};
@@ -102,20 +103,35 @@ impl AvroPayload {
     /// Ok(Some(version)) when it fits, Err with the field, both types and the version
     /// when it does not.
     pub fn check_latest(&self, subject: &str) -> Result<Option<u32>, String> {
-        let schema = match &self.schemas {
-            WriterSchemas::Fixed(schema) => schema.clone(),
-            WriterSchemas::Registry(registry) => {
-                match registry
-                    .latest(subject, START_CHECK_WAIT)
-                    .map_err(|e| e.to_string())?
-                {
-                    Some(latest) => Arc::new(latest),
-                    None => return Ok(None),
-                }
-            }
+        let Some(schema) = self.latest(subject)? else {
+            return Ok(None);
         };
         build_reader(&schema, &self.payload).map_err(|f| f.message)?;
         Ok(Some(schema.version))
+    }
+
+    /// The columns of the latest schema of `subject` (a plain Avro source: of its one
+    /// schema) and its version, for a source that declares none; None when the
+    /// subject has no schema yet.
+    pub fn latest_fields(&self, subject: &str) -> Result<Option<(Vec<Field>, u32)>, String> {
+        let Some(schema) = self.latest(subject)? else {
+            return Ok(None);
+        };
+        let writer: serde_json::Value = serde_json::from_str(&schema.text)
+            .map_err(|e| format!("schema id {} is not valid JSON: {e}", schema.id))?;
+        let fields = columns::writer_fields(&writer)
+            .map_err(|e| format!("{e} (schema id {}, version {})", schema.id, schema.version))?;
+        Ok(Some((fields, schema.version)))
+    }
+
+    fn latest(&self, subject: &str) -> Result<Option<Arc<RegisteredSchema>>, String> {
+        Ok(match &self.schemas {
+            WriterSchemas::Fixed(schema) => Some(schema.clone()),
+            WriterSchemas::Registry(registry) => registry
+                .latest(subject, START_CHECK_WAIT)
+                .map_err(|e| e.to_string())?
+                .map(Arc::new),
+        })
     }
 
     /// Decodes `values` (all prechecked) into one batch of the declared payload columns.

@@ -87,7 +87,7 @@ fn field_name(f: &Map<String, Value>) -> Option<&str> {
     f.get("name").and_then(Value::as_str)
 }
 
-fn full_name(name: &str, namespace: &str) -> String {
+pub(super) fn full_name(name: &str, namespace: &str) -> String {
     if name.contains('.') || namespace.is_empty() {
         name.to_string()
     } else {
@@ -97,14 +97,22 @@ fn full_name(name: &str, namespace: &str) -> String {
 
 /// The writer's named types, and which of them the reader schema has defined so far.
 #[derive(Default)]
-struct Named {
+pub(super) struct Named {
     definitions: HashMap<String, (Value, String)>,
     emitted: HashSet<String>,
 }
 
 impl Named {
+    /// The definition of the named type `name` used in `namespace`, with the namespace
+    /// it was defined in.
+    pub(super) fn definition(&self, name: &str, namespace: &str) -> Option<&(Value, String)> {
+        self.definitions
+            .get(&full_name(name, namespace))
+            .or_else(|| self.definitions.get(name))
+    }
+
     /// Records every named type defined in `t` (with the namespace it is defined in).
-    fn collect(&mut self, t: &Value, namespace: &str) {
+    pub(super) fn collect(&mut self, t: &Value, namespace: &str) {
         match t {
             Value::Array(branches) => branches.iter().for_each(|b| self.collect(b, namespace)),
             Value::Object(o) => {
@@ -208,7 +216,7 @@ fn is_named_kind(o: &Map<String, Value>) -> bool {
     )
 }
 
-fn own_namespace(o: &Map<String, Value>, enclosing: &str) -> String {
+pub(super) fn own_namespace(o: &Map<String, Value>, enclosing: &str) -> String {
     let name = o.get("name").and_then(Value::as_str).unwrap_or_default();
     match (
         o.get("namespace").and_then(Value::as_str),

@@ -205,3 +205,65 @@ fn plain_avro_decodes_bare_datums_with_the_schema_in_the_job() {
     let bad = bad_kinds(&d);
     assert_eq!(bad, [(1, ViolationKind::Malformed)]);
 }
+
+/// An order with a nested record, an array and a map.
+const NESTED: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+    {"name": "id", "type": "long"},
+    {"name": "customer", "type": {"type": "record", "name": "Customer", "fields": [
+        {"name": "name", "type": "string"},
+        {"name": "since", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}},
+    {"name": "tags", "type": {"type": "array", "items": "string"}},
+    {"name": "attrs", "type": {"type": "map", "values": ["null", "long"]}}
+]}"#;
+
+#[test]
+fn a_source_without_columns_reads_nested_fields_as_the_schema_has_them() {
+    use arrow_array::{ListArray, MapArray, StructArray};
+    let schema = NESTED.replace('\n', " ");
+    let format = format!("'format' = 'avro', 'avro.schema' = '{schema}'");
+    let mut source = test_registry::source_without_columns(&format);
+    let columns = DecodePlan::new(&source)
+        .and_then(|p| p.schema_columns(&source))
+        .expect("columns from the schema");
+    source.take_payload_columns(columns);
+    let plan = DecodePlan::new(&source).expect("plan");
+    let customer = Avro::Record(vec![
+        ("name".into(), Avro::String("ann".into())),
+        ("since".into(), Avro::TimestampMillis(1_700_000_000_000)),
+    ]);
+    let tags = Avro::Array(vec![Avro::String("a".into()), Avro::String("b".into())]);
+    let attrs = Avro::Map([("k".to_string(), Avro::Union(1, Box::new(Avro::Long(5))))].into());
+    let order = Avro::Record(vec![
+        ("id".into(), Avro::Long(1)),
+        ("customer".into(), customer),
+        ("tags".into(), tags),
+        ("attrs".into(), attrs),
+    ]);
+    let datum = framed(0, NESTED, order)[5..].to_vec();
+    let tp = TopicPartition::new("orders", 0);
+    let d = decode(&plan, &tp, &records(&[datum])).expect("decode");
+    assert!(d.bad.is_empty(), "{:?}", d.bad);
+    let customer = column::<StructArray>(&d.batch, "customer");
+    let name = customer.column_by_name("name").expect("name");
+    let name = name.as_any().downcast_ref::<StringArray>().expect("string");
+    assert_eq!(name.value(0), "ann");
+    let since = customer.column_by_name("since").expect("since");
+    let since = since
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .expect("micros");
+    assert_eq!(since.value(0), 1_700_000_000_000_000);
+    let tags = column::<ListArray>(&d.batch, "tags").value(0);
+    let tags = tags
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("strings");
+    assert_eq!(tags.iter().flatten().collect::<Vec<_>>(), ["a", "b"]);
+    let attrs = column::<MapArray>(&d.batch, "attrs").value(0);
+    let values = attrs
+        .column(1)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("longs");
+    assert_eq!(values.value(0), 5);
+}

@@ -15,6 +15,7 @@
 //! has presence (`optional`, a message, a oneof member), which reads as null. A declared
 //! column the message does not have is null; a field nobody declared is skipped.
 
+mod columns;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use arrow_array::RecordBatch;
 use arrow_schema::{Field, Schema, SchemaRef};
 use arrow_select::concat::concat_batches;
+use prost_reflect::MessageDescriptor;
 
 use super::conform::conform;
 use super::framing::{message_path, schema_id};
@@ -89,6 +91,31 @@ impl ProtobufPayload {
     /// named by the record name, or its first): Ok(None) when the subject has no schema
     /// yet, Ok(Some(version)) when it fits, Err naming field, types and version if not.
     pub fn check_latest(&self, subject: &str) -> Result<Option<u32>, String> {
+        let Some((message, latest)) = self.latest_message(subject)? else {
+            return Ok(None);
+        };
+        let what = format!("id {}, version {}", latest.id, latest.version);
+        plan(&message, &self.payload, &what)?;
+        Ok(Some(latest.version))
+    }
+
+    /// The columns of the latest schema of `subject` (its message named by the record
+    /// name, or its first) and its version, for a source that declares none; None
+    /// when the subject has no schema yet.
+    pub fn latest_fields(&self, subject: &str) -> Result<Option<(Vec<Field>, u32)>, String> {
+        let Some((message, latest)) = self.latest_message(subject)? else {
+            return Ok(None);
+        };
+        let fields = columns::message_fields(&message)
+            .map_err(|e| format!("{e} (schema id {}, version {})", latest.id, latest.version))?;
+        Ok(Some((fields, latest.version)))
+    }
+
+    /// The message the source reads in the latest schema of `subject`.
+    fn latest_message(
+        &self,
+        subject: &str,
+    ) -> Result<Option<(MessageDescriptor, RegisteredSchema)>, String> {
         let latest = self
             .registry
             .latest(subject, START_CHECK_WAIT)
@@ -101,9 +128,7 @@ impl ProtobufPayload {
             .map_err(|e| e.to_string())?
             .map_err(|f| f.message)?;
         let message = compiled.message_named(self.record_name.as_deref())?;
-        let what = format!("id {}, version {}", latest.id, latest.version);
-        plan(&message, &self.payload, &what)?;
-        Ok(Some(latest.version))
+        Ok(Some((message, latest)))
     }
 
     /// Decodes `values` (all prechecked) into one batch of the declared payload columns.

@@ -210,7 +210,7 @@ pub fn plan(
 
 /// How a field of `kind` is read; None for a message type other than the timestamp
 /// and the wrappers (job files declare flat columns).
-fn field_kind(kind: &Kind) -> Option<FieldKind> {
+pub(super) fn field_kind(kind: &Kind) -> Option<FieldKind> {
     use FieldKind as F;
     use Natural as N;
     Some(match kind {
@@ -276,7 +276,7 @@ pub fn natural_type(kind: &FieldKind) -> DataType {
 }
 
 /// The field's type as a `.proto` file spells it, for messages.
-fn proto_type(field: &FieldDescriptor) -> String {
+pub(super) fn proto_type(field: &FieldDescriptor) -> String {
     match field.kind() {
         Kind::Message(m) => m.full_name().to_string(),
         Kind::Enum(e) => e.full_name().to_string(),

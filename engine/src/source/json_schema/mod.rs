@@ -9,10 +9,12 @@
 //! the subject's latest schema before a record is read). A declared column the schema
 //! does not have reads as null, as in Avro; a property nobody declared is skipped.
 
+mod columns;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use arrow_schema::{DataType, SchemaRef};
+use arrow_schema::{DataType, Field, SchemaRef};
 use serde_json::Value;
 
 use super::framing::schema_id;
@@ -84,6 +86,29 @@ impl JsonSchemas {
                 .map_err(|f| f.message),
         }
     }
+
+    /// The columns of the latest schema of `subject` and its version, for a source
+    /// that declares none; None when the subject has no schema yet.
+    pub fn latest_fields(&self, subject: &str) -> Result<Option<(Vec<Field>, u32)>, String> {
+        let latest = self
+            .registry
+            .latest(subject, START_CHECK_WAIT)
+            .map_err(|e| e.to_string())?;
+        let Some(schema) = latest else {
+            return Ok(None);
+        };
+        let what = format!("schema id {}, version {}", schema.id, schema.version);
+        if schema.kind != "JSON" {
+            return Err(format!(
+                "{what} is a {} schema, not a JSON Schema",
+                schema.kind
+            ));
+        }
+        let root: Value = serde_json::from_str(&schema.text)
+            .map_err(|e| format!("{what} is not valid JSON: {e}"))?;
+        let fields = columns::property_fields(&root).map_err(|e| format!("{e} ({what})"))?;
+        Ok(Some((fields, schema.version)))
+    }
 }
 
 /// Whether the properties of JSON Schema `schema` fit the declared `payload` columns.
@@ -126,7 +151,7 @@ fn fit(schema: &RegisteredSchema, payload: &SchemaRef) -> Result<(), ValueFailur
 }
 
 /// `schema` with a local `$ref` (`#/definitions/…`, `#/$defs/…`) followed.
-fn resolve<'a>(schema: &'a Value, root: &'a Value, depth: usize) -> &'a Value {
+pub(super) fn resolve<'a>(schema: &'a Value, root: &'a Value, depth: usize) -> &'a Value {
     match schema.get("$ref").and_then(Value::as_str) {
         Some(r) if depth < MAX_DEPTH => match r.strip_prefix('#').and_then(|p| root.pointer(p)) {
             Some(target) => resolve(target, root, depth + 1),
@@ -138,7 +163,11 @@ fn resolve<'a>(schema: &'a Value, root: &'a Value, depth: usize) -> &'a Value {
 
 /// The JSON types a property may hold (its `type`, or those of its `oneOf`/`anyOf`
 /// branches); None when the schema does not say (any value).
-fn types_of<'a>(schema: &'a Value, root: &'a Value, depth: usize) -> Option<Vec<&'a str>> {
+pub(super) fn types_of<'a>(
+    schema: &'a Value,
+    root: &'a Value,
+    depth: usize,
+) -> Option<Vec<&'a str>> {
     if depth > MAX_DEPTH {
         return None;
     }
