@@ -50,6 +50,8 @@ struct Job {
     home: PathBuf,
     child: Child,
     commit_ms: Arc<Mutex<Vec<f64>>>,
+    /// The job's last log lines, to say why it stopped if it exits early.
+    last_lines: Arc<Mutex<std::collections::VecDeque<String>>>,
     samples: Vec<Value>,
     /// Where the job serves its metrics.
     metrics_port: u16,
@@ -103,7 +105,15 @@ pub fn run(floe: &Path, repo: &Path, python: &Path, spec: &LongRunSpec) -> Resul
         let (mut done, mut new_sample) = (true, false);
         for job in &mut jobs {
             if let Some(status) = job.child.try_wait()? {
-                bail!("the {} job exited early: {status}", job.mode);
+                let last = job
+                    .last_lines
+                    .lock()
+                    .map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n"))
+                    .unwrap_or_default();
+                bail!(
+                    "the {} job exited early: {status}; its last log lines:\n{last}",
+                    job.mode
+                );
             }
             if job.mode == "maintenance off" {
                 prune_superseded_metadata(&job.home);
@@ -227,8 +237,16 @@ fn start_job(
     let stderr = child.stderr.take().context("floe stderr")?;
     let commit_ms = Arc::new(Mutex::new(vec![]));
     let sink = commit_ms.clone();
+    let last_lines = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+    let tail = last_lines.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(mut t) = tail.lock() {
+                if t.len() == 20 {
+                    t.pop_front();
+                }
+                t.push_back(line.clone());
+            }
             if line.contains(" committed ")
                 && line.contains("table=lake.bench.long_run")
                 && let Some(ms) = crate::floe_job::field(&line, "commit_ms")
@@ -243,6 +261,7 @@ fn start_job(
         home,
         child,
         commit_ms,
+        last_lines,
         samples: vec![],
         metrics_port,
     })
