@@ -8,6 +8,7 @@
 //! ones are returned with their kind and reason, for the tables' policies to handle.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use arrow_array::builder::{BinaryBuilder, StringBuilder};
 use arrow_array::{
@@ -32,7 +33,7 @@ use super::framing::HEADER_LEN;
 use super::json_schema::JsonSchemas;
 use super::json_values::JsonValues;
 use super::protobuf::ProtobufPayload;
-use super::registry::RegisteredSchema;
+use super::registry::{RegisteredSchema, Registry, client_for};
 use super::value_failure::ValueFailure;
 use crate::error::{EngineError, Result};
 
@@ -55,6 +56,8 @@ pub struct DecodePlan {
     max_record_bytes: Option<u64>,
     /// How record values are framed and decoded.
     format: Payload,
+    /// The schema registry client of a registry format.
+    registry: Option<Arc<Registry>>,
 }
 
 /// How a source's record values are decoded.
@@ -96,10 +99,15 @@ impl DecodePlan {
             })
             .collect();
         let payload = Arc::new(Schema::new(payload_fields));
-        let format = payload_format(source, &payload).map_err(|message| EngineError::Kafka {
+        let kafka_error = |message| EngineError::Kafka {
             source_name: source.name.clone(),
             message,
-        })?;
+        };
+        let registry = match &source.kafka.registry {
+            Some(options) => Some(client_for(options).map_err(|e| kafka_error(e.to_string()))?),
+            None => None,
+        };
+        let format = payload_format(source, registry.as_ref(), &payload).map_err(kafka_error)?;
         Ok(Self {
             values: JsonValues::new(&payload, source.kafka.timestamp_numbers),
             format,
@@ -112,7 +120,16 @@ impl DecodePlan {
                 .any(|c| c.metadata == Some(MetadataKey::Key) && c.data_type == DataType::Utf8),
             max_record_bytes: source.kafka.max_record_bytes,
             columns,
+            registry,
         })
+    }
+
+    /// Makes decoding stop waiting for an unavailable schema registry once `stop` is
+    /// set (see [`Registry::give_up_when`]).
+    pub fn give_up_when(&self, stop: Arc<AtomicBool>) {
+        if let Some(r) = &self.registry {
+            r.give_up_when(stop);
+        }
     }
 
     /// Checks a registry or Avro source's declared columns against its writer schema
@@ -204,11 +221,16 @@ fn subject_of(source: &SourceDef) -> (String, String) {
 
 /// How `source`'s values are decoded into the `payload` columns; a source in a
 /// registry format gets its registry client.
-fn payload_format(source: &SourceDef, payload: &SchemaRef) -> Result<Payload, String> {
+fn payload_format(
+    source: &SourceDef,
+    registry: Option<&Arc<Registry>>,
+    payload: &SchemaRef,
+) -> Result<Payload, String> {
     let k = &source.kafka;
-    let registry = || match &k.registry {
-        Some(options) => super::registry::client_for(options).map_err(|e| e.to_string()),
-        None => Err("the source has no schema registry options".to_string()),
+    let registry = || {
+        registry
+            .cloned()
+            .ok_or_else(|| "the source has no schema registry options".to_string())
     };
     let avro = |schemas| {
         Payload::Avro(Arc::new(AvroPayload::new(

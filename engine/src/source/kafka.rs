@@ -161,12 +161,14 @@ impl KafkaSource {
             .subscribe(&[def.kafka.topic.as_str()])
             .map_err(|e| kafka_err(format!("cannot subscribe to {}: {e}", def.kafka.topic)))?;
         let stop = Arc::new(AtomicBool::new(false));
+        let plan = DecodePlan::new(def)?;
+        plan.give_up_when(stop.clone());
         let (commits, commit_rx) = std_mpsc::channel();
         let mut worker = Worker {
             index,
             name: def.name.clone(),
             topic: def.kafka.topic.clone(),
-            plan: DecodePlan::new(def)?,
+            plan,
             batch_records: def.kafka.batch_records,
             consumer,
             shared: shared.clone(),
@@ -317,7 +319,16 @@ impl Worker {
             return Ok(true);
         }
         let tp = TopicPartition::new(self.topic.clone(), partition);
-        let decoded = decode(&self.plan, &tp, &recs)?;
+        let decoded = match decode(&self.plan, &tp, &recs) {
+            Ok(d) => d,
+            // Decoding waited for the schema registry until the job stopped: these
+            // records are not committed, so the next run reads them again.
+            Err(e) if self.stop.load(Ordering::SeqCst) => {
+                warn!(source = %self.name, %tp, records = recs.len(), error = %e, "stopping before these records could be decoded; they will be read again");
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
         let ev = SourceEvent::Batch(SourceBatch {
             source: self.index,
             tp,

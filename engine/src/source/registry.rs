@@ -14,7 +14,8 @@
 //! the registry's message.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use floe_sql::job::RegistryOptions;
@@ -44,6 +45,12 @@ pub enum RegistryError {
         url: String,
         /// What happened.
         message: String,
+    },
+    /// The job is stopping: waiting for an unavailable registry was given up.
+    #[error("schema registry {url}: stopped waiting for it, the job is stopping")]
+    Stopped {
+        /// The request's URL.
+        url: String,
     },
 }
 
@@ -122,6 +129,8 @@ pub struct Registry {
     http: reqwest::Client,
     auth: Option<Auth>,
     by_id: Mutex<HashMap<u32, Lookup>>,
+    /// Set when the job stops: waiting for an unavailable registry then ends.
+    give_up: OnceLock<Arc<AtomicBool>>,
 }
 
 impl Registry {
@@ -162,6 +171,7 @@ impl Registry {
             http,
             auth,
             by_id: Mutex::new(HashMap::new()),
+            give_up: OnceLock::new(),
         })
     }
 
@@ -245,12 +255,41 @@ impl Registry {
             match self.send_once(url, body) {
                 Err(e) if e.is_retryable() && deadline.is_none_or(|d| Instant::now() < d) => {
                     warn!(error = %e, "the schema registry is unavailable; waiting for it (next try in {backoff:?})");
-                    std::thread::sleep(backoff);
+                    if !self.pause(backoff) {
+                        return Err(RegistryError::Stopped {
+                            url: url.to_string(),
+                        });
+                    }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 other => return other,
             }
         }
+    }
+
+    /// Makes waiting for an unavailable registry end once `flag` is set (the job's
+    /// stop): the records whose schemas were awaited are not committed, so they are
+    /// read again when the job restarts.
+    pub fn give_up_when(&self, flag: Arc<AtomicBool>) {
+        let _ = self.give_up.set(flag);
+    }
+
+    /// Sleeps for `wait`, in short steps; false as soon as the job is stopping.
+    fn pause(&self, wait: Duration) -> bool {
+        let until = Instant::now() + wait;
+        let stopping = || {
+            self.give_up
+                .get()
+                .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+        };
+        while !stopping() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+        false
     }
 
     /// Registers the Avro schema `text` under `subject` (as a producer does), returning
@@ -422,6 +461,35 @@ mod tests {
         assert!(
             denied.to_string().contains("'basic-auth.user-info'"),
             "{denied}"
+        );
+    }
+
+    #[test]
+    fn waiting_for_an_unreachable_registry_ends_when_the_job_stops() {
+        // A port nothing listens on: every attempt is refused, so the lookup waits.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let options = RegistryOptions {
+            url: format!("http://127.0.0.1:{port}"),
+            basic_auth: None,
+            bearer_token: None,
+            ca_location: None,
+            subject: floe_sql::job::SubjectName::Topic,
+        };
+        let registry = Registry::new(&options, &options.url).expect("client");
+        let stop = Arc::new(AtomicBool::new(false));
+        registry.give_up_when(stop.clone());
+        let setter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let looked_up = registry.schema(7);
+        setter.join().expect("setter");
+        assert!(
+            matches!(looked_up, Err(RegistryError::Stopped { .. })),
+            "{looked_up:?}"
         );
     }
 
