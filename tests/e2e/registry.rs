@@ -300,8 +300,18 @@ fn json_schema_records_land_and_bad_ones_are_dead_lettered() {
     );
 }
 
-#[test]
-fn a_registry_that_is_down_delays_decoding_and_dead_letters_nothing() {
+/// A job that committed v1 records 0..200 and is waiting for the registry (down) to
+/// decode v2 records 200..400.
+struct WaitingJob {
+    broker: Broker,
+    _state: tempfile::TempDir,
+    registry: RegistryProcess,
+    lake: Lake,
+    run: Child,
+    log: StderrLog,
+}
+
+fn job_waiting_for_the_registry(idle: &str) -> WaitingJob {
     let broker = Broker::start(&["orders:1"]);
     let state = tempfile::tempdir().expect("tempdir");
     let mut registry = RegistryProcess::start(&state.path().join("registry.json"));
@@ -314,7 +324,7 @@ fn a_registry_that_is_down_delays_decoding_and_dead_letters_nothing() {
     send(&broker, &file, 0..200);
     let mut run = lake
         .run_cmd(&broker)
-        .args(["--stop-when-idle", "4s"])
+        .args(["--stop-when-idle", idle])
         .stderr(Stdio::piped())
         .spawn()
         .expect("start floe run");
@@ -335,66 +345,48 @@ fn a_registry_that_is_down_delays_decoding_and_dead_letters_nothing() {
         "{}",
         log.text()
     );
-    registry.switch("up");
-    let status = run.wait().expect("floe run");
-    assert!(status.success(), "{}", log.text());
-    assert_eq!(rows(&lake), expected(200, 400, 400));
-    let dead = lake.query("SELECT count(*) AS n FROM lake.sales.orders_dlq");
-    assert_eq!(dead[0]["n"], 0, "no good record is dead-lettered");
+    WaitingJob {
+        broker,
+        _state: state,
+        registry,
+        lake,
+        run,
+        log,
+    }
+}
+
+#[test]
+fn a_registry_that_is_down_delays_decoding_and_dead_letters_nothing() {
+    let mut w = job_waiting_for_the_registry("4s");
+    w.registry.switch("up");
+    let status = w.run.wait().expect("floe run");
+    assert!(status.success(), "{}", w.log.text());
+    assert_eq!(rows(&w.lake), expected(200, 400, 400));
+    assert!(
+        dead_letters(&w.lake).is_empty(),
+        "no good record is dead-lettered"
+    );
 }
 
 #[test]
 fn a_stop_while_the_registry_is_down_commits_what_was_decoded_and_exits() {
-    let broker = Broker::start(&["orders:1"]);
-    let state = tempfile::tempdir().expect("tempdir");
-    let mut registry = RegistryProcess::start(&state.path().join("registry.json"));
-    let lake = lake_for(&registry);
-    let plan = serde_json::json!([
-        {"schema": "v1", "from": 0, "to": 200},
-        {"schema": "v2", "from": 200, "to": 400}
-    ]);
-    let file = serialize(&lake, &registry, plan);
-    send(&broker, &file, 0..200);
-    let mut run = lake
-        .run_cmd(&broker)
-        .args(["--stop-when-idle", "120s"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start floe run");
-    let log = StderrLog::attach(&mut run).expect("stderr");
-    assert!(
-        log.wait_for("committed", Duration::from_secs(60)),
-        "{}",
-        log.text()
-    );
-    registry.switch("down");
-    send(&broker, &file, 200..400);
-    assert!(
-        log.wait_for(
-            "the schema registry is unavailable",
-            Duration::from_secs(60)
-        ),
-        "{}",
-        log.text()
-    );
+    let mut w = job_waiting_for_the_registry("120s");
     // One signal: the job stops waiting, commits what it decoded, and exits cleanly.
-    signal(&run, "TERM");
+    signal(&w.run, "TERM");
     let stopped = wait_until(Duration::from_secs(30), || {
-        run.try_wait().ok().flatten().is_some()
+        w.run.try_wait().ok().flatten().is_some()
     });
-    assert!(stopped, "the job did not stop: {}", log.text());
-    let status = run.wait().expect("floe run");
-    assert!(status.success(), "{}", log.text());
-    assert_eq!(rows(&lake), expected(200, 400, 200));
-    // The records it could not decode are read again by the next run.
-    registry.switch("up");
-    // The broker may hold the stopped member's place in the group until its session
-    // times out; the idle limit leaves the next run time to be assigned.
-    let again = lake.run_until_idle(&broker, "8s");
-    let again_log = String::from_utf8_lossy(&again.stderr).into_owned();
-    assert_eq!(rows(&lake).len(), 400, "{}\n---\n{again_log}", log.text());
-    assert_eq!(rows(&lake), expected(200, 400, 400));
-    assert!(dead_letters(&lake).is_empty());
+    assert!(stopped, "the job did not stop: {}", w.log.text());
+    let status = w.run.wait().expect("floe run");
+    assert!(status.success(), "{}", w.log.text());
+    assert_eq!(rows(&w.lake), expected(200, 400, 200));
+    // The records it could not decode are read again by the next run. The broker may
+    // hold the stopped member's place in the group until its session times out; the
+    // idle limit leaves the next run time to be assigned.
+    w.registry.switch("up");
+    w.lake.run_until_idle(&w.broker, "8s");
+    assert_eq!(rows(&w.lake), expected(200, 400, 400));
+    assert!(dead_letters(&w.lake).is_empty());
 }
 
 #[test]
