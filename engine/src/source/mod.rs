@@ -11,6 +11,7 @@ mod json_values;
 mod kafka;
 mod protobuf;
 pub mod registry;
+mod runs;
 pub mod start;
 #[cfg(test)]
 mod test_registry;

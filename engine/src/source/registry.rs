@@ -24,6 +24,9 @@ use tracing::warn;
 
 /// Longest wait between two attempts to reach the registry.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long the check at start (and the reading of a source's columns) waits for a
+/// registry that cannot be reached: `floe validate` must answer.
+pub const START_CHECK_WAIT: Duration = Duration::from_secs(60);
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -29,11 +29,11 @@ use arrow_array::RecordBatch;
 use arrow_avro::reader::{Decoder, ReaderBuilder};
 use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
 use arrow_schema::{Field, SchemaRef};
-use arrow_select::concat::concat_batches;
 
 use super::conform::{conform, fits};
 use super::framing::{self, schema_id};
-use super::registry::{Lookup, RegisteredSchema, Registry, RegistryError};
+use super::registry::{Lookup, RegisteredSchema, Registry, RegistryError, START_CHECK_WAIT};
+use super::runs::decode_in_runs;
 use super::value_failure::ValueFailure;
 
 /// How one writer schema is read into the declared columns.
@@ -51,9 +51,6 @@ pub enum WriterSchemas {
     /// One schema for every value; values are bare datums (plain `avro`).
     Fixed(Arc<RegisteredSchema>),
 }
-
-/// How long the check at start waits for a registry that cannot be reached.
-const START_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The id plain Avro values are decoded under (they carry none).
 const FIXED_ID: u32 = 0;
@@ -159,27 +156,10 @@ impl AvroPayload {
         &self,
         values: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<RecordBatch, ValueFailure> {
-        let mut batches = vec![];
-        let mut run: Vec<&[u8]> = vec![];
-        let mut run_id = None;
-        for v in values {
-            let id = schema_id(v).map_err(ValueFailure::malformed)?;
-            if run_id.is_some_and(|r| r != id) {
-                batches.push(self.decode_run(run_id.unwrap_or(id), &run)?);
-                run.clear();
-            }
-            run_id = Some(id);
-            run.push(v);
-        }
-        if let Some(id) = run_id {
-            batches.push(self.decode_run(id, &run)?);
-        }
-        match batches.len() {
-            0 => Ok(RecordBatch::new_empty(self.payload.clone())),
-            1 => Ok(batches.remove(0)),
-            _ => concat_batches(&self.payload, &batches)
-                .map_err(|e| ValueFailure::malformed(e.to_string())),
-        }
+        let key = |v: &'a [u8]| Ok((schema_id(v).map_err(ValueFailure::malformed)?, v));
+        decode_in_runs(values, &self.payload, key, |id, run| {
+            self.decode_run(id, run)
+        })
     }
 
     /// The reader of schema `id`, built on first use.

@@ -18,11 +18,8 @@ use arrow_schema::{DataType, Field, SchemaRef};
 use serde_json::Value;
 
 use super::framing::schema_id;
-use super::registry::{Lookup, RegisteredSchema, Registry, RegistryError};
+use super::registry::{Lookup, RegisteredSchema, Registry, RegistryError, START_CHECK_WAIT};
 use super::value_failure::ValueFailure;
-
-/// How long the check at start waits for a registry that cannot be reached.
-const START_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How deep `$ref`s and `oneOf`s are followed before a property counts as "any value".
 const MAX_DEPTH: usize = 8;
@@ -75,11 +72,7 @@ impl JsonSchemas {
     /// when the subject has no schema yet, Ok(Some(version)) when it fits, Err naming
     /// the field, both types and the version when it does not.
     pub fn check_latest(&self, subject: &str) -> Result<Option<u32>, String> {
-        let latest = self
-            .registry
-            .latest(subject, START_CHECK_WAIT)
-            .map_err(|e| e.to_string())?;
-        match latest {
+        match self.latest(subject)? {
             None => Ok(None),
             Some(schema) => fit(&schema, &self.payload)
                 .map(|()| Some(schema.version))
@@ -87,14 +80,17 @@ impl JsonSchemas {
         }
     }
 
+    /// The latest schema of `subject`, waiting a while for an unavailable registry.
+    fn latest(&self, subject: &str) -> Result<Option<RegisteredSchema>, String> {
+        self.registry
+            .latest(subject, START_CHECK_WAIT)
+            .map_err(|e| e.to_string())
+    }
+
     /// The columns of the latest schema of `subject` and its version, for a source
     /// that declares none; None when the subject has no schema yet.
     pub fn latest_fields(&self, subject: &str) -> Result<Option<(Vec<Field>, u32)>, String> {
-        let latest = self
-            .registry
-            .latest(subject, START_CHECK_WAIT)
-            .map_err(|e| e.to_string())?;
-        let Some(schema) = latest else {
+        let Some(schema) = self.latest(subject)? else {
             return Ok(None);
         };
         let what = format!("schema id {}, version {}", schema.id, schema.version);

@@ -26,17 +26,14 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_schema::{Field, Schema, SchemaRef};
-use arrow_select::concat::concat_batches;
 use prost_reflect::MessageDescriptor;
 
 use super::conform::conform;
 use super::framing::{message_path, schema_id};
-use super::registry::{Lookup, RegisteredSchema, Registry, RegistryError};
+use super::registry::{Lookup, RegisteredSchema, Registry, RegistryError, START_CHECK_WAIT};
+use super::runs::decode_in_runs;
 use super::value_failure::ValueFailure;
 use schema::{CompiledSchema, MessagePlan, natural_type, plan};
-
-/// How long the check at start waits for a registry that cannot be reached.
-const START_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How deep imports of imports are followed.
 const MAX_IMPORT_DEPTH: usize = 16;
@@ -136,29 +133,8 @@ impl ProtobufPayload {
         &self,
         values: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<RecordBatch, ValueFailure> {
-        let mut batches = vec![];
-        let mut run: Vec<&[u8]> = vec![];
-        let mut run_key: Option<ReaderKey> = None;
-        for v in values {
-            let (key, start) = key_of(v)?;
-            if run_key.as_ref().is_some_and(|r| *r != key) {
-                if let Some(k) = run_key.take() {
-                    batches.push(self.decode_run(k, &run)?);
-                }
-                run.clear();
-            }
-            run_key = Some(key);
-            run.push(&v[start..]);
-        }
-        if let Some(k) = run_key {
-            batches.push(self.decode_run(k, &run)?);
-        }
-        match batches.len() {
-            0 => Ok(RecordBatch::new_empty(self.payload.clone())),
-            1 => Ok(batches.remove(0)),
-            _ => concat_batches(&self.payload, &batches)
-                .map_err(|e| ValueFailure::malformed(e.to_string())),
-        }
+        let key = |v: &'a [u8]| key_of(v).map(|(k, start)| (k, &v[start..]));
+        decode_in_runs(values, &self.payload, key, |k, run| self.decode_run(k, run))
     }
 
     /// Decodes messages that were all written as message `key`.
