@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use arrow_schema::SchemaRef;
-use iceberg::arrow::arrow_type_to_type;
-use iceberg::spec::{NestedField, Schema, Transform, UnboundPartitionSpec};
+use iceberg::arrow::arrow_schema_to_schema_auto_assign_ids;
+use iceberg::spec::{NestedField, Schema, Transform, Type, UnboundPartitionSpec};
 use iceberg::table::Table;
 use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 
@@ -24,22 +24,10 @@ pub struct TableSpec {
 }
 
 impl TableSpec {
+    /// The declared columns as an Iceberg schema: top-level columns get ids 1…n, nested
+    /// fields the ids after them, level by level (Iceberg's own assignment).
     fn iceberg_schema(&self) -> Result<Schema> {
-        let mut fields = vec![];
-        for (i, f) in self.schema.fields().iter().enumerate() {
-            let ty = arrow_type_to_type(f.data_type())
-                .map_err(|e| SinkError::iceberg(&self.ident, format!("column {}", f.name()), e))?;
-            let id = i as i32 + 1;
-            let field = if f.is_nullable() {
-                NestedField::optional(id, f.name(), ty)
-            } else {
-                NestedField::required(id, f.name(), ty)
-            };
-            fields.push(field.into());
-        }
-        Schema::builder()
-            .with_fields(fields)
-            .build()
+        arrow_schema_to_schema_auto_assign_ids(&self.schema)
             .map_err(|e| SinkError::iceberg(&self.ident, "building the schema", e))
     }
 
@@ -144,17 +132,8 @@ pub fn check_compatible(spec: &TableSpec, table: &Table) -> Result<()> {
                 f.name
             )));
         };
-        if e.field_type != f.field_type {
-            return Err(incompatible(format!(
-                "column {} is {} in the existing table but {} in the job",
-                f.name, e.field_type, f.field_type
-            )));
-        }
-        if e.required && !f.required {
-            return Err(incompatible(format!(
-                "column {} is NOT NULL in the existing table; declare it NOT NULL in the job too",
-                f.name
-            )));
+        if let Some(difference) = field_difference(&f.name, e, f) {
+            return Err(incompatible(difference));
         }
     }
     for e in existing.as_struct().fields() {
@@ -192,4 +171,122 @@ pub fn check_compatible(spec: &TableSpec, table: &Table) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// How the existing table's field `e` differs from the declared `d` at `path`, if it
+/// differs in a way that matters: types (nested ones part by part, ignoring field ids,
+/// which each table assigns itself) and a required field that the job would leave null.
+fn field_difference(path: &str, e: &NestedField, d: &NestedField) -> Option<String> {
+    if e.required && !d.required {
+        return Some(format!(
+            "column {path} is NOT NULL in the existing table; declare it NOT NULL in the job too"
+        ));
+    }
+    let differs = || {
+        Some(format!(
+            "column {path} is {} in the existing table but {} in the job",
+            e.field_type, d.field_type
+        ))
+    };
+    match (&*e.field_type, &*d.field_type) {
+        (Type::Primitive(a), Type::Primitive(b)) => (a != b).then(differs).flatten(),
+        (Type::List(a), Type::List(b)) => {
+            field_difference(&format!("{path}[]"), &a.element_field, &b.element_field)
+        }
+        (Type::Map(a), Type::Map(b)) => {
+            field_difference(&format!("{path}.key"), &a.key_field, &b.key_field).or_else(|| {
+                field_difference(&format!("{path}.value"), &a.value_field, &b.value_field)
+            })
+        }
+        (Type::Struct(a), Type::Struct(b)) => {
+            if a.fields().len() != b.fields().len() {
+                return differs();
+            }
+            b.fields()
+                .iter()
+                .find_map(|bf| match a.field_by_name(&bf.name) {
+                    Some(af) => field_difference(&format!("{path}.{}", bf.name), af, bf),
+                    None => differs(),
+                })
+        }
+        _ => differs(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_schema::{DataType, Field, Schema as ArrowSchema};
+
+    use super::*;
+
+    fn spec(columns: Vec<Field>) -> TableSpec {
+        TableSpec {
+            ident: TableIdent::from_strs(["ns", "t"]).expect("ident"),
+            schema: Arc::new(ArrowSchema::new(columns)),
+            partition_by: vec![],
+            properties: HashMap::new(),
+        }
+    }
+
+    fn lines(qty: DataType, sku_nullable: bool) -> Field {
+        let line = DataType::Struct(
+            vec![
+                Field::new("sku", DataType::Utf8, sku_nullable),
+                Field::new("qty", qty, true),
+            ]
+            .into(),
+        );
+        let element = Field::new("element", line, true);
+        Field::new("lines", DataType::List(Arc::new(element)), true)
+    }
+
+    #[test]
+    fn nested_columns_get_ids_after_the_top_level_ones() {
+        let schema = spec(vec![
+            Field::new("id", DataType::Int64, false),
+            lines(DataType::Int32, false),
+            Field::new_map(
+                "attrs",
+                "key_value",
+                Field::new("key", DataType::Utf8, false),
+                Field::new("value", DataType::Utf8, true),
+                false,
+                true,
+            ),
+        ])
+        .iceberg_schema()
+        .expect("schema");
+        let ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        let sku = schema.field_by_name("lines.element.sku").expect("sku");
+        assert!(sku.required);
+        assert!(sku.id > 3);
+    }
+
+    #[test]
+    fn nested_differences_name_the_field() {
+        let table = spec(vec![lines(DataType::Int32, false)])
+            .iceberg_schema()
+            .expect("table");
+        let same = spec(vec![lines(DataType::Int32, false)])
+            .iceberg_schema()
+            .expect("same");
+        let wider = spec(vec![lines(DataType::Int64, false)])
+            .iceberg_schema()
+            .expect("wider");
+        let nullable = spec(vec![lines(DataType::Int32, true)])
+            .iceberg_schema()
+            .expect("nullable");
+        let field = |s: &Schema| s.as_struct().fields()[0].clone();
+        assert_eq!(
+            field_difference("lines", &field(&table), &field(&same)),
+            None
+        );
+        let msg = field_difference("lines", &field(&table), &field(&wider)).expect("differs");
+        assert!(msg.contains("lines[].qty is int"), "{msg}");
+        let msg = field_difference("lines", &field(&table), &field(&nullable)).expect("differs");
+        assert!(msg.contains("lines[].sku is NOT NULL"), "{msg}");
+    }
 }

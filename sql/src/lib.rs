@@ -6,6 +6,7 @@
 //! caller hands it.
 #![warn(missing_docs)]
 
+mod column_type;
 mod error;
 pub mod job;
 mod json_arrows;
@@ -19,6 +20,7 @@ mod substitute;
 mod types;
 mod units;
 
+pub use column_type::{LIST_ELEMENT, MAP_ENTRIES, list_of, map_of};
 pub use error::{ErrorKind, Pos, Result, SqlError, nearest};
 pub use options::{OptionReader, RawOption};
 pub use parser::{EMBEDDED_BOOTSTRAP, parse_job};

@@ -12,6 +12,7 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
+use crate::column_type::parse_column_type;
 use crate::error::{ErrorKind, Pos, Result, SqlError, from_parser_error, nearest};
 use crate::job::{
     CatalogDef, CatalogKind, CheckDef, EmbeddedFeed, InlineSecret, InsertDef, JobFile,
@@ -23,7 +24,6 @@ use crate::maintenance_options::maintenance_options;
 use crate::options::{OptionReader, RawOption};
 use crate::registry_options::{AVRO_OPTIONS, REGISTRY_OPTIONS, avro_schema, registry_options};
 use crate::substitute::{Variables, substitute};
-use crate::types::arrow_type;
 
 /// Options `SET` accepts.
 const SETTINGS: &[&str] = &["job.name"];
@@ -415,13 +415,9 @@ impl<'a> JobParser<'a> {
         let pos = self.pos();
         let ident = self.p.parse_identifier().map_err(|e| self.pe(e))?;
         let type_pos = self.pos();
-        let sql_type = self.p.parse_data_type().map_err(|e| self.pe(e))?;
-        let data_type = arrow_type(&sql_type).map_err(|m| {
-            SqlError::new(
-                ErrorKind::Syntax,
-                type_pos,
-                format!("column {}: {m}", ident.value),
-            )
+        let data_type = parse_column_type(&mut self.p).map_err(|mut e| {
+            e.message = format!("column {}: {}", ident.value, e.message);
+            e
         })?;
         let mut nullable = true;
         let mut metadata = None;
@@ -464,7 +460,7 @@ impl<'a> JobParser<'a> {
                         ErrorKind::Syntax,
                         type_pos,
                         format!(
-                            "metadata column {} ('{key_name}') cannot have type {sql_type}",
+                            "metadata column {} ('{key_name}') cannot have type {data_type}",
                             ident.value
                         ),
                     ));

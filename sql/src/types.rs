@@ -77,7 +77,7 @@ pub fn arrow_type(ty: &SqlType) -> Result<DataType, String> {
         }
         other => {
             return Err(format!(
-                "type {other} is not supported (use BOOLEAN, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), VARCHAR, BYTES, DATE, TIME, TIMESTAMP or TIMESTAMP WITH TIME ZONE)"
+                "type {other} is not supported (use BOOLEAN, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), VARCHAR, BYTES, DATE, TIME, TIMESTAMP, TIMESTAMP WITH TIME ZONE, ARRAY<T>, MAP<K, V> or ROW<name T, …>)"
             ));
         }
     })

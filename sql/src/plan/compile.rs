@@ -482,9 +482,9 @@ fn target_projection(
                             "INSERT INTO {}: column {} is {} but the query's column {} is {}, which cannot be cast to it",
                             insert.target,
                             target.name,
-                            target.data_type,
+                            sql_name(&target.data_type),
                             field.name(),
-                            field.data_type()
+                            sql_name(field.data_type())
                         ),
                     ));
                 }

@@ -38,7 +38,24 @@ fn family(t: &DataType) -> Family {
 }
 
 /// True when a value of type `from` goes into a column of type `to` without a CAST.
+/// Nested values convert part by part: a ROW's fields by name.
 pub fn converts_implicitly(from: &DataType, to: &DataType) -> bool {
+    use DataType as D;
+    match (from, to) {
+        (D::List(a) | D::LargeList(a), D::List(b)) => {
+            return converts_implicitly(a.data_type(), b.data_type());
+        }
+        (D::Map(a, _), D::Map(b, _)) => return converts_implicitly(a.data_type(), b.data_type()),
+        (D::Struct(a), D::Struct(b)) => {
+            return a.len() == b.len()
+                && b.iter().all(|fb| {
+                    a.iter()
+                        .find(|fa| fa.name() == fb.name())
+                        .is_some_and(|fa| converts_implicitly(fa.data_type(), fb.data_type()))
+                });
+        }
+        _ => {}
+    }
     let (f, t) = (family(from), family(to));
     from == to
         || f == Family::Null
@@ -64,6 +81,22 @@ pub fn sql_name(t: &DataType) -> String {
         D::Time32(_) | D::Time64(_) => "TIME".into(),
         D::Timestamp(_, None) => "TIMESTAMP".into(),
         D::Timestamp(_, Some(_)) => "TIMESTAMP WITH TIME ZONE".into(),
+        D::List(e) | D::LargeList(e) => format!("ARRAY<{}>", sql_name(e.data_type())),
+        D::Map(entries, _) => match entries.data_type() {
+            D::Struct(kv) if kv.len() == 2 => format!(
+                "MAP<{}, {}>",
+                sql_name(kv[0].data_type()),
+                sql_name(kv[1].data_type())
+            ),
+            other => other.to_string(),
+        },
+        D::Struct(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{} {}", f.name(), sql_name(f.data_type())))
+                .collect();
+            format!("ROW<{}>", fields.join(", "))
+        }
         other => other.to_string(),
     }
 }
@@ -86,5 +119,17 @@ mod tests {
         assert!(!converts_implicitly(&DataType::Utf8, &DataType::Date32));
         assert!(!converts_implicitly(&DataType::Int64, &DataType::Utf8));
         assert!(!converts_implicitly(&ts, &DataType::Date32));
+        let row =
+            |ty: DataType| DataType::Struct(vec![arrow_schema::Field::new("qty", ty, true)].into());
+        let lines = |ty: DataType| crate::list_of(row(ty), true);
+        assert!(converts_implicitly(
+            &lines(DataType::Int32),
+            &lines(DataType::Int64)
+        ));
+        assert!(!converts_implicitly(
+            &lines(DataType::Utf8),
+            &lines(DataType::Int64)
+        ));
+        assert_eq!(sql_name(&lines(DataType::Int32)), "ARRAY<ROW<qty INT>>");
     }
 }

@@ -1,3 +1,3 @@
--- expect-error: column tags: type
+-- expect-error: column shape: type GEOMETRY is not supported
 CREATE CATALOG lake WITH ('type' = 'sql', 'uri' = 'sqlite:///tmp/x.db', 'warehouse' = 'file:///tmp/wh');
-CREATE TABLE lake.s.t (tags ARRAY<VARCHAR>);
+CREATE TABLE lake.s.t (shape GEOMETRY);
