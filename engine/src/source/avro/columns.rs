@@ -1,6 +1,6 @@
 //! The columns of a source that declares none, read from its Avro writer schema: one
 //! per field of the top-level record, nested records as structs, arrays as lists, maps
-//! as maps, enums as strings, a union with null as a nullable column. Other unions have
+//! as maps (in Iceberg's Arrow shapes, see [`floe_sql::list_of`]), enums as strings, a union with null as a nullable column. Other unions have
 //! no column type and are refused, naming the field.
 
 use std::sync::Arc;
@@ -116,12 +116,16 @@ fn complex(
         }
         Some("enum") => DataType::Utf8,
         Some("fixed") => DataType::Binary,
-        Some("array") => DataType::List(item("items", "item")?),
+        Some("array") => DataType::List(item("items", floe_sql::LIST_ELEMENT)?),
         Some("map") => {
             let key = Arc::new(Field::new("key", DataType::Utf8, false));
             let entries = Fields::from(vec![key, item("values", "value")?]);
             DataType::Map(
-                Arc::new(Field::new("entries", DataType::Struct(entries), false)),
+                Arc::new(Field::new(
+                    floe_sql::MAP_ENTRIES,
+                    DataType::Struct(entries),
+                    false,
+                )),
                 false,
             )
         }

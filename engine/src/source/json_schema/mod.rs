@@ -198,6 +198,8 @@ fn fits(json: &str, to: &DataType) -> bool {
         "boolean" => matches!(to, D::Boolean),
         "integer" => integer || float || matches!(to, D::Timestamp(..)),
         "number" => float,
+        "object" => matches!(to, D::Struct(_) | D::Map(..)),
+        "array" => matches!(to, D::List(_)),
         "string" => matches!(
             to,
             D::Utf8
