@@ -6,6 +6,7 @@ mod crash;
 mod fixture;
 mod lifecycle;
 mod maintenance;
+mod nested;
 mod operations;
 mod pipeline;
 mod pyiceberg;

@@ -4,7 +4,7 @@ schemas as producers do), for the end-to-end tests.
 
     produce_registry.py serialize REGISTRY_URL USER_INFO TOPIC PLAN_JSON OUT_FILE
         PLAN_JSON: [{"schema": "v1"|"v2", "from": 0, "to": 100}, {"raw": "random"}, ...]
-            (schemas "v1", "v2", "amount-as-text" are Avro; "proto-v1", "proto-v2" and
+            (schemas "v1", "v2", "amount-as-text", "nested" are Avro; "proto-v1", "proto-v2" and
             "proto-refund" Protobuf; "json-v1", "json-v2" JSON Schema)
         writes one hex-encoded record value per line to OUT_FILE
     produce_registry.py send BOOTSTRAP TOPIC FILE [FIRST [LAST]]
@@ -48,7 +48,45 @@ AMOUNT_AS_TEXT = dict(
     V1, fields=[f if f["name"] != "amount" else {"name": "amount", "type": "string"} for f in V1["fields"]]
 )
 
-SCHEMAS = {"v1": V1, "v2": V2, "amount-as-text": AMOUNT_AS_TEXT}
+# Nested and repeated fields: a record, an array of records, a map, an array of strings.
+NESTED = {
+    "type": "record",
+    "name": "Order",
+    "namespace": "shop.nested",
+    "fields": [
+        {"name": "id", "type": "long"},
+        {
+            "name": "customer",
+            "type": {
+                "type": "record",
+                "name": "Customer",
+                "fields": [
+                    {"name": "name", "type": "string"},
+                    {"name": "segment", "type": ["null", "string"], "default": None},
+                ],
+            },
+        },
+        {
+            "name": "lines",
+            "type": {
+                "type": "array",
+                "items": {
+                    "type": "record",
+                    "name": "Line",
+                    "fields": [
+                        {"name": "sku", "type": "string"},
+                        {"name": "qty", "type": "int"},
+                        {"name": "price", "type": "double"},
+                    ],
+                },
+            },
+        },
+        {"name": "attrs", "type": {"type": "map", "values": "string"}},
+        {"name": "tags", "type": {"type": "array", "items": "string"}},
+    ],
+}
+
+SCHEMAS = {"v1": V1, "v2": V2, "amount-as-text": AMOUNT_AS_TEXT, "nested": NESTED}
 
 F = descriptor_pb2.FieldDescriptorProto
 
@@ -151,7 +189,20 @@ def record(version, i):
     return m
 
 
+def nested_order(i):
+    """Order `i` with nested parts: `i % 3` lines, a segment on every third customer."""
+    return {
+        "id": i,
+        "customer": {"name": f"c{i % 17}", "segment": "gold" if i % 3 == 0 else None},
+        "lines": [{"sku": f"s{i}-{k}", "qty": k + 1, "price": k + 0.5} for k in range(i % 3)],
+        "attrs": {"channel": "web" if i % 2 else "app"},
+        "tags": [f"t{k}" for k in range(i % 2)],
+    }
+
+
 def order(version, i):
+    if version == "nested":
+        return nested_order(i)
     o = {
         "id": i,
         "customer": f"c{i % 17}",

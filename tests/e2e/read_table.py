@@ -2,7 +2,8 @@
 
 Usage: read_table.py CATALOG_URI WAREHOUSE NAMESPACE.TABLE [KEY=VALUE ...]
 CATALOG_URI is an SQLAlchemy URI (SQL catalog) or an http:// URL (REST catalog); the
-KEY=VALUE pairs are catalog properties, such as s3.endpoint or credential.
+KEY=VALUE pairs are catalog properties, such as s3.endpoint or credential, and
+`rows=all`, which prints every row as well.
 Prints JSON: the order ids (or, for a dead-letter table, the record keys and error
 kinds), the current snapshot's summary and operation, the partition spec, and the table's
 shape: snapshots, manifests of the current snapshot, live data files.
@@ -15,6 +16,8 @@ from pyiceberg.catalog.sql import SqlCatalog
 
 uri, warehouse, name = sys.argv[1:4]
 props = dict(arg.split("=", 1) for arg in sys.argv[4:])
+# `rows=all`: print every row too (for small tables with nested columns).
+all_rows = props.pop("rows", None) == "all"
 if uri.startswith("http"):
     catalog = RestCatalog("lake", uri=uri, warehouse=warehouse, **props)
 else:
@@ -37,4 +40,5 @@ print(json.dumps({
     "snapshots": len(table.metadata.snapshots),
     "manifests": len(snapshot.manifests(table.io)) if snapshot else 0,
     "data_files": len(table.inspect.files()) if snapshot else 0,
-}))
+    **({"rows": rows.to_pylist()} if all_rows else {}),
+}, default=str))

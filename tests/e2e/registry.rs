@@ -11,17 +11,17 @@ use std::time::Duration;
 use crate::fixture::{Broker, Lake, StderrLog, announced, floe, signal, succeeded, wait_until};
 use crate::pyiceberg::python;
 
-const USER_INFO: &str = "floe:s3cret";
+pub(crate) const USER_INFO: &str = "floe:s3cret";
 
 /// `floe registry` in a process of its own, stopped on drop.
-struct RegistryProcess {
+pub(crate) struct RegistryProcess {
     child: Child,
     out: BufReader<ChildStdout>,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl RegistryProcess {
-    fn start(state: &Path) -> RegistryProcess {
+    pub(crate) fn start(state: &Path) -> RegistryProcess {
         let mut cmd = floe();
         cmd.args(["registry", "--user-info", USER_INFO, "--state"])
             .arg(state);
@@ -53,7 +53,11 @@ fn script() -> PathBuf {
 
 /// Serializes `plan` (see produce_registry.py) with confluent-kafka against `registry`;
 /// returns the file of values.
-fn serialize(lake: &Lake, registry: &RegistryProcess, plan: serde_json::Value) -> PathBuf {
+pub(crate) fn serialize(
+    lake: &Lake,
+    registry: &RegistryProcess,
+    plan: serde_json::Value,
+) -> PathBuf {
     let file = lake.dir.path().join(format!("values-{}.hex", uuid_ish()));
     succeeded(
         Command::new(python())
@@ -78,7 +82,7 @@ fn uuid_ish() -> u128 {
 }
 
 /// Sends lines `range` of `file` to the orders topic.
-fn send(broker: &Broker, file: &Path, range: std::ops::Range<usize>) {
+pub(crate) fn send(broker: &Broker, file: &Path, range: std::ops::Range<usize>) {
     succeeded(
         Command::new(python())
             .arg(script())
@@ -113,13 +117,7 @@ fn job_in(dir: &Path, format: &str, columns: Columns) -> String {
     format!(
         "SET 'job.name' = 'avro-orders';
 CREATE CATALOG lake WITH ({catalog});
-CREATE SOURCE orders {source_columns} WITH (
-  'connector' = 'kafka', 'topic' = 'orders', 'format' = '{format}',
-  '{format}.url' = '${{REGISTRY_URL}}',
-  '{format}.basic-auth.user-info' = '${{REGISTRY_AUTH}}',
-  'properties.bootstrap.servers' = '${{KAFKA_BOOTSTRAP}}',
-  'scan.startup.mode' = 'earliest-offset'
-);
+CREATE SOURCE orders {source_columns} WITH ({options});
 CREATE TABLE lake.sales.orders (
   id BIGINT NOT NULL, customer VARCHAR, amount DOUBLE, status VARCHAR, placed {placed},
   note VARCHAR
@@ -130,7 +128,22 @@ CREATE TABLE lake.sales.orders (
 );
 INSERT INTO lake.sales.orders SELECT * FROM orders;
 ",
-        catalog = crate::fixture::sqlite_catalog(dir)
+        catalog = crate::fixture::sqlite_catalog(dir),
+        options = source_options(format),
+    )
+}
+
+/// The options of the orders source in registry `format`, reading the registry and the
+/// broker from `REGISTRY_URL`, `REGISTRY_AUTH` and `KAFKA_BOOTSTRAP`.
+pub(crate) fn source_options(format: &str) -> String {
+    format!(
+        "
+  'connector' = 'kafka', 'topic' = 'orders', 'format' = '{format}',
+  '{format}.url' = '${{REGISTRY_URL}}',
+  '{format}.basic-auth.user-info' = '${{REGISTRY_AUTH}}',
+  'properties.bootstrap.servers' = '${{KAFKA_BOOTSTRAP}}',
+  'scan.startup.mode' = 'earliest-offset'
+"
     )
 }
 
@@ -204,7 +217,7 @@ fn avro_records_of_every_schema_version_land_and_bad_ones_are_dead_lettered() {
 }
 
 /// The dead letters of the orders job: (offset, kind, message), by offset.
-fn dead_letters(lake: &Lake) -> Vec<(u64, String, String)> {
+pub(crate) fn dead_letters(lake: &Lake) -> Vec<(u64, String, String)> {
     lake.query(
         "SELECT \"offset\", error_kind, error_message FROM lake.sales.orders_dlq ORDER BY \"offset\"",
     )
