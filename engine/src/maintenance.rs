@@ -69,6 +69,32 @@ pub struct Maintainer {
     _stop: mpsc::Sender<()>,
 }
 
+/// How much lower than the job's threads the maintenance thread is scheduled (a `nice`
+/// increment, up to the lowest priority, 19).
+const MAINTENANCE_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority, and so that of the threads it starts
+/// (its runtime's blocking pool), so that on a busy CPU the job's own threads preempt a
+/// pass: a commit that would otherwise share the CPU with a long rewrite waits less.
+/// Linux keeps the nice value per thread; elsewhere this does nothing.
+fn yield_to_the_job() {
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    // SAFETY: getpriority and setpriority only read their arguments; `who` = 0 is the
+    // calling thread.
+    let lowered = unsafe {
+        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+        libc::setpriority(libc::PRIO_PROCESS, 0, (now + MAINTENANCE_NICENESS).min(19)) == 0
+    };
+    #[cfg(not(target_os = "linux"))]
+    let lowered = false;
+    if !lowered {
+        warn!(
+            "cannot lower the maintenance thread's priority; passes compete with the job for the CPU"
+        );
+    }
+}
+
 /// Starts passes over `tables` on a thread of their own (none when `tables` is empty).
 pub fn start(tables: Vec<MaintainedTable>, policy: RetryPolicy) -> Option<Maintainer> {
     if tables.is_empty() {
@@ -90,7 +116,10 @@ pub fn start(tables: Vec<MaintainedTable>, policy: RetryPolicy) -> Option<Mainta
     };
     let spawned = std::thread::Builder::new()
         .name("floe-maintenance".into())
-        .spawn(move || runtime.block_on(passes(tables, policy, stopped)));
+        .spawn(move || {
+            yield_to_the_job();
+            runtime.block_on(passes(tables, policy, stopped))
+        });
     if let Err(e) = spawned {
         warn!(error = %e, "cannot start the maintenance thread; tables are not maintained");
         return None;
@@ -194,5 +223,30 @@ fn log(name: &str, r: &MaintenanceReport, took: Duration) {
         info!(table = %name, expired = r.expiry.expired, files_removed = r.expiry.files_removed,
             superseded_metadata_removed = r.superseded_removed, orphans_removed = r.orphans_removed,
             took_ms = took.as_millis() as u64, "expired snapshots");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_maintenance_thread_runs_below_the_jobs_priority() {
+        // SAFETY: getpriority only reads its arguments; `who` = 0 is the calling thread.
+        let priority = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let job = priority();
+        let (maintenance, spawned) = std::thread::spawn(move || {
+            yield_to_the_job();
+            // A thread the maintenance thread starts (its runtime's blocking pool).
+            let spawned = std::thread::spawn(priority).join().expect("spawned thread");
+            (priority(), spawned)
+        })
+        .join()
+        .expect("maintenance thread");
+        let expected = (job + MAINTENANCE_NICENESS).min(19);
+        assert_eq!((maintenance, spawned), (expected, expected));
+        assert_eq!(priority(), job, "the job's own thread keeps its priority");
     }
 }
