@@ -3,8 +3,6 @@
 //! as maps (in Iceberg's Arrow shapes, see [`floe_sql::list_of`]), enums as strings, a union with null as a nullable column. Other unions have
 //! no column type and are refused, naming the field.
 
-use std::sync::Arc;
-
 use arrow_schema::{DataType, Field, Fields, TimeUnit};
 use serde_json::{Map, Value};
 
@@ -104,10 +102,10 @@ fn complex(
         return Ok(dt);
     }
     let kind = o.get("type").unwrap_or(&Value::Null);
-    let item = |key: &str, name: &str| -> Result<Arc<Field>, String> {
+    // The element type of an array (`items`) or a map (`values`), and whether it may be null.
+    let part = |key: &str| {
         let inner = o.get(key).unwrap_or(&Value::Null);
-        let (dt, nullable) = column_type(inner, namespace, named, depth + 1)?;
-        Ok(Arc::new(Field::new(name, dt, nullable)))
+        column_type(inner, namespace, named, depth + 1)
     };
     Ok(match kind.as_str() {
         Some("record" | "error") => {
@@ -116,18 +114,13 @@ fn complex(
         }
         Some("enum") => DataType::Utf8,
         Some("fixed") => DataType::Binary,
-        Some("array") => DataType::List(item("items", floe_sql::LIST_ELEMENT)?),
+        Some("array") => {
+            let (element, nullable) = part("items")?;
+            floe_sql::list_of(element, nullable)
+        }
         Some("map") => {
-            let key = Arc::new(Field::new("key", DataType::Utf8, false));
-            let entries = Fields::from(vec![key, item("values", "value")?]);
-            DataType::Map(
-                Arc::new(Field::new(
-                    floe_sql::MAP_ENTRIES,
-                    DataType::Struct(entries),
-                    false,
-                )),
-                false,
-            )
+            let (value, nullable) = part("values")?;
+            floe_sql::map_of(DataType::Utf8, value, nullable)
         }
         // `{"type": "long"}` and the like: the primitive, or a named type.
         _ => return column_type(kind, namespace, named, depth + 1).map(|(dt, _)| dt),
