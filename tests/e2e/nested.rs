@@ -1,6 +1,6 @@
 //! Nested and repeated fields: Avro records with a nested record, an array of records, a
-//! map and an array of strings (serialized by confluent-kafka's `AvroSerializer`), and
-//! JSON objects with the same shape, land in Iceberg columns of ROW, ARRAY and MAP type
+//! map and an array of strings (serialized by confluent-kafka's `AvroSerializer`),
+//! Protobuf messages of the same shape (its `ProtobufSerializer`), and JSON objects, land in Iceberg columns of ROW, ARRAY and MAP type
 //! that PyIceberg reads back, or are taken apart in the job's SQL.
 
 use serde_json::{Value, json};
@@ -11,20 +11,15 @@ use crate::registry::{RegistryProcess, USER_INFO, dead_letters, send, serialize,
 
 const ORDERS: u64 = 60;
 
-/// A job reading the nested Avro orders (`source_columns` may be empty: the columns then
-/// come from the registry) into `table_columns`, with `select`.
-fn avro_job(
-    registry: &RegistryProcess,
-    name: &str,
-    source_columns: &str,
-    table_columns: &str,
-    select: &str,
-) -> Lake {
-    let (name, source_columns, table_columns, select) = (
-        name.to_string(),
-        source_columns.to_string(),
-        table_columns.to_string(),
-        select.to_string(),
+/// The job `job` describes: the nested orders in its format (its source columns may be
+/// empty: they then come from the registry) into its table columns, with its select.
+fn registry_job(registry: &RegistryProcess, job: &Job) -> Lake {
+    let (name, source_columns, table_columns, select, format) = (
+        job.name.to_string(),
+        job.source_columns.to_string(),
+        job.table_columns.to_string(),
+        job.select.to_string(),
+        job.format,
     );
     let mut lake = Lake::with_job(move |dir| {
         format!(
@@ -39,7 +34,7 @@ CREATE TABLE lake.sales.orders ({table_columns}) WITH (
 INSERT INTO lake.sales.orders {select};
 ",
             catalog = crate::fixture::sqlite_catalog(dir),
-            options = source_options("avro-confluent"),
+            options = source_options(format),
         )
     });
     lake.env = vec![
@@ -49,7 +44,7 @@ INSERT INTO lake.sales.orders {select};
     lake
 }
 
-/// A finished run of an `avro_job` over the nested orders; the broker and registry live
+/// A finished run of a `registry_job` over the nested orders; the broker and registry live
 /// as long as it, for the checks.
 struct NestedRun {
     lake: Lake,
@@ -58,22 +53,46 @@ struct NestedRun {
     _broker: Broker,
 }
 
-/// Serializes `ORDERS` nested orders with confluent-kafka, sends them, and runs the job
-/// that `avro_job` makes of the arguments until it is idle.
+/// Serializes `ORDERS` nested Avro orders with confluent-kafka, sends them, and runs
+/// the job that `registry_job` makes of the arguments until it is idle.
 fn ingest_nested_avro(
     name: &str,
     source_columns: &str,
     table_columns: &str,
     select: &str,
 ) -> NestedRun {
+    let job = Job {
+        format: "avro-confluent",
+        schema: "nested",
+        name,
+        source_columns,
+        table_columns,
+        select,
+    };
+    ingest_nested(&job)
+}
+
+/// What `ingest_nested` runs: a `registry_job` over orders serialized with `schema`.
+struct Job<'a> {
+    format: &'static str,
+    schema: &'a str,
+    name: &'a str,
+    source_columns: &'a str,
+    table_columns: &'a str,
+    select: &'a str,
+}
+
+/// Serializes `ORDERS` nested orders with confluent-kafka, sends them, and runs `job`
+/// until it is idle.
+fn ingest_nested(job: &Job) -> NestedRun {
     let broker = Broker::start(&["orders:1"]);
     let state = tempfile::tempdir().expect("tempdir");
     let registry = RegistryProcess::start(&state.path().join("registry.json"));
-    let lake = avro_job(&registry, name, source_columns, table_columns, select);
+    let lake = registry_job(&registry, job);
     let file = serialize(
         &lake,
         &registry,
-        json!([{"schema": "nested", "from": 0, "to": ORDERS}]),
+        json!([{"schema": job.schema, "from": 0, "to": ORDERS}]),
     );
     send(&broker, &file, 0..ORDERS as usize);
     lake.run_until_idle(&broker, "3s");
@@ -128,6 +147,28 @@ fn nested_avro_records_land_as_nested_columns_that_pyiceberg_reads() {
   tags VARCHAR[]",
         "SELECT * FROM orders",
     );
+    let rows = pyiceberg_rows(&run.lake, "sales.orders");
+    let expected: Vec<Value> = (0..ORDERS).map(nested_order).collect();
+    assert_eq!(rows, expected);
+    assert!(dead_letters(&run.lake).is_empty());
+}
+
+#[test]
+fn nested_protobuf_messages_land_as_nested_columns_that_pyiceberg_reads() {
+    // The same orders serialized by confluent-kafka's ProtobufSerializer: a message, a
+    // repeated message, a map and a repeated string; the columns come from the registry.
+    let run = ingest_nested(&Job {
+        format: "protobuf-confluent",
+        schema: "proto-nested",
+        name: "nested-protobuf",
+        source_columns: "",
+        table_columns: "id BIGINT,
+  customer ROW<name VARCHAR, segment VARCHAR>,
+  lines ARRAY<ROW<sku VARCHAR, qty INT, price DOUBLE>>,
+  attrs MAP<VARCHAR, VARCHAR>,
+  tags VARCHAR[]",
+        select: "SELECT * FROM orders",
+    });
     let rows = pyiceberg_rows(&run.lake, "sales.orders");
     let expected: Vec<Value> = (0..ORDERS).map(nested_order).collect();
     assert_eq!(rows, expected);

@@ -4,8 +4,8 @@ schemas as producers do), for the end-to-end tests.
 
     produce_registry.py serialize REGISTRY_URL USER_INFO TOPIC PLAN_JSON OUT_FILE
         PLAN_JSON: [{"schema": "v1"|"v2", "from": 0, "to": 100}, {"raw": "random"}, ...]
-            (schemas "v1", "v2", "amount-as-text", "nested" are Avro; "proto-v1", "proto-v2" and
-            "proto-refund" Protobuf; "json-v1", "json-v2" JSON Schema)
+            (schemas "v1", "v2", "amount-as-text", "nested" are Avro; "proto-v1", "proto-v2",
+            "proto-refund" and "proto-nested" Protobuf; "json-v1", "json-v2" JSON Schema)
         writes one hex-encoded record value per line to OUT_FILE
     produce_registry.py send BOOTSTRAP TOPIC FILE [FIRST [LAST]]
         sends lines FIRST..LAST of FILE (all by default) as record values, keyed by line
@@ -88,7 +88,22 @@ NESTED = {
 
 SCHEMAS = {"v1": V1, "v2": V2, "amount-as-text": AMOUNT_AS_TEXT, "nested": NESTED}
 
+
 F = descriptor_pb2.FieldDescriptorProto
+
+
+def add_optional_string(message, name, number):
+    """A proto3 `optional string` field of `message`: a synthetic oneof of its own gives
+    the field presence."""
+    message.oneof_decl.add(name=f"_{name}")
+    message.field.add(
+        name=name,
+        number=number,
+        type=F.TYPE_STRING,
+        label=F.LABEL_OPTIONAL,
+        oneof_index=len(message.oneof_decl) - 1,
+        proto3_optional=True,
+    )
 
 
 @functools.lru_cache
@@ -119,16 +134,7 @@ def proto_classes(with_note):
         label=F.LABEL_OPTIONAL,
     )
     if with_note:
-        # proto3 `optional`: a synthetic oneof gives the field presence.
-        order.oneof_decl.add(name="_note")
-        order.field.add(
-            name="note",
-            number=6,
-            type=F.TYPE_STRING,
-            label=F.LABEL_OPTIONAL,
-            oneof_index=0,
-            proto3_optional=True,
-        )
+        add_optional_string(order, "note", 6)
     refund = file.message_type.add(name="Refund")
     refund.field.add(name="id", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
     pool = descriptor_pool.DescriptorPool()
@@ -138,6 +144,55 @@ def proto_classes(with_note):
         message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Order")),
         message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Refund")),
     )
+
+
+@functools.lru_cache
+def proto_nested_class():
+    """shop.nested.Order: the "nested" Avro schema's shape in Protobuf (a message, a
+    repeated message, a map, a repeated string); `segment` has presence."""
+    file = descriptor_pb2.FileDescriptorProto(
+        name="shop/nested.proto", package="shop.nested", syntax="proto3"
+    )
+    order = file.message_type.add(name="Order")
+    customer = file.message_type.add(name="Customer")
+    line = file.message_type.add(name="Line")
+    customer.field.add(name="name", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    add_optional_string(customer, "segment", 2)
+    line.field.add(name="sku", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    line.field.add(name="qty", number=2, type=F.TYPE_INT32, label=F.LABEL_OPTIONAL)
+    line.field.add(name="price", number=3, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
+    entry = order.nested_type.add(name="AttrsEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    entry.field.add(name="value", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    message = dict(type=F.TYPE_MESSAGE)
+    order.field.add(name="id", number=1, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
+    order.field.add(
+        name="customer", number=2, type_name=".shop.nested.Customer", label=F.LABEL_OPTIONAL, **message
+    )
+    order.field.add(
+        name="lines", number=3, type_name=".shop.nested.Line", label=F.LABEL_REPEATED, **message
+    )
+    order.field.add(
+        name="attrs", number=4, type_name=".shop.nested.Order.AttrsEntry", label=F.LABEL_REPEATED, **message
+    )
+    order.field.add(name="tags", number=5, type=F.TYPE_STRING, label=F.LABEL_REPEATED)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.nested.Order"))
+
+
+def proto_nested_record(i):
+    o = nested_order(i)
+    m = proto_nested_class()(id=o["id"])
+    m.customer.name = o["customer"]["name"]
+    if o["customer"]["segment"] is not None:
+        m.customer.segment = o["customer"]["segment"]
+    for line in o["lines"]:
+        m.lines.add(**line)
+    m.attrs.update(o["attrs"])
+    m.tags.extend(o["tags"])
+    return m
 
 
 JSON_V1 = {
@@ -166,6 +221,8 @@ def serializer(registry, version):
     if version == "proto-refund":
         _, refund_class = proto_classes(True)
         return ProtobufSerializer(refund_class, registry)
+    if version == "proto-nested":
+        return ProtobufSerializer(proto_nested_class(), registry)
     if version in ("json-v1", "json-v2"):
         return JSONSerializer(json.dumps(JSON_V1 if version == "json-v1" else JSON_V2), registry)
     raise ValueError(version)
@@ -179,6 +236,8 @@ def record(version, i):
     if version == "proto-refund":
         _, refund_class = proto_classes(True)
         return refund_class(id=f"r{i}")
+    if version == "proto-nested":
+        return proto_nested_record(i)
     order_class, _ = proto_classes(version == "proto-v2")
     m = order_class(
         id=o["id"], customer=o["customer"], amount=o["amount"], status=1 if i % 2 else 0

@@ -42,10 +42,19 @@ pub fn registry(schemas: &[(&str, &str)], latest: &[u32]) -> TestRegistry {
 /// The decode plan of source `orders (id BIGINT NOT NULL, amount DOUBLE, note VARCHAR,
 /// placed TIMESTAMP)` with `format` options.
 pub fn plan_with(format: &str) -> (DecodePlan, SourceDef) {
+    plan_declaring(
+        "id BIGINT NOT NULL, amount DOUBLE, note VARCHAR, placed TIMESTAMP",
+        format,
+    )
+}
+
+/// The decode plan of source `orders (columns)` with `format` options; `id` must be
+/// among the columns.
+pub fn plan_declaring(columns: &str, format: &str) -> (DecodePlan, SourceDef) {
     let text = format!(
         "SET 'job.name' = 'j';
          CREATE CATALOG c WITH ('type' = 'sql', 'uri' = 'sqlite://x.db', 'warehouse' = 'file:///tmp/w');
-         CREATE SOURCE orders (id BIGINT NOT NULL, amount DOUBLE, note VARCHAR, placed TIMESTAMP)
+         CREATE SOURCE orders ({columns})
          WITH ('connector' = 'kafka', 'topic' = 'orders', {format},
                'properties.bootstrap.servers' = 'x:1');
          CREATE TABLE c.n.t (id BIGINT);

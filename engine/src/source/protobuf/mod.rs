@@ -11,11 +11,15 @@
 //!           then cast column by column to the declared types
 //! ```
 //!
-//! A field absent from a message reads as its default (proto3's zero values) unless it
-//! has presence (`optional`, a message, a oneof member), which reads as null. A declared
-//! column the message does not have is null; a field nobody declared is skipped.
+//! Nested messages are read into ROW columns field by field name, repeated fields into
+//! ARRAY columns (packed or not), map fields into MAP columns (`plan`). A field absent
+//! from a message reads as its default (proto3's zero values) unless it has presence
+//! (`optional`, a message, a oneof member), which reads as null; an absent repeated or
+//! map field is empty. A declared column the message does not have is null; a field
+//! nobody declared is skipped.
 
 mod columns;
+mod plan;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -25,7 +29,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
-use arrow_schema::{Field, Schema, SchemaRef};
+use arrow_schema::{Field, SchemaRef};
 use prost_reflect::MessageDescriptor;
 
 use super::conform::conform;
@@ -33,7 +37,8 @@ use super::framing::{message_path, schema_id};
 use super::registry::{Lookup, RegisteredSchema, Registry, RegistryError, START_CHECK_WAIT};
 use super::runs::decode_in_runs;
 use super::value_failure::ValueFailure;
-use schema::{CompiledSchema, MessagePlan, natural_type, plan};
+use plan::{MessagePlan, plan};
+use schema::CompiledSchema;
 
 /// How deep imports of imports are followed.
 const MAX_IMPORT_DEPTH: usize = 16;
@@ -42,8 +47,6 @@ const MAX_IMPORT_DEPTH: usize = 16;
 #[derive(Debug)]
 struct Reader {
     plan: MessagePlan,
-    /// The decoded (natural) type of each declared column, before the cast.
-    natural: SchemaRef,
 }
 
 type ReaderKey = (u32, Vec<u32>);
@@ -150,7 +153,7 @@ impl ProtobufPayload {
                     key.0
                 )))
             })?;
-        let mut columns = wire::Columns::new(&reader.plan.columns, &reader.natural, messages.len());
+        let mut columns = wire::Columns::new(&reader.plan, messages.len());
         for m in messages {
             columns.push(m).map_err(|e| {
                 ValueFailure::malformed(format!(
@@ -159,9 +162,7 @@ impl ProtobufPayload {
                 ))
             })?;
         }
-        let natural = columns
-            .finish(&reader.natural)
-            .map_err(ValueFailure::malformed)?;
+        let natural = columns.finish().map_err(ValueFailure::malformed)?;
         conform(&natural, &self.payload)
     }
 
@@ -176,23 +177,7 @@ impl ProtobufPayload {
                 .map_err(|e| ValueFailure::malformed(format!("schema id {}: {e}", key.0)))?;
             let plan = plan(&message, &self.payload, &format!("id {}", key.0))
                 .map_err(ValueFailure::type_error)?;
-            let natural = Schema::new(
-                self.payload
-                    .fields()
-                    .iter()
-                    .zip(&plan.columns)
-                    .map(|(f, p)| {
-                        let ty = p
-                            .as_ref()
-                            .map_or_else(|| f.data_type().clone(), |p| natural_type(&p.kind));
-                        Field::new(f.name(), ty, true)
-                    })
-                    .collect::<Vec<_>>(),
-            );
-            Ok(Arc::new(Reader {
-                plan,
-                natural: Arc::new(natural),
-            }))
+            Ok(Arc::new(Reader { plan }))
         });
         if let Ok(mut m) = self.readers.lock() {
             m.insert(key, built.clone());

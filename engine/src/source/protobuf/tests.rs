@@ -2,7 +2,12 @@
 //! embedded registry over HTTP; messages are encoded by prost-reflect's dynamic
 //! messages, not by the decoder under test.
 
-use arrow_array::{Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{
+    Array, Float64Array, Int64Array, ListArray, MapArray, StringArray, StructArray,
+    TimestampMicrosecondArray,
+};
 use floe_catalog::TopicPartition;
 use floe_sql::job::ViolationKind;
 use prost::Message;
@@ -187,4 +192,153 @@ fn declared_columns_are_checked_against_the_latest_schema() {
             && text.contains("declares id Int64"),
         "{text}"
     );
+}
+
+const NESTED: &str = r#"
+syntax = "proto3";
+package shop;
+
+message Order {
+  int64 id = 1;
+  Customer customer = 2;
+  repeated Line lines = 3;
+  map<string, string> attrs = 4;
+  repeated int32 codes = 5;
+  repeated string tags = 6;
+}
+message Customer { string name = 1; int32 tier = 2; }
+message Line { string sku = 1; int32 qty = 2; }
+"#;
+
+/// The nested columns, declared in another order than the messages' fields and wider.
+const NESTED_COLUMNS: &str = "id BIGINT NOT NULL, customer ROW<tier BIGINT, name VARCHAR>, \
+     lines ARRAY<ROW<sku VARCHAR, qty BIGINT>>, attrs MAP<VARCHAR, VARCHAR>, \
+     codes ARRAY<BIGINT>, tags VARCHAR[]";
+
+fn nested_plan(url: &str, columns: &str) -> (DecodePlan, floe_sql::job::SourceDef) {
+    test_registry::plan_declaring(
+        columns,
+        &format!("'format' = 'protobuf-confluent', 'protobuf-confluent.url' = '{url}'"),
+    )
+}
+
+/// A full nested order: a customer, two lines, two attributes, packed codes, tags.
+fn nested_order(id: i64) -> Vec<u8> {
+    let pool = protox::Compiler::with_file_resolver(Source(NESTED))
+        .open_file("nested.proto")
+        .expect("compiles")
+        .descriptor_pool();
+    let nested_message = |name: &str| pool.get_message_by_name(name).expect("message");
+    let sub = |name: &str, fields: &[(&str, Value)]| {
+        let mut m = DynamicMessage::new(nested_message(name));
+        for (f, v) in fields {
+            m.set_field_by_name(f, v.clone());
+        }
+        Value::Message(m)
+    };
+    let mut order = DynamicMessage::new(nested_message("shop.Order"));
+    order.set_field_by_name("id", Value::I64(id));
+    let customer = [
+        ("name", Value::String("Ada".into())),
+        ("tier", Value::I32(2)),
+    ];
+    order.set_field_by_name("customer", sub("shop.Customer", &customer));
+    let line = |sku: &str, qty| {
+        sub(
+            "shop.Line",
+            &[("sku", Value::String(sku.into())), ("qty", Value::I32(qty))],
+        )
+    };
+    order.set_field_by_name("lines", Value::List(vec![line("a-1", 3), line("b-2", 1)]));
+    let attrs = [("channel", "web"), ("coupon", "X")]
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                prost_reflect::MapKey::String(k.into()),
+                Value::String(v.into()),
+            )
+        })
+        .collect();
+    order.set_field_by_name("attrs", Value::Map(attrs));
+    order.set_field_by_name("codes", Value::List(vec![Value::I32(1), Value::I32(-2)]));
+    order.set_field_by_name("tags", Value::List(vec![Value::String("gift".into())]));
+    let mut body = vec![0u8];
+    body.extend(order.encode_to_vec());
+    framed(1, &body)
+}
+
+#[test]
+fn nested_messages_repeated_fields_and_maps_decode_into_declared_nested_columns() {
+    let r = test_registry::registry(&[("PROTOBUF", NESTED)], &[1]);
+    let (plan, source) = nested_plan(r.server.url(), NESTED_COLUMNS);
+    plan.check_schemas(&source).expect("NESTED fits");
+    // Order 2 has only its id; order 3 writes `codes` unpacked: 7, then 9.
+    let bare = framed(1, &[0, 8, 2]);
+    let unpacked = framed(1, &[0, 8, 3, 40, 7, 40, 9]);
+    let values = [nested_order(1), bare, unpacked];
+    let tp = TopicPartition::new("orders", 0);
+    let d = decode(&plan, &tp, &records(&values)).expect("decode");
+    assert!(d.bad.is_empty(), "{:?}", d.bad);
+    let b = &d.batch;
+
+    let customer = column::<StructArray>(b, "customer");
+    let tier = customer
+        .column_by_name("tier")
+        .expect("tier")
+        .as_primitive::<Int64Type>();
+    let name = customer
+        .column_by_name("name")
+        .expect("name")
+        .as_string::<i32>();
+    assert_eq!((tier.value(0), name.value(0)), (2, "Ada"));
+    assert!(customer.is_null(1), "an absent message is a null row");
+
+    let lines = column::<ListArray>(b, "lines");
+    let first = lines.value(0);
+    let first = first.as_struct();
+    let skus = first.column_by_name("sku").expect("sku").as_string::<i32>();
+    let qtys = first
+        .column_by_name("qty")
+        .expect("qty")
+        .as_primitive::<Int64Type>();
+    assert_eq!((skus.value(0), skus.value(1)), ("a-1", "b-2"));
+    assert_eq!(qtys.values(), &[3, 1]);
+    assert_eq!((lines.value_length(1), lines.is_null(1)), (0, false));
+
+    let attrs = column::<MapArray>(b, "attrs");
+    let entries = attrs.value(0);
+    let keys = entries.column(0).as_string::<i32>();
+    let mut got: Vec<&str> = (0..keys.len()).map(|i| keys.value(i)).collect();
+    got.sort_unstable();
+    assert_eq!(got, ["channel", "coupon"]);
+    assert_eq!(attrs.value_length(1), 0);
+
+    let codes = column::<ListArray>(b, "codes");
+    let list = |i: usize| codes.value(i).as_primitive::<Int64Type>().values().to_vec();
+    assert_eq!(list(0), [1, -2]);
+    assert!(list(1).is_empty());
+    assert_eq!(list(2), [7, 9]);
+    let tags = column::<ListArray>(b, "tags");
+    assert_eq!(tags.value(0).as_string::<i32>().value(0), "gift");
+}
+
+#[test]
+fn a_nested_field_that_does_not_fit_is_named_by_its_path() {
+    let r = test_registry::registry(&[("PROTOBUF", NESTED)], &[1]);
+    let (plan, source) = nested_plan(r.server.url(), "id BIGINT, customer ROW<name BIGINT>");
+    let text = plan.check_schemas(&source).expect_err("misfit").to_string();
+    assert!(
+        text.contains("field 'customer.name' is string") && text.contains("shop.Customer"),
+        "{text}"
+    );
+    let (plan, source) = nested_plan(r.server.url(), "id BIGINT, tags VARCHAR");
+    let text = plan.check_schemas(&source).expect_err("misfit").to_string();
+    assert!(text.contains("field 'tags' is repeated string"), "{text}");
+    let columns = "id BIGINT, customer ROW<email VARCHAR NOT NULL>";
+    let (plan, source) = nested_plan(r.server.url(), columns);
+    let text = plan
+        .check_schemas(&source)
+        .expect_err("missing")
+        .to_string();
+    assert!(text.contains("has no field 'email'"), "{text}");
 }

@@ -1,18 +1,22 @@
 //! Protobuf messages decoded straight into Arrow builders: each message's fields are
-//! walked once, the last value of each declared field kept as a slice or a number, and
-//! then appended to its column. No per-record value tree, no allocation per field.
+//! walked once, the last value of each declared single field kept as a slice or a
+//! number and then appended to its column, each occurrence of a repeated or map field
+//! appended to its list as it is met; a nested message is walked the same way into its
+//! struct's columns. No per-record value tree, no allocation per field.
 
 use std::sync::Arc;
 
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
-    StringBuilder, TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder,
+    NullBufferBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch, new_null_array};
-use arrow_schema::{DataType, SchemaRef};
+use arrow_array::cast::AsArray;
+use arrow_array::{ArrayRef, ListArray, MapArray, RecordBatch, StructArray, new_null_array};
+use arrow_schema::{DataType, Schema};
+use datafusion::arrow::buffer::OffsetBuffer;
 use prost_reflect::Value;
 
-use super::schema::{ColumnPlan, FieldKind, Natural};
+use super::plan::{ColumnPlan, FieldKind, MessagePlan, Natural, Shape};
 use crate::source::framing::varint;
 
 /// One field's value as it stands in the message.
@@ -121,7 +125,11 @@ fn wire_type(kind: &FieldKind) -> u8 {
         FieldKind::Varint(_) | FieldKind::Zigzag(_) | FieldKind::Enum(_) => 0,
         FieldKind::Fixed64(_) => 1,
         FieldKind::Fixed32(_) => 5,
-        FieldKind::String | FieldKind::Bytes | FieldKind::Timestamp | FieldKind::Wrapper(_) => 2,
+        FieldKind::String
+        | FieldKind::Bytes
+        | FieldKind::Timestamp
+        | FieldKind::Wrapper(_)
+        | FieldKind::Message(_) => 2,
     }
 }
 
@@ -134,24 +142,24 @@ fn raw_wire_type(raw: Raw) -> u8 {
     }
 }
 
-/// The column builders of one decoding pass.
+/// The builders of one message's columns: the record's, or a nested message's.
 pub struct Columns<'p> {
-    plans: &'p [Option<ColumnPlan>],
-    builders: Vec<Option<Builder>>,
+    plan: &'p MessagePlan,
+    builders: Vec<Option<ColumnBuilder<'p>>>,
     /// Column index by field number (numbers under 1 024 directly, others searched).
     small: Vec<u16>,
     large: Vec<(u32, usize)>,
-    /// Per column, the last value of its field in the current message.
+    /// Per single-valued column, the last value of its field in the current message.
     slots: Vec<Option<Raw>>,
     rows: usize,
 }
 
 impl<'p> Columns<'p> {
-    /// Builders for `plans` (`natural` gives each column's decoded type), sized for `rows`.
-    pub fn new(plans: &'p [Option<ColumnPlan>], natural: &SchemaRef, rows: usize) -> Self {
+    /// Builders for `plan`'s columns, sized for `rows`.
+    pub fn new(plan: &'p MessagePlan, rows: usize) -> Self {
         let mut small = vec![0u16; 1024];
         let mut large = vec![];
-        for (i, p) in plans.iter().enumerate() {
+        for (i, p) in plan.columns.iter().enumerate() {
             if let Some(p) = p {
                 match small.get_mut(p.number as usize) {
                     Some(s) => *s = u16::try_from(i + 1).unwrap_or(0),
@@ -159,17 +167,21 @@ impl<'p> Columns<'p> {
                 }
             }
         }
-        let builders = plans
+        let builders = plan
+            .columns
             .iter()
-            .zip(natural.fields())
-            .map(|(p, f)| p.as_ref().map(|_| Builder::new(f.data_type(), rows)))
+            .zip(plan.natural.iter())
+            .map(|(p, f)| {
+                p.as_ref()
+                    .map(|p| ColumnBuilder::new(p, f.data_type(), rows))
+            })
             .collect();
         Self {
-            plans,
+            plan,
             builders,
             small,
             large,
-            slots: vec![None; plans.len()],
+            slots: vec![None; plan.columns.len()],
             rows: 0,
         }
     }
@@ -191,49 +203,278 @@ impl<'p> Columns<'p> {
         self.slots.iter_mut().for_each(|s| *s = None);
         let mut fields = Fields::new(msg);
         while let Some((number, raw)) = fields.next_field()? {
-            if let Some(c) = self.column_of(number) {
-                self.slots[c] = Some(raw);
+            let Some(c) = self.column_of(number) else {
+                continue;
+            };
+            match (&self.plan.columns[c], self.builders[c].as_mut()) {
+                (Some(plan), Some(ColumnBuilder::Repeated(r))) => r
+                    .add(&plan.kind, raw, msg)
+                    .map_err(|e| format!("field '{}': {e}", plan.name))?,
+                _ => self.slots[c] = Some(raw),
             }
         }
-        for (c, plan) in self.plans.iter().enumerate() {
+        for (c, plan) in self.plan.columns.iter().enumerate() {
             let (Some(plan), Some(builder)) = (plan, self.builders[c].as_mut()) else {
                 continue;
             };
-            match self.slots[c] {
-                Some(raw) => {
-                    if raw_wire_type(raw) != wire_type(&plan.kind) {
-                        return Err(format!(
-                            "field '{}' ({}) has wire type {}, not {} as its type says",
-                            plan.name,
-                            plan.number,
-                            raw_wire_type(raw),
-                            wire_type(&plan.kind)
-                        ));
+            match builder {
+                ColumnBuilder::Repeated(r) => r.close()?,
+                ColumnBuilder::Single(b) => match self.slots[c] {
+                    Some(raw) => {
+                        check_wire_type(&plan.kind, raw)
+                            .map_err(|e| format!("field '{}' ({}) {e}", plan.name, plan.number))?;
+                        b.append(&plan.kind, raw, msg)
+                            .map_err(|e| format!("field '{}': {e}", plan.name))?;
                     }
-                    builder
-                        .append(&plan.kind, raw, msg)
-                        .map_err(|e| format!("field '{}': {e}", plan.name))?;
-                }
-                None => builder.append_default(&plan.kind, plan.default.as_ref()),
+                    None => b.append_absent(&plan.kind, plan.default.as_ref()),
+                },
             }
         }
         self.rows += 1;
         Ok(())
     }
 
-    /// The columns built (a column without a field: all null, of `natural`'s type).
-    pub fn finish(self, natural: &SchemaRef) -> Result<RecordBatch, String> {
+    /// Appends a row for an absent message: every column null (a repeated one empty).
+    fn push_null(&mut self) -> Result<(), String> {
+        for b in self.builders.iter_mut().flatten() {
+            match b {
+                ColumnBuilder::Single(b) => b.append_null(),
+                ColumnBuilder::Repeated(r) => r.close()?,
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// The record's columns, as one batch of the plan's natural types.
+    pub fn finish(self) -> Result<RecordBatch, String> {
+        let schema = Arc::new(Schema::new(self.plan.natural.clone()));
+        let columns = self.finish_columns()?;
+        RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
+    }
+
+    /// The columns built (a column without a field: all null, of its declared type).
+    fn finish_columns(self) -> Result<Vec<ArrayRef>, String> {
         let rows = self.rows;
-        let columns: Vec<ArrayRef> = self
-            .builders
+        self.builders
             .into_iter()
-            .zip(natural.fields())
+            .zip(self.plan.natural.iter())
             .map(|(b, f)| match b {
-                Some(b) => b.finish(),
-                None => new_null_array(f.data_type(), rows),
+                Some(b) => b.finish(f.data_type()),
+                None => Ok(new_null_array(f.data_type(), rows)),
             })
-            .collect();
-        RecordBatch::try_new(natural.clone(), columns).map_err(|e| e.to_string())
+            .collect()
+    }
+}
+
+/// Whether `raw` has the wire type a single value of `kind` is written with.
+fn check_wire_type(kind: &FieldKind, raw: Raw) -> Result<(), String> {
+    if raw_wire_type(raw) == wire_type(kind) {
+        return Ok(());
+    }
+    Err(format!(
+        "has wire type {}, not {} as its type says",
+        raw_wire_type(raw),
+        wire_type(kind)
+    ))
+}
+
+/// The builder of one planned column.
+enum ColumnBuilder<'p> {
+    /// A single-valued field.
+    Single(ValueBuilder<'p>),
+    /// A repeated or map field.
+    Repeated(RepeatedBuilder<'p>),
+}
+
+impl<'p> ColumnBuilder<'p> {
+    fn new(plan: &'p ColumnPlan, natural: &DataType, rows: usize) -> Self {
+        let items = match (plan.shape, natural) {
+            (Shape::Single, _) => {
+                return Self::Single(ValueBuilder::new(&plan.kind, natural, rows));
+            }
+            (Shape::List, DataType::List(element)) => element.data_type(),
+            (Shape::Map, DataType::Map(entries, _)) => entries.data_type(),
+            // The plan gives repeated fields list and map types; not reached.
+            _ => natural,
+        };
+        Self::Repeated(RepeatedBuilder {
+            offsets: {
+                let mut o = Vec::with_capacity(rows + 1);
+                o.push(0);
+                o
+            },
+            count: 0,
+            items: ValueBuilder::new(&plan.kind, items, rows),
+        })
+    }
+
+    fn finish(self, natural: &DataType) -> Result<ArrayRef, String> {
+        match self {
+            Self::Single(b) => b.finish(natural),
+            Self::Repeated(r) => r.finish(natural),
+        }
+    }
+}
+
+/// One value per row: a scalar, or a nested message as a struct.
+enum ValueBuilder<'p> {
+    Scalar(Builder),
+    Message(Box<MessageBuilder<'p>>),
+}
+
+/// A nested message's columns and which rows have the message.
+struct MessageBuilder<'p> {
+    columns: Columns<'p>,
+    nulls: NullBufferBuilder,
+}
+
+impl<'p> ValueBuilder<'p> {
+    fn new(kind: &'p FieldKind, natural: &DataType, rows: usize) -> Self {
+        match kind {
+            FieldKind::Message(plan) => Self::Message(Box::new(MessageBuilder {
+                columns: Columns::new(plan, rows),
+                nulls: NullBufferBuilder::new(rows),
+            })),
+            _ => Self::Scalar(Builder::new(natural, rows)),
+        }
+    }
+
+    fn append(&mut self, kind: &FieldKind, raw: Raw, msg: &[u8]) -> Result<(), String> {
+        match (self, raw) {
+            (Self::Scalar(b), _) => b.append(kind, raw, msg),
+            (Self::Message(m), Raw::Len(s, e)) => {
+                m.columns.push(&msg[s..e])?;
+                m.nulls.append_non_null();
+                Ok(())
+            }
+            (Self::Message(_), _) => Err("a message field is not length-delimited".into()),
+        }
+    }
+
+    fn append_absent(&mut self, kind: &FieldKind, default: Option<&Value>) {
+        match self {
+            Self::Scalar(b) => b.append_default(kind, default),
+            Self::Message(_) => self.append_null(),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Self::Scalar(b) => b.append_null(),
+            Self::Message(m) => {
+                // Columns of a null row are nulls or empty lists, which cannot fail.
+                let _ = m.columns.push_null();
+                m.nulls.append_null();
+            }
+        }
+    }
+
+    fn finish(self, natural: &DataType) -> Result<ArrayRef, String> {
+        match (self, natural) {
+            (Self::Scalar(b), _) => Ok(b.finish()),
+            (Self::Message(mut m), DataType::Struct(fields)) => {
+                let nulls = m.nulls.finish();
+                let columns = m.columns.finish_columns()?;
+                let array = StructArray::try_new(fields.clone(), columns, nulls)
+                    .map_err(|e| e.to_string())?;
+                Ok(Arc::new(array))
+            }
+            (Self::Message(_), other) => Err(format!("a message cannot be read as {other}")),
+        }
+    }
+}
+
+/// The values of a repeated field (its items) and where each row's start.
+struct RepeatedBuilder<'p> {
+    offsets: Vec<i32>,
+    /// Items appended so far.
+    count: usize,
+    items: ValueBuilder<'p>,
+}
+
+impl RepeatedBuilder<'_> {
+    /// Adds one occurrence of the field: an item, or a packed run of numbers.
+    fn add(&mut self, kind: &FieldKind, raw: Raw, msg: &[u8]) -> Result<(), String> {
+        if let (Raw::Len(s, e), Some(width)) = (raw, packed_width(kind)) {
+            return self.add_packed(kind, width, &msg[..e], s);
+        }
+        check_wire_type(kind, raw)?;
+        self.items.append(kind, raw, msg)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Adds the numbers packed in `buf[at..]`: varints (`width` 0) or fixed-width.
+    fn add_packed(
+        &mut self,
+        kind: &FieldKind,
+        width: usize,
+        buf: &[u8],
+        mut at: usize,
+    ) -> Result<(), String> {
+        while at < buf.len() {
+            let raw = match width {
+                0 => Raw::Varint(varint(buf, &mut at).ok_or("a packed varint is cut off")?),
+                4 | 8 => {
+                    let bytes = buf.get(at..at + width).ok_or("a packed value is cut off")?;
+                    at += width;
+                    let mut le = [0u8; 8];
+                    le[..width].copy_from_slice(bytes);
+                    let v = u64::from_le_bytes(le);
+                    if width == 4 {
+                        Raw::Fixed32(v as u32)
+                    } else {
+                        Raw::Fixed64(v)
+                    }
+                }
+                _ => return Err("a packed field of an unpackable type".into()),
+            };
+            self.items.append(kind, raw, buf)?;
+            self.count += 1;
+        }
+        Ok(())
+    }
+
+    /// Ends the current row's list.
+    fn close(&mut self) -> Result<(), String> {
+        let end = i32::try_from(self.count)
+            .map_err(|_| "more than 2^31 repeated values in one batch".to_string())?;
+        self.offsets.push(end);
+        Ok(())
+    }
+
+    fn finish(self, natural: &DataType) -> Result<ArrayRef, String> {
+        let offsets = OffsetBuffer::new(self.offsets.into());
+        let array: ArrayRef = match natural {
+            DataType::List(element) => {
+                let values = self.items.finish(element.data_type())?;
+                Arc::new(
+                    ListArray::try_new(element.clone(), offsets, values, None)
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            DataType::Map(entries, sorted) => {
+                let values = self.items.finish(entries.data_type())?;
+                let entries_array = values.as_struct().clone();
+                Arc::new(
+                    MapArray::try_new(entries.clone(), offsets, entries_array, None, *sorted)
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            other => return Err(format!("a repeated field cannot be read as {other}")),
+        };
+        Ok(array)
+    }
+}
+
+/// The width of one packed value of `kind` (0: varints); None when it cannot be packed.
+fn packed_width(kind: &FieldKind) -> Option<usize> {
+    match kind {
+        FieldKind::Varint(_) | FieldKind::Zigzag(_) | FieldKind::Enum(_) => Some(0),
+        FieldKind::Fixed32(_) => Some(4),
+        FieldKind::Fixed64(_) => Some(8),
+        _ => None,
     }
 }
 
