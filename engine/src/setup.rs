@@ -76,7 +76,10 @@ pub async fn load_and_compile(path: &Path) -> Result<CompiledJob> {
 /// are checked against that schema.
 pub fn read_writer_schemas(job: &mut JobFile) -> Result<()> {
     let avro = |s: &&mut floe_sql::job::SourceDef| {
-        s.kafka.registry.is_some() || s.kafka.avro_schema.is_some()
+        let key = s.kafka.key.as_ref();
+        s.kafka.registry.is_some()
+            || s.kafka.avro_schema.is_some()
+            || key.is_some_and(|k| k.registry.is_some() || k.avro_schema.is_some())
     };
     for source in job.sources.iter_mut().filter(avro) {
         // The embedded generator's schema is the subject's latest once registered.

@@ -10,6 +10,7 @@ mod column_type;
 mod error;
 pub mod job;
 mod json_arrows;
+mod key_options;
 mod maintenance_options;
 mod options;
 mod parser;

@@ -20,9 +20,12 @@ use crate::job::{
     SourceFormat, StartupMode, TableColumn, TableDef, TableName, TableOptions, TimestampNumbers,
     Transform, ViolationKind,
 };
+use crate::key_options::{Declared, key_option_names, key_options};
 use crate::maintenance_options::maintenance_options;
 use crate::options::{OptionReader, RawOption};
-use crate::registry_options::{AVRO_OPTIONS, REGISTRY_OPTIONS, avro_schema, registry_options};
+use crate::registry_options::{
+    AVRO_OPTIONS, REGISTRY_OPTIONS, RegistryScope, avro_schema, registry_options,
+};
 use crate::substitute::{Variables, substitute};
 
 /// Options `SET` accepts.
@@ -728,33 +731,17 @@ impl<'a> JobParser<'a> {
             }
         }
         let topic = r.required("topic")?;
-        let format = match r.choice(
-            "format",
-            &[
-                "json",
-                "avro-confluent",
-                "avro",
-                "protobuf-confluent",
-                "json-confluent",
-            ],
-        )? {
-            Some("avro-confluent") => SourceFormat::AvroConfluent,
-            Some("avro") => SourceFormat::Avro,
-            Some("protobuf-confluent") => SourceFormat::ProtobufConfluent,
-            Some("json-confluent") => SourceFormat::JsonConfluent,
-            Some(_) => SourceFormat::Json,
-            None => {
-                return Err(r.misspelled("format").unwrap_or_else(|| {
-                    SqlError::new(
-                        ErrorKind::Option,
-                        pos,
-                        format!("{what} needs 'format' = 'json', 'avro-confluent', 'protobuf-confluent', 'json-confluent' or 'avro'"),
-                    )
-                }));
-            }
-        };
-        let registry = registry_options(&mut r, &what, pos, format)?;
-        let avro_schema = avro_schema(&mut r, &what, pos, format)?;
+        let format = value_format(&mut r, &what, pos)?;
+        let registry = registry_options(&mut r, &what, pos, format, &RegistryScope::value())?;
+        let avro_schema = avro_schema(&mut r, &what, pos, format, "")?;
+        let declared: Vec<Declared> = columns
+            .iter()
+            .map(|c| Declared {
+                name: &c.name,
+                metadata: c.metadata.is_some(),
+            })
+            .collect();
+        let key = key_options(&mut r, &what, pos, &topic, registry.as_ref(), &declared)?;
         let startup = match r.choice(
             "scan.startup.mode",
             &[
@@ -834,11 +821,13 @@ impl<'a> JobParser<'a> {
             seed: embedded_opts.4.unwrap_or(42),
             dirty_every: embedded_opts.5.filter(|n| *n > 0),
         });
+        let key_names = key_option_names();
         let known: Vec<&str> = SOURCE_OPTIONS
             .iter()
             .chain(REGISTRY_OPTIONS)
             .chain(AVRO_OPTIONS)
             .copied()
+            .chain(key_names.iter().map(String::as_str))
             .collect();
         r.finish(&known)?;
         let columns_from_schema = columns.iter().all(|c| c.metadata.is_some());
@@ -881,6 +870,7 @@ impl<'a> JobParser<'a> {
                 timestamp_numbers,
                 registry,
                 avro_schema,
+                key,
             },
         });
         Ok(())
@@ -1273,6 +1263,32 @@ fn check_topics_unique(sources: &[SourceDef]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The value's format: `'format'`, or Flink's `'value.format'` (not both).
+fn value_format(r: &mut OptionReader, what: &str, pos: Pos) -> Result<SourceFormat> {
+    let key = if r.has("value.format") {
+        if r.has("format") {
+            return Err(SqlError::new(
+                ErrorKind::Option,
+                pos,
+                format!("{what}: give 'format' or 'value.format', not both"),
+            ));
+        }
+        "value.format"
+    } else {
+        "format"
+    };
+    match r.choice(key, &SourceFormat::NAMES)?.and_then(SourceFormat::named) {
+        Some(f) => Ok(f),
+        None => Err(r.misspelled("format").unwrap_or_else(|| {
+            SqlError::new(
+                ErrorKind::Option,
+                pos,
+                format!("{what} needs 'format' = 'json', 'avro-confluent', 'protobuf-confluent', 'json-confluent' or 'avro'"),
+            )
+        })),
+    }
 }
 
 #[cfg(test)]

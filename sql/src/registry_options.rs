@@ -11,22 +11,26 @@ use crate::options::OptionReader;
 pub(crate) const AVRO_OPTIONS: &[&str] = &["avro.schema", "avro.schema-file"];
 
 /// The writer schema of a plain `avro` source; None for other formats (whose `avro.*`
-/// options are then refused).
+/// options are then refused). `at` is where the options start: empty for the value,
+/// `key.` for the key (`'key.avro.schema'`).
 pub(crate) fn avro_schema(
     r: &mut OptionReader,
     what: &str,
     pos: Pos,
     format: SourceFormat,
+    at: &str,
 ) -> Result<Option<AvroSchemaSource>> {
     let err = |message: String| SqlError::new(ErrorKind::Option, pos, message);
-    let inline = r.string("avro.schema").filter(|s| !s.trim().is_empty());
+    let inline = r
+        .string(&format!("{at}avro.schema"))
+        .filter(|s| !s.trim().is_empty());
     let file = r
-        .string("avro.schema-file")
+        .string(&format!("{at}avro.schema-file"))
         .filter(|s| !s.trim().is_empty());
     if format != SourceFormat::Avro {
         if inline.is_some() || file.is_some() {
             return Err(err(format!(
-                "{what}: 'avro.schema' and 'avro.schema-file' are options of 'format' = 'avro'"
+                "{what}: '{at}avro.schema' and '{at}avro.schema-file' are options of '{at}format' = 'avro'"
             )));
         }
         return Ok(None);
@@ -35,17 +39,17 @@ pub(crate) fn avro_schema(
         (Some(s), None) => {
             if serde_json::from_str::<serde_json::Value>(&s).is_err() {
                 return Err(err(format!(
-                    "{what}: 'avro.schema' is not JSON (an Avro schema is a JSON document)"
+                    "{what}: '{at}avro.schema' is not JSON (an Avro schema is a JSON document)"
                 )));
             }
             Ok(Some(AvroSchemaSource::Inline(s)))
         }
         (None, Some(f)) => Ok(Some(AvroSchemaSource::File(f))),
         (Some(_), Some(_)) => Err(err(format!(
-            "{what}: give 'avro.schema' or 'avro.schema-file', not both"
+            "{what}: give '{at}avro.schema' or '{at}avro.schema-file', not both"
         ))),
         (None, None) => Err(err(format!(
-            "{what}: 'format' = 'avro' needs the writer schema: 'avro.schema' (its JSON) or 'avro.schema-file' (a file holding it)"
+            "{what}: '{at}format' = 'avro' needs the writer schema: '{at}avro.schema' (its JSON) or '{at}avro.schema-file' (a file holding it)"
         ))),
     }
 }
@@ -75,6 +79,28 @@ pub(crate) const REGISTRY_OPTIONS: &[&str] = &[
     "json-confluent.record-name",
 ];
 
+/// Where a format's options are read, and what stands in for those not given.
+pub(crate) struct RegistryScope<'a> {
+    /// Where the options start: empty for the value's format, `key.` for the key's.
+    pub at: &'a str,
+    /// The value's registry settings, which the key's format shares unless it has its
+    /// own `'key.<format>.url'`.
+    pub shared: Option<&'a RegistryOptions>,
+    /// The subject of the strategy `topic` (`<topic>-value`, `<topic>-key`).
+    pub topic_subject: SubjectName,
+}
+
+impl RegistryScope<'static> {
+    /// The value's format: `'avro-confluent.url'`, subject `<topic>-value`.
+    pub fn value() -> Self {
+        Self {
+            at: "",
+            shared: None,
+            topic_subject: SubjectName::Topic,
+        }
+    }
+}
+
 /// The registry settings of a source in `format`; None for a format without a registry
 /// (whose registry options are then refused).
 pub(crate) fn registry_options(
@@ -82,30 +108,57 @@ pub(crate) fn registry_options(
     what: &str,
     pos: Pos,
     format: SourceFormat,
+    scope: &RegistryScope,
 ) -> Result<Option<RegistryOptions>> {
     let err = |message: String| SqlError::new(ErrorKind::Option, pos, message);
+    let at = scope.at;
     let Some(prefix) = format.registry_prefix() else {
-        if let Some(key) = REGISTRY_OPTIONS.iter().find(|k| r.has(k)) {
-            let owner = key.split('.').next().unwrap_or_default();
+        if let Some(key) = REGISTRY_OPTIONS
+            .iter()
+            .map(|k| format!("{at}{k}"))
+            .find(|k| r.has(k))
+        {
+            let owner = key[at.len()..].split('.').next().unwrap_or_default();
             return Err(err(format!(
-                "{what}: '{key}' is an option of 'format' = '{owner}'"
+                "{what}: '{key}' is an option of '{at}format' = '{owner}'"
             )));
         }
         return Ok(None);
     };
     if let Some(key) = REGISTRY_OPTIONS
         .iter()
-        .find(|k| !k.starts_with(&format!("{prefix}.")) && r.has(k))
+        .filter(|k| !k.starts_with(&format!("{prefix}.")))
+        .map(|k| format!("{at}{k}"))
+        .find(|k| r.has(k))
     {
         return Err(err(format!(
-            "{what}: '{key}' is not an option of 'format' = '{prefix}' (its options are '{prefix}.url' and the like)"
+            "{what}: '{key}' is not an option of '{at}format' = '{prefix}' (its options are '{at}{prefix}.url' and the like)"
         )));
     }
-    let key = |setting: &str| format!("{prefix}.{setting}");
+    let key = |setting: &str| format!("{at}{prefix}.{setting}");
     let url = r.string(&key("url")).filter(|u| !u.trim().is_empty());
+    let shared = scope.shared.filter(|_| url.is_none());
+    if let Some(shared) = shared {
+        let own = [
+            "basic-auth.user-info",
+            "bearer-auth.token",
+            "ssl.ca-location",
+        ];
+        if let Some(k) = own.iter().map(|s| key(s)).find(|k| r.has(k)) {
+            return Err(err(format!(
+                "{what}: '{k}' goes with '{}' (without it, the key's schemas come from the value's registry, with its settings)",
+                key("url")
+            )));
+        }
+        return Ok(Some(RegistryOptions {
+            subject: subject_name(r, what, pos, &format!("{at}{prefix}"), &scope.topic_subject)?,
+            ..shared.clone()
+        }));
+    }
     let url = url.ok_or_else(|| {
         err(format!(
-            "{what}: 'format' = '{prefix}' needs '{prefix}.url' (the Schema Registry, or 'embedded')"
+            "{what}: '{at}format' = '{prefix}' needs '{}' (the Schema Registry, or 'embedded')",
+            key("url")
         ))
     })?;
     let basic_auth = r.string(&key("basic-auth.user-info"));
@@ -115,13 +168,16 @@ pub(crate) fn registry_options(
         .is_some_and(|u| !u.contains(':') && !u.contains("${"))
     {
         return Err(err(format!(
-            "{what}: '{prefix}.basic-auth.user-info' is 'user:password'"
+            "{what}: '{}' is 'user:password'",
+            key("basic-auth.user-info")
         )));
     }
     let bearer_token = r.string(&key("bearer-auth.token"));
     if basic_auth.is_some() && bearer_token.is_some() {
         return Err(err(format!(
-            "{what}: give '{prefix}.basic-auth.user-info' or '{prefix}.bearer-auth.token', not both"
+            "{what}: give '{}' or '{}', not both",
+            key("basic-auth.user-info"),
+            key("bearer-auth.token")
         )));
     }
     Ok(Some(RegistryOptions {
@@ -129,11 +185,19 @@ pub(crate) fn registry_options(
         basic_auth,
         bearer_token,
         ca_location: r.string(&key("ssl.ca-location")),
-        subject: subject_name(r, what, pos, prefix)?,
+        subject: subject_name(r, what, pos, &format!("{at}{prefix}"), &scope.topic_subject)?,
     }))
 }
 
-fn subject_name(r: &mut OptionReader, what: &str, pos: Pos, prefix: &str) -> Result<SubjectName> {
+/// The subject of options under `prefix` (`avro-confluent`, `key.avro-confluent`);
+/// `topic` is the subject of the default strategy.
+fn subject_name(
+    r: &mut OptionReader,
+    what: &str,
+    pos: Pos,
+    prefix: &str,
+    topic: &SubjectName,
+) -> Result<SubjectName> {
     let err = |message: String| SqlError::new(ErrorKind::Option, pos, message);
     let strategy = r.choice(
         &format!("{prefix}.subject-name-strategy"),
@@ -162,7 +226,7 @@ fn subject_name(r: &mut OptionReader, what: &str, pos: Pos, prefix: &str) -> Res
                 "{what}: '{prefix}.record-name' is used with '{prefix}.subject-name-strategy' = 'record' or 'topic-record'"
             )));
         }
-        _ => SubjectName::Topic,
+        _ => topic.clone(),
     })
 }
 

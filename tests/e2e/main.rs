@@ -4,6 +4,7 @@
 
 mod crash;
 mod fixture;
+mod keys;
 mod lifecycle;
 mod maintenance;
 mod nested;

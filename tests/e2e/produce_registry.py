@@ -4,11 +4,16 @@ schemas as producers do), for the end-to-end tests.
 
     produce_registry.py serialize REGISTRY_URL USER_INFO TOPIC PLAN_JSON OUT_FILE
         PLAN_JSON: [{"schema": "v1"|"v2", "from": 0, "to": 100}, {"raw": "random"}, ...]
+            (a step with "key": "avro-key" also writes each record's key in Avro, subject
+            TOPIC-key; {"raw": "bad-key"} repeats the previous value under a key that is
+            not Avro)
             (schemas "v1", "v2", "amount-as-text", "nested" are Avro; "proto-v1", "proto-v2",
             "proto-refund" and "proto-nested" Protobuf; "json-v1", "json-v2" JSON Schema)
-        writes one hex-encoded record value per line to OUT_FILE
+        writes one hex-encoded record value per line to OUT_FILE (with a key: the key,
+        a space, the value)
     produce_registry.py send BOOTSTRAP TOPIC FILE [FIRST [LAST]]
-        sends lines FIRST..LAST of FILE (all by default) as record values, keyed by line
+        sends lines FIRST..LAST of FILE (all by default) as records, keyed by their own
+        key or else by line number
 
 Serializing and sending are apart so that a test can send records whose schemas were
 registered while the registry was up, after taking it down.
@@ -88,6 +93,13 @@ NESTED = {
 
 SCHEMAS = {"v1": V1, "v2": V2, "amount-as-text": AMOUNT_AS_TEXT, "nested": NESTED}
 
+# The key of order `i` (subject `<topic>-key`): its id and a region.
+KEY = {
+    "type": "record",
+    "name": "OrderKey",
+    "namespace": "shop",
+    "fields": [{"name": "id", "type": "long"}, {"name": "region", "type": "string"}],
+}
 
 F = descriptor_pb2.FieldDescriptorProto
 
@@ -292,24 +304,35 @@ def serialize(url, user_info, topic, plan, out_file):
         conf["basic.auth.user.info"] = user_info
     registry = SchemaRegistryClient(conf)
     ctx = SerializationContext(topic, MessageField.VALUE)
+    key_ctx = SerializationContext(topic, MessageField.KEY)
+    key_serializer = None
     serializers = {}
-    values = []
+    lines = []
     for step in plan:
         if "raw" in step:
             if step["raw"] == "truncated":
-                values.append(values[-1][:-3])
+                lines.append(lines[-1][:-6])
+            elif step["raw"] == "bad-key":
+                # The previous record's value under a key that is not Avro.
+                lines.append("6e6f2d6b6579 " + lines[-1].split(" ")[-1])
             else:
-                values.append(raw(step["raw"]))
+                lines.append(raw(step["raw"]).hex())
             continue
         version = step["schema"]
         if version not in serializers:
             serializers[version] = serializer(registry, version)
         ser = serializers[version]
-        values.extend(ser(record(version, i), ctx) for i in range(step["from"], step["to"]))
+        for i in range(step["from"], step["to"]):
+            value = ser(record(version, i), ctx).hex()
+            if step.get("key") == "avro-key":
+                key_serializer = key_serializer or AvroSerializer(registry, json.dumps(KEY))
+                key = key_serializer({"id": i, "region": f"r{i % 4}"}, key_ctx).hex()
+                value = f"{key} {value}"
+            lines.append(value)
     with open(out_file, "w") as f:
-        for v in values:
-            f.write(v.hex() + "\n")
-    print(len(values))
+        for line in lines:
+            f.write(line + "\n")
+    print(len(lines))
 
 
 def send(bootstrap, topic, file, first=0, last=None):
@@ -318,7 +341,9 @@ def send(bootstrap, topic, file, first=0, last=None):
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     chosen = lines[first:last]
     for n, line in enumerate(chosen, start=first):
-        producer.produce(topic, key=str(n).encode(), value=bytes.fromhex(line))
+        key, _, value = line.rpartition(" ")
+        key = bytes.fromhex(key) if key else str(n).encode()
+        producer.produce(topic, key=key, value=bytes.fromhex(value))
         producer.poll(0)
     left = producer.flush(30)
     if left:

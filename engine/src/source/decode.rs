@@ -32,6 +32,7 @@ use super::avro::{AvroPayload, WriterSchemas};
 use super::framing::HEADER_LEN;
 use super::json_schema::JsonSchemas;
 use super::json_values::JsonValues;
+use super::keys::{KeyPlan, decode_keys};
 use super::protobuf::ProtobufPayload;
 use super::registry::{RegisteredSchema, Registry, client_for};
 use super::value_failure::ValueFailure;
@@ -58,6 +59,8 @@ pub struct DecodePlan {
     format: Payload,
     /// The schema registry client of a registry format.
     registry: Option<Arc<Registry>>,
+    /// How the columns of `'key.fields'` are read from record keys.
+    key: Option<Arc<KeyPlan>>,
 }
 
 /// How a source's record values are decoded.
@@ -76,6 +79,8 @@ enum Payload {
 enum ColumnSource {
     Payload(usize),
     Meta(MetadataKey, DataType),
+    /// The key plan's column at this index.
+    Key(usize),
 }
 
 impl DecodePlan {
@@ -83,12 +88,15 @@ impl DecodePlan {
     pub fn new(source: &SourceDef) -> Result<Self> {
         let mut payload_fields = vec![];
         let mut required = vec![];
+        let key_fields = source.kafka.key.as_ref().map(|k| k.fields.as_slice());
+        let key_index = |name: &str| key_fields.and_then(|f| f.iter().position(|k| k == name));
         let columns = source
             .columns
             .iter()
-            .map(|c| match c.metadata {
-                Some(k) => ColumnSource::Meta(k, c.data_type.clone()),
-                None => {
+            .map(|c| match (c.metadata, key_index(&c.name)) {
+                (Some(k), _) => ColumnSource::Meta(k, c.data_type.clone()),
+                (None, Some(i)) => ColumnSource::Key(i),
+                (None, None) => {
                     let i = payload_fields.len();
                     if !c.nullable {
                         required.push((i, c.name.clone()));
@@ -108,6 +116,13 @@ impl DecodePlan {
             None => None,
         };
         let format = payload_format(source, registry.as_ref(), &payload).map_err(kafka_error)?;
+        let key = match source.key_source() {
+            Some(key_source) => Some(Arc::new(KeyPlan {
+                plan: DecodePlan::new(&key_source)?,
+                source: key_source,
+            })),
+            None => None,
+        };
         Ok(Self {
             values: JsonValues::new(&payload, source.kafka.timestamp_numbers),
             format,
@@ -121,21 +136,32 @@ impl DecodePlan {
             max_record_bytes: source.kafka.max_record_bytes,
             columns,
             registry,
+            key,
         })
     }
 
     /// Makes decoding stop waiting for an unavailable schema registry once `stop` is
     /// set (see [`Registry::give_up_when`]).
     pub fn give_up_when(&self, stop: Arc<AtomicBool>) {
+        if let Some(k) = &self.key {
+            k.plan.give_up_when(stop.clone());
+        }
         if let Some(r) = &self.registry {
             r.give_up_when(stop);
         }
     }
 
     /// Checks a registry or Avro source's declared columns against its writer schema
-    /// (a registry source: its subject's latest), before any record is read; plain JSON
-    /// sources pass.
+    /// (a registry source: its subject's latest), and its key columns against the
+    /// key's, before any record is read; plain JSON passes.
     pub fn check_schemas(&self, source: &SourceDef) -> Result<()> {
+        if let Some(k) = &self.key {
+            k.plan.check_schemas(&k.source)?;
+        }
+        self.check_value_schema(source)
+    }
+
+    fn check_value_schema(&self, source: &SourceDef) -> Result<()> {
         let check = |subject: &str| match &self.format {
             Payload::Json { framed: None } => Ok(None),
             Payload::Json { framed: Some(j) } => j.check_latest(subject),
@@ -671,13 +697,28 @@ pub fn decode(plan: &DecodePlan, tp: &TopicPartition, recs: &PendingRecords) -> 
             (payload, rows)
         }
     };
+    let (payload, rows, keys) = match &plan.key {
+        Some(k) => {
+            let (payload, rows, keys) = decode_keys(&k.plan, tp, recs, payload, rows, &mut bad)?;
+            (payload, rows, Some(keys))
+        }
+        None => (payload, rows, None),
+    };
     bad.sort_by_key(|b| b.index);
 
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(plan.columns.len() + 1);
     for c in &plan.columns {
-        cols.push(match c {
-            ColumnSource::Payload(i) => payload.column(*i).clone(),
-            ColumnSource::Meta(key, ty) => meta_column(*key, ty, tp, recs, &rows),
+        cols.push(match (c, &keys) {
+            (ColumnSource::Payload(i), _) => payload.column(*i).clone(),
+            (ColumnSource::Meta(key, ty), _) => meta_column(*key, ty, tp, recs, &rows),
+            (ColumnSource::Key(i), Some(keys)) => keys.column(*i).clone(),
+            (ColumnSource::Key(_), None) => {
+                return Err(EngineError::Decode {
+                    tp: tp.clone(),
+                    offset: recs.offsets.first().copied().unwrap_or(-1),
+                    message: "a key column without a key plan".into(),
+                });
+            }
         });
     }
     cols.push(Arc::new(rows));

@@ -9,6 +9,7 @@ mod framing;
 mod json_schema;
 mod json_values;
 mod kafka;
+mod keys;
 mod protobuf;
 pub mod registry;
 mod runs;

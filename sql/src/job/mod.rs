@@ -12,7 +12,7 @@ pub use insert::InsertDef;
 pub use quality::{CheckDef, Policy, QualityDef, ViolationKind};
 pub use registry::{EMBEDDED_REGISTRY, RegistryOptions, SubjectName};
 pub use source::{
-    AvroSchemaSource, EmbeddedFeed, KafkaOptions, MetadataKey, SourceColumn, SourceDef,
+    AvroSchemaSource, EmbeddedFeed, KafkaOptions, KeyOptions, MetadataKey, SourceColumn, SourceDef,
     SourceFormat, StartupMode, TimestampNumbers,
 };
 pub use table::{

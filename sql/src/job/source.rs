@@ -41,12 +41,55 @@ impl SourceDef {
         self.columns = payload.into_iter().chain(metadata).collect();
     }
 
+    /// Whether column `name` is read from the record key (`'key.fields'`).
+    pub fn is_key_column(&self, name: &str) -> bool {
+        self.kafka
+            .key
+            .as_ref()
+            .is_some_and(|k| k.fields.iter().any(|f| f == name))
+    }
+
+    /// The source that reads record keys as its values: its columns are the key
+    /// columns named as in the key (without `'key.fields-prefix'`), its format, registry
+    /// and schema the key's. None for a source without `'key.format'`.
+    pub fn key_source(&self) -> Option<SourceDef> {
+        let key = self.kafka.key.as_ref()?;
+        let columns = key
+            .fields
+            .iter()
+            .filter_map(|f| self.columns.iter().find(|c| &c.name == f))
+            .map(|c| SourceColumn {
+                name: c
+                    .name
+                    .strip_prefix(&key.prefix)
+                    .unwrap_or(&c.name)
+                    .to_string(),
+                metadata: None,
+                ..c.clone()
+            })
+            .collect();
+        Some(SourceDef {
+            name: format!("{} (key)", self.name),
+            pos: self.pos,
+            columns,
+            columns_from_schema: false,
+            kafka: KafkaOptions {
+                format: key.format,
+                registry: key.registry.clone(),
+                avro_schema: key.avro_schema.clone(),
+                max_record_bytes: None,
+                key: None,
+                ..self.kafka.clone()
+            },
+        })
+    }
+
     /// The schema of the payload alone (what the decoder reads from record values).
     pub fn payload_schema(&self) -> SchemaRef {
         std::sync::Arc::new(Schema::new(
             self.columns
                 .iter()
-                .filter(|c| c.metadata.is_none())
+                .filter(|c| c.metadata.is_none() && !self.is_key_column(&c.name))
                 .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
                 .collect::<Vec<_>>(),
         ))
@@ -131,6 +174,27 @@ pub enum SourceFormat {
 }
 
 impl SourceFormat {
+    /// Every format, as `'format'` names it.
+    pub const NAMES: [&'static str; 5] = [
+        "json",
+        "avro-confluent",
+        "avro",
+        "protobuf-confluent",
+        "json-confluent",
+    ];
+
+    /// The format `'format'` names (one of [`Self::NAMES`]).
+    pub fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "json" => Self::Json,
+            "avro-confluent" => Self::AvroConfluent,
+            "avro" => Self::Avro,
+            "protobuf-confluent" => Self::ProtobufConfluent,
+            "json-confluent" => Self::JsonConfluent,
+            _ => return None,
+        })
+    }
+
     /// The format's name in `'format'`, which is also the prefix of its registry
     /// options; None for a format without a registry.
     pub fn registry_prefix(self) -> Option<&'static str> {
@@ -223,6 +287,25 @@ pub struct KafkaOptions {
     pub registry: Option<RegistryOptions>,
     /// The writer schema of `'format' = 'avro'`.
     pub avro_schema: Option<AvroSchemaSource>,
+    /// Columns read from record keys (`'key.format'`, `'key.fields'`).
+    pub key: Option<KeyOptions>,
+}
+
+/// How a source reads some of its columns from record keys: Flink SQL's `'key.format'`
+/// and `'key.fields'`. Each such column comes from the key only; the value is not
+/// asked for it (Flink's `'value.fields-include' = 'EXCEPT_KEY'`).
+#[derive(Debug, Clone)]
+pub struct KeyOptions {
+    /// How keys are decoded.
+    pub format: SourceFormat,
+    /// The declared columns read from the key, in `'key.fields'` order.
+    pub fields: Vec<String>,
+    /// `'key.fields-prefix'`: stripped from a column's name to give its field in the key.
+    pub prefix: String,
+    /// The key format's Schema Registry (`'key.avro-confluent.*'`, or the value's).
+    pub registry: Option<RegistryOptions>,
+    /// The writer schema of `'key.format' = 'avro'`.
+    pub avro_schema: Option<AvroSchemaSource>,
 }
 
 impl std::fmt::Debug for KafkaOptions {
@@ -240,6 +323,7 @@ impl std::fmt::Debug for KafkaOptions {
             .field("timestamp_numbers", &self.timestamp_numbers)
             .field("registry", &self.registry)
             .field("avro_schema", &self.avro_schema)
+            .field("key", &self.key)
             .finish()
     }
 }

@@ -1,0 +1,161 @@
+//! Columns read from record keys (`'key.format'`, `'key.fields'`): after a batch's
+//! values are decoded, the keys of its good rows are decoded as the values of records
+//! of their own, by the decode plan of the source that [`SourceDef::key_source`] makes,
+//! so keys get everything values get (registry formats, bad records isolated by
+//! halving, NOT NULL checks). A record whose key is missing or bad is a bad record.
+
+use arrow_array::{Array, RecordBatch, UInt32Array};
+use floe_catalog::TopicPartition;
+use floe_sql::job::{SourceDef, ViolationKind};
+
+use super::decode::{BadRecord, DecodePlan, PendingRecords, decode};
+use crate::error::{EngineError, Result};
+
+/// The decoding of record keys: the plan of a source whose values are the keys.
+#[derive(Debug)]
+pub struct KeyPlan {
+    pub plan: DecodePlan,
+    pub source: SourceDef,
+}
+
+/// Decodes the keys of the decoded `payload` rows (record indexes `rows`) with the key
+/// plan: returns the rows whose key decoded, their record indexes, and the key columns
+/// (in `'key.fields'` order). A record whose key is missing or does not decode is a
+/// bad record, pushed to `bad`, as a bad value would be.
+pub fn decode_keys(
+    key: &DecodePlan,
+    tp: &TopicPartition,
+    recs: &PendingRecords,
+    payload: RecordBatch,
+    rows: UInt32Array,
+    bad: &mut Vec<BadRecord>,
+) -> Result<(RecordBatch, UInt32Array, RecordBatch)> {
+    let internal = |e: arrow_schema::ArrowError| EngineError::Decode {
+        tp: tp.clone(),
+        offset: recs.offsets.first().copied().unwrap_or(-1),
+        message: e.to_string(),
+    };
+    // The keys as the values of records of their own; `at[j]` is key j's payload row.
+    let mut keys = PendingRecords::default();
+    let mut at: Vec<u32> = Vec::with_capacity(rows.len());
+    for (j, record) in rows.values().iter().enumerate() {
+        let i = *record as usize;
+        match recs.key(i) {
+            Some(k) => {
+                keys.push(recs.offsets[i], recs.timestamp(i), None, Some(k));
+                at.push(j as u32);
+            }
+            None => bad.push(BadRecord {
+                index: i,
+                kind: ViolationKind::Malformed,
+                message: "the record has no key, and 'key.fields' reads columns from it".into(),
+            }),
+        }
+    }
+    let decoded = decode(key, tp, &keys)?;
+    for b in decoded.bad {
+        bad.push(BadRecord {
+            index: rows.value(at[b.index] as usize) as usize,
+            kind: b.kind,
+            message: format!("the key: {}", b.message),
+        });
+    }
+    let key_columns = decoded.batch.num_columns().saturating_sub(1);
+    let decoded_rows = as_rows(decoded.batch.column(key_columns).as_ref());
+    let keep = UInt32Array::from_iter_values(decoded_rows.values().iter().map(|j| at[*j as usize]));
+    let payload = arrow_select::take::take_record_batch(&payload, &keep).map_err(internal)?;
+    let rows = as_rows(
+        arrow_select::take::take(&rows, &keep, None)
+            .map_err(internal)?
+            .as_ref(),
+    );
+    let keys = decoded
+        .batch
+        .project(&(0..key_columns).collect::<Vec<_>>())
+        .map_err(internal)?;
+    Ok((payload, rows, keys))
+}
+
+/// `array` as record indexes (the decoder's row column).
+fn as_rows(array: &dyn Array) -> UInt32Array {
+    array
+        .as_any()
+        .downcast_ref::<UInt32Array>()
+        .cloned()
+        .unwrap_or_else(|| UInt32Array::from(Vec::<u32>::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::{Int64Array, StringArray};
+    use floe_sql::{EnvVariables, parse_job};
+
+    use super::*;
+
+    /// Source `s (k_id BIGINT NOT NULL, name VARCHAR)`, `k_id` from JSON keys.
+    fn plan() -> DecodePlan {
+        let job = parse_job(
+            "t.sql",
+            "CREATE CATALOG c WITH ('type'='sql','uri'='sqlite://x.db','warehouse'='file:///tmp/w');
+             CREATE SOURCE s (k_id BIGINT NOT NULL, name VARCHAR, o BIGINT METADATA FROM 'offset')
+               WITH ('connector'='kafka','topic'='t','format'='json','properties.bootstrap.servers'='x:1',
+                     'key.format'='json','key.fields'='k_id','key.fields-prefix'='k_');
+             CREATE TABLE c.n.t (id BIGINT);
+             INSERT INTO c.n.t SELECT k_id AS id FROM s;",
+            &EnvVariables,
+        )
+        .expect("job parses");
+        DecodePlan::new(&job.sources[0]).expect("plan")
+    }
+
+    #[test]
+    fn key_columns_come_from_keys_and_bad_keys_are_bad_records() {
+        let records: [(Option<&str>, &str); 6] = [
+            (Some(r#"{"id": 1}"#), r#"{"name": "a", "k_id": 99}"#),
+            (None, r#"{"name": "b"}"#),
+            (Some("not json"), r#"{"name": "c"}"#),
+            (Some(r#"{"id": 4}"#), "not json either"),
+            (Some(r#"{"other": 5}"#), r#"{"name": "e"}"#),
+            (Some(r#"{"id": 6}"#), r#"{"name": "f"}"#),
+        ];
+        let mut recs = PendingRecords::default();
+        for (i, (key, value)) in records.iter().enumerate() {
+            let key = key.map(str::as_bytes);
+            recs.push(10 + i as i64, Some(5), key, Some(value.as_bytes()));
+        }
+        let tp = TopicPartition::new("t", 0);
+        let d = decode(&plan(), &tp, &recs).expect("decode");
+        let column = |name: &str| d.batch.column_by_name(name).expect("column").clone();
+        let ids = column("k_id");
+        let ids = ids.as_any().downcast_ref::<Int64Array>().expect("ids");
+        assert_eq!(ids.values(), &[1, 6], "from the key, not the value's k_id");
+        let names = column("name");
+        let names = names.as_any().downcast_ref::<StringArray>().expect("names");
+        assert_eq!((names.value(0), names.value(1)), ("a", "f"));
+        let offsets = column("o");
+        let offsets = offsets.as_any().downcast_ref::<Int64Array>().expect("o");
+        assert_eq!(offsets.values(), &[10, 15]);
+        let bad: Vec<(usize, ViolationKind)> = d.bad.iter().map(|b| (b.index, b.kind)).collect();
+        use ViolationKind::{Malformed, NotNull};
+        assert_eq!(
+            bad,
+            [(1, Malformed), (2, Malformed), (3, Malformed), (4, NotNull)]
+        );
+        assert!(
+            d.bad[0].message.contains("has no key"),
+            "{}",
+            d.bad[0].message
+        );
+        assert!(
+            d.bad[1].message.starts_with("the key: "),
+            "{}",
+            d.bad[1].message
+        );
+        assert!(!d.bad[2].message.contains("key"), "{}", d.bad[2].message);
+        assert!(
+            d.bad[3].message.contains("the key: field 'id' is missing"),
+            "{}",
+            d.bad[3].message
+        );
+    }
+}
