@@ -4,7 +4,8 @@
 //! Two jobs read the same paced topic side by side, committing every 200 ms into tables
 //! of their own (`benches/jobs/long_run.sql`): one with maintenance on, one with it off.
 //! Every `--long-run-every` commits of a job, the run records the commit latency (p50 and
-//! p99 over those commits), the table's shape as PyIceberg sees it (snapshots, manifests,
+//! p99 over those commits, and apart for the commits that overlapped a compaction pass
+//! and those that did not: `commit_log`), the table's shape as PyIceberg sees it (snapshots, manifests,
 //! live data files, metadata.json size) and the time PyIceberg takes to plan and to read
 //! the table; at the end, the share of the job's CPU that its maintenance threads used
 //! (from `/proc`), and per step (compaction, expiry, …) from the job's own
@@ -27,7 +28,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::broker::Broker;
-use crate::report::percentile;
+use crate::commit_log::CommitLog;
 
 /// What the long run does.
 #[derive(Debug, Clone)]
@@ -49,7 +50,8 @@ struct Job {
     mode: &'static str,
     home: PathBuf,
     child: Child,
-    commit_ms: Arc<Mutex<Vec<f64>>>,
+    /// Its commits and compaction passes, from its log.
+    log: Arc<Mutex<CommitLog>>,
     /// The job's last log lines, to say why it stopped if it exits early.
     last_lines: Arc<Mutex<std::collections::VecDeque<String>>>,
     samples: Vec<Value>,
@@ -118,7 +120,7 @@ pub fn run(floe: &Path, repo: &Path, python: &Path, spec: &LongRunSpec) -> Resul
             if job.mode == "maintenance off" {
                 prune_superseded_metadata(&job.home);
             }
-            let made = job.commit_ms.lock().map_or(0, |c| c.len() as u64);
+            let made = job.log.lock().map_or(0, |l| l.commits.len() as u64);
             let sampled = job.samples.len() as u64 * spec.every;
             if made >= sampled + spec.every && sampled < spec.commits {
                 // With the maintained job on a CPU of its own, the sampler need not yield:
@@ -235,8 +237,8 @@ fn start_job(
         .spawn()
         .context("starting floe run")?;
     let stderr = child.stderr.take().context("floe stderr")?;
-    let commit_ms = Arc::new(Mutex::new(vec![]));
-    let sink = commit_ms.clone();
+    let log = Arc::new(Mutex::new(CommitLog::default()));
+    let sink = log.clone();
     let last_lines = Arc::new(Mutex::new(std::collections::VecDeque::new()));
     let tail = last_lines.clone();
     std::thread::spawn(move || {
@@ -247,12 +249,8 @@ fn start_job(
                 }
                 t.push_back(line.clone());
             }
-            if line.contains(" committed ")
-                && line.contains("table=lake.bench.long_run")
-                && let Some(ms) = crate::floe_job::field(&line, "commit_ms")
-                && let Ok(mut c) = sink.lock()
-            {
-                c.push(ms);
+            if let Ok(mut l) = sink.lock() {
+                l.read(&line, "lake.bench.long_run", Instant::now());
             }
         }
     });
@@ -260,7 +258,7 @@ fn start_job(
         mode,
         home,
         child,
-        commit_ms,
+        log,
         last_lines,
         samples: vec![],
         metrics_port,
@@ -311,14 +309,9 @@ fn sample(
     every: u64,
     started: Instant,
 ) -> Result<Value> {
-    let mut window: Vec<f64> = job.commit_ms.lock().map_or(vec![], |c| {
-        c.iter()
-            .skip(from as usize)
-            .take(every as usize)
-            .copied()
-            .collect()
+    let latency = job.log.lock().map_or(Value::Null, |l| {
+        l.window_figures(from as usize, every as usize)
     });
-    window.sort_by(f64::total_cmp);
     let out = python
         .arg(script)
         .arg(format!("sqlite:///{}/catalog.db", job.home.display()))
@@ -332,8 +325,9 @@ fn sample(
     let mut shape: Value = serde_json::from_slice(&out.stdout)?;
     shape["commits"] = json!(from + every);
     shape["minutes"] = json!((started.elapsed().as_secs_f64() / 6.0).round() / 10.0);
-    shape["commit_p50_ms"] = json!(percentile(&window, 0.5));
-    shape["commit_p99_ms"] = json!(percentile(&window, 0.99));
+    if let (Some(shape), Value::Object(latency)) = (shape.as_object_mut(), latency) {
+        shape.extend(latency);
+    }
     Ok(shape)
 }
 

@@ -9,6 +9,7 @@
 
 mod broker;
 mod ceilings;
+mod commit_log;
 mod floe_job;
 mod long_run;
 mod registry;

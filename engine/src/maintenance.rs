@@ -214,7 +214,8 @@ fn log(name: &str, r: &MaintenanceReport, took: Duration) {
     if let Some(c) = &r.compaction {
         info!(table = %name, files_in = c.files_in, files_out = c.files_out, bytes_in = c.bytes_in,
             bytes_out = c.bytes_out, snapshot_id = c.commit.snapshot_id, manifests_before = c.commit.manifests.0,
-            manifests_after = c.commit.manifests.1, conflicts = c.commit.conflicts, "compacted");
+            manifests_after = c.commit.manifests.1, conflicts = c.commit.conflicts,
+            took_ms = took.as_millis() as u64, "compacted");
     }
     if let Some(m) = &r.manifests {
         info!(table = %name, before = m.manifests.0, after = m.manifests.1, snapshot_id = m.snapshot_id, "merged manifests");
