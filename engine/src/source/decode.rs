@@ -689,12 +689,7 @@ pub fn decode(plan: &DecodePlan, tp: &TopicPartition, recs: &PendingRecords) -> 
             let keep = arrow_arith::boolean::not(&missing).map_err(internal)?;
             let payload = filter_record_batch(&payload, &keep).map_err(internal)?;
             let rows = arrow_select::filter::filter(&rows, &keep).map_err(internal)?;
-            let rows = rows
-                .as_any()
-                .downcast_ref::<UInt32Array>()
-                .cloned()
-                .unwrap_or_else(|| UInt32Array::from(Vec::<u32>::new()));
-            (payload, rows)
+            (payload, as_rows(rows.as_ref()))
         }
     };
     let (payload, rows, keys) = match &plan.key {
@@ -724,6 +719,15 @@ pub fn decode(plan: &DecodePlan, tp: &TopicPartition, recs: &PendingRecords) -> 
     cols.push(Arc::new(rows));
     let batch = RecordBatch::try_new(plan.full.clone(), cols).map_err(internal)?;
     Ok(Decoded { batch, bad })
+}
+
+/// `array` as record indexes (the row column's type; empty if it is not that).
+pub(super) fn as_rows(array: &dyn Array) -> UInt32Array {
+    array
+        .as_any()
+        .downcast_ref::<UInt32Array>()
+        .cloned()
+        .unwrap_or_else(|| UInt32Array::from(Vec::<u32>::new()))
 }
 
 /// Rows where a NOT NULL payload column is null, or None when there are none.

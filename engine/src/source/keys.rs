@@ -4,11 +4,11 @@
 //! so keys get everything values get (registry formats, bad records isolated by
 //! halving, NOT NULL checks). A record whose key is missing or bad is a bad record.
 
-use arrow_array::{Array, RecordBatch, UInt32Array};
+use arrow_array::{RecordBatch, UInt32Array};
 use floe_catalog::TopicPartition;
 use floe_sql::job::{SourceDef, ViolationKind};
 
-use super::decode::{BadRecord, DecodePlan, PendingRecords, decode};
+use super::decode::{BadRecord, DecodePlan, PendingRecords, as_rows, decode};
 use crate::error::{EngineError, Result};
 
 /// The decoding of record keys: the plan of a source whose values are the keys.
@@ -76,18 +76,9 @@ pub fn decode_keys(
     Ok((payload, rows, keys))
 }
 
-/// `array` as record indexes (the decoder's row column).
-fn as_rows(array: &dyn Array) -> UInt32Array {
-    array
-        .as_any()
-        .downcast_ref::<UInt32Array>()
-        .cloned()
-        .unwrap_or_else(|| UInt32Array::from(Vec::<u32>::new()))
-}
-
 #[cfg(test)]
 mod tests {
-    use arrow_array::{Int64Array, StringArray};
+    use arrow_array::{Array, Int64Array, StringArray};
     use floe_sql::{EnvVariables, parse_job};
 
     use super::*;
