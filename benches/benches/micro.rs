@@ -171,6 +171,7 @@ fn benches(c: &mut Criterion) {
         schema: insert.schema.clone(),
         partition_by: vec![],
         properties: Default::default(),
+        add_columns: false,
     };
     let mut table = rt
         .block_on(ensure_table(cat.catalog.as_ref(), &spec))

@@ -1,8 +1,9 @@
 //! What the long run reads from a job's log: each commit's latency and when it was
-//! logged, and each maintenance pass that compacted (when it ended, how long it took,
-//! the bytes it read). Each window then tells the commits that overlapped a compaction
-//! pass from those that did not, so a slow percentile can be attributed to the passes
-//! or cleared of them.
+//! logged, and each maintenance pass that compacted or expired snapshots (when it ended,
+//! how long it took, the bytes it read). Each window then tells the commits that
+//! overlapped a pass from those that did not (compaction passes apart, and any pass,
+//! expiry's file deletions included), so a slow percentile can be attributed to the
+//! passes or cleared of them.
 
 use std::time::{Duration, Instant};
 
@@ -18,12 +19,14 @@ pub struct Commit {
     pub ms: f64,
 }
 
-/// One compaction pass: `start..end`, reading `bytes_in`.
+/// One maintenance pass: `start..end`; a compaction pass read `bytes_in`.
 #[derive(Debug, Clone, Copy)]
 pub struct Pass {
     pub start: Instant,
     pub end: Instant,
     pub bytes_in: f64,
+    /// It compacted (its log line says `compacted`); otherwise it expired snapshots.
+    pub compacted: bool,
 }
 
 /// A job's commits and compaction passes, as its log lines arrive.
@@ -43,7 +46,7 @@ impl CommitLog {
             && let Some(ms) = field(line, "commit_ms")
         {
             self.commits.push(Commit { at, ms });
-        } else if line.contains(" compacted ")
+        } else if let Some(compacted) = pass_kind(line)
             && let Some(took) = field(line, "took_ms")
         {
             let start = at
@@ -54,23 +57,27 @@ impl CommitLog {
                 start,
                 end: at,
                 bytes_in,
+                compacted,
             });
         }
     }
 
-    /// Commits `from..from + n`, as `(latency, whether it overlapped a compaction pass)`.
-    fn window(&self, from: usize, n: usize) -> Vec<(f64, bool)> {
+    /// Commits `from..from + n`, as `(latency, whether it overlapped a compaction pass,
+    /// whether it overlapped any pass)`.
+    fn window(&self, from: usize, n: usize) -> Vec<(f64, bool, bool)> {
         let commits = self.commits.iter().skip(from).take(n);
         commits
             .map(|c| {
                 let began =
                     c.at.checked_sub(Duration::from_secs_f64(c.ms / 1000.0))
                         .unwrap_or(c.at);
-                let overlaps = self
-                    .passes
-                    .iter()
-                    .any(|p| p.start <= c.at && began <= p.end);
-                (c.ms, overlaps)
+                let overlapping = || {
+                    self.passes
+                        .iter()
+                        .filter(move |p| p.start <= c.at && began <= p.end)
+                };
+                let compaction = overlapping().any(|p| p.compacted);
+                (c.ms, compaction, overlapping().next().is_some())
             })
             .collect()
     }
@@ -80,22 +87,24 @@ impl CommitLog {
     /// ended in the window, the most bytes one of them read, and the longest.
     pub fn window_figures(&self, from: usize, n: usize) -> Value {
         let window = self.window(from, n);
-        let sorted = |keep: &dyn Fn(bool) -> bool| {
+        let sorted = |keep: &dyn Fn(&(f64, bool, bool)) -> bool| {
             let mut v: Vec<f64> = window
                 .iter()
-                .filter(|(_, o)| keep(*o))
-                .map(|(ms, _)| *ms)
+                .filter(|w| keep(w))
+                .map(|(ms, _, _)| *ms)
                 .collect();
             v.sort_by(f64::total_cmp);
             v
         };
-        let (all, during, outside) = (sorted(&|_| true), sorted(&|o| o), sorted(&|o| !o));
+        let all = sorted(&|_| true);
+        let (during, outside) = (sorted(&|w| w.1), sorted(&|w| !w.1));
+        let (in_any, out_any) = (sorted(&|w| w.2), sorted(&|w| !w.2));
         let first = self.commits.get(from).map(|c| c.at);
         let last = (from + window.len())
             .checked_sub(1)
             .and_then(|i| self.commits.get(i))
             .map(|c| c.at);
-        let passes: Vec<&Pass> = match (first, last) {
+        let ended: Vec<&Pass> = match (first, last) {
             (Some(first), Some(last)) => self
                 .passes
                 .iter()
@@ -103,20 +112,41 @@ impl CommitLog {
                 .collect(),
             _ => vec![],
         };
+        let passes: Vec<&Pass> = ended.iter().copied().filter(|p| p.compacted).collect();
+        let max = |v: &[f64]| v.last().copied().unwrap_or(0.0);
         let longest = passes
             .iter()
             .map(|p| (p.end - p.start).as_secs_f64() * 1000.0);
         json!({
             "commit_p50_ms": percentile(&all, 0.5),
             "commit_p99_ms": percentile(&all, 0.99),
-            "commit_max_ms": all.last().copied().unwrap_or(0.0),
+            "commit_max_ms": max(&all),
             "commits_during_compaction": during.len(),
             "commit_p99_during_compaction_ms": percentile(&during, 0.99),
             "commit_p99_outside_compaction_ms": percentile(&outside, 0.99),
+            "commits_during_maintenance": in_any.len(),
+            "commit_p99_during_maintenance_ms": percentile(&in_any, 0.99),
+            "commit_p99_outside_maintenance_ms": percentile(&out_any, 0.99),
+            "commit_max_during_maintenance_ms": max(&in_any),
+            "commit_max_outside_maintenance_ms": max(&out_any),
+            "expiry_passes": ended.iter().filter(|p| !p.compacted).count(),
             "compaction_passes": passes.len(),
             "compaction_max_bytes_in": passes.iter().map(|p| p.bytes_in).fold(0.0, f64::max),
             "compaction_longest_ms": longest.fold(0.0, f64::max).round(),
         })
+    }
+}
+
+/// Whether `line` ends a maintenance pass: Some(true) for one that compacted, Some(false)
+/// for one that only expired snapshots or removed files (a pass that did both logs both
+/// lines, with the same duration).
+fn pass_kind(line: &str) -> Option<bool> {
+    if line.contains(" compacted ") {
+        Some(true)
+    } else if line.contains(" expired snapshots ") {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -158,6 +188,22 @@ mod tests {
             table,
             at(4_000),
         );
+        // An expiry pass from 4 500 to 5 000 ms, and a commit during it (60 ms).
+        log.read(
+            &format!("INFO expired snapshots table={table} expired=3 took_ms=500"),
+            table,
+            at(5_000),
+        );
+        log.read(
+            &format!("INFO committed table={table} commit_ms=60"),
+            table,
+            at(4_800),
+        );
+        let f = log.window_figures(0, 5);
+        assert_eq!(f["commits_during_maintenance"], 3);
+        assert_eq!(f["commit_max_outside_maintenance_ms"], 12.0);
+        assert_eq!(f["commit_max_during_maintenance_ms"], 100.0);
+        assert_eq!(f["expiry_passes"], 1);
         let f = log.window_figures(0, 4);
         assert_eq!(f["commits_during_compaction"], 2);
         assert_eq!(f["commit_max_ms"], 100.0);

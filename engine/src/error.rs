@@ -101,6 +101,11 @@ pub enum EngineError {
         /// The job's name.
         job: String,
     },
+    /// A record's writer schema adds columns to its source: the end of a run rather
+    /// than a failure; the job plans again before it reads the record
+    /// (`source::evolution`).
+    #[error("{0}")]
+    SchemaChanged(Box<crate::source::evolution::SchemaChange>),
     /// Anything else, described.
     #[error("{0}")]
     Other(String),

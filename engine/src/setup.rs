@@ -4,8 +4,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use floe_catalog::{CatalogConfig, CatalogKind, OpenCatalog, open_catalog};
-use floe_sinks::{TableSpec, dead_letter_spec, ensure_table};
-use floe_sql::job::{CatalogDef, JobFile, TableDef, TableName, TableOptions, Transform};
+use floe_sinks::{RetryPolicy, TableSpec, dead_letter_spec, ensure_table, evolve_table};
+use floe_sql::job::{
+    CatalogDef, JobFile, SchemaEvolution, TableDef, TableName, TableOptions, Transform,
+};
 use floe_sql::{CompiledJob, EnvOrKeep, EnvVariables, compile, parse_job};
 use iceberg::TableIdent;
 use iceberg::table::Table;
@@ -63,9 +65,23 @@ pub fn load_job_for_catalogs(path: &Path) -> Result<JobFile> {
 
 /// Reads, parses and plans the job file at `path`.
 pub async fn load_and_compile(path: &Path) -> Result<CompiledJob> {
-    let mut job = load_job(path)?;
+    plan_job(load_runnable_job(path)?).await
+}
+
+/// Reads and parses the job file at `path` for running it: it must name itself, and
+/// secrets written inline are warned of.
+pub fn load_runnable_job(path: &Path) -> Result<JobFile> {
+    let job = load_job(path)?;
     require_job_name(&job)?;
     warn_inline_secrets(&job);
+    Ok(job)
+}
+
+/// Plans a parsed job: its registry sources get their columns (or have them checked)
+/// from their writer schemas as the registry has them now, then every INSERT is
+/// compiled. A running job plans again from the same parse when a writer schema adds
+/// columns (`commands::run`).
+pub async fn plan_job(mut job: JobFile) -> Result<CompiledJob> {
     read_writer_schemas(&mut job)?;
     Ok(compile(job).await?)
 }
@@ -88,8 +104,9 @@ pub fn read_writer_schemas(job: &mut JobFile) -> Result<()> {
         }
         let plan = crate::source::decode::DecodePlan::new(source)?;
         if source.columns_from_schema {
-            let columns = plan.schema_columns(source)?;
-            source.take_payload_columns(columns);
+            let (value, version) = plan.schema_columns(source)?;
+            let keys = crate::source::keys::key_columns_from_schema(source, &value)?;
+            source.take_payload_columns(keys.into_iter().chain(value).collect(), version);
         } else {
             plan.check_schemas(source)?;
         }
@@ -102,7 +119,8 @@ pub fn read_writer_schemas(job: &mut JobFile) -> Result<()> {
 fn warn_inline_secrets(job: &JobFile) {
     for s in &job.inline_secrets {
         warn!(
-            "{}:{}:{}: option '{}' holds a secret written in the job file; write it as              '${{VAR}}' and set the variable from a secret store",
+            "{}:{}:{}: option '{}' holds a secret written in the job file; write it as \
+             '${{VAR}}' and set the variable from a secret store",
             job.path, s.line, s.column, s.key
         );
     }
@@ -179,6 +197,7 @@ pub fn table_spec(def: &TableDef) -> Result<TableSpec> {
             .map(|p| (p.column.clone(), transform(p.transform)))
             .collect(),
         properties: def.options.properties.clone().into_iter().collect(),
+        add_columns: def.options.schema_evolution == SchemaEvolution::AddColumns,
     })
 }
 
@@ -195,7 +214,9 @@ pub fn catalog_of<'a>(
     })
 }
 
-/// Creates or checks every table of the job.
+/// Creates or checks every table of the job; a table with `'schema.evolution' =
+/// 'add-columns'` gains the columns and promotions its INSERTs need before the job
+/// writes a row.
 pub async fn ensure_tables(
     job: &JobFile,
     catalogs: &HashMap<String, OpenCatalog>,
@@ -203,7 +224,12 @@ pub async fn ensure_tables(
     let mut out = vec![];
     for t in &job.tables {
         let cat = catalog_of(catalogs, &t.name)?;
-        out.push(ensure_table(cat.catalog.as_ref(), &table_spec(t)?).await?);
+        let spec = table_spec(t)?;
+        let mut table = ensure_table(cat.catalog.as_ref(), &spec).await?;
+        if spec.add_columns {
+            (table, _) = evolve_table(cat, &spec, table, &RetryPolicy::default()).await?;
+        }
+        out.push(table);
     }
     Ok(out)
 }

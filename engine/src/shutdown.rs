@@ -5,12 +5,28 @@
 use tokio::sync::watch;
 use tracing::warn;
 
-/// Resolves when the first signal arrives; a second signal exits the process with 130.
-pub fn install() -> std::io::Result<impl std::future::Future<Output = ()>> {
+/// The job's stop signal, which every run of the job waits on (a job runs again when
+/// a writer schema adds columns).
+#[derive(Debug, Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Resolves once the first signal has arrived (at once if it already has).
+    pub fn requested(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    }
+}
+
+/// Listens for SIGINT and SIGTERM: the first asks the job to stop ([`Shutdown`]); a
+/// second exits the process with 130.
+pub fn install() -> std::io::Result<Shutdown> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
-    let (tx, mut rx) = watch::channel(false);
+    let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         let mut count = 0;
         loop {
@@ -30,7 +46,5 @@ pub fn install() -> std::io::Result<impl std::future::Future<Output = ()>> {
             }
         }
     });
-    Ok(async move {
-        let _ = rx.wait_for(|v| *v).await;
-    })
+    Ok(Shutdown(rx))
 }

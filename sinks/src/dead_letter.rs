@@ -69,6 +69,7 @@ pub fn dead_letter_spec(ident: TableIdent) -> TableSpec {
         schema: dead_letter_schema(),
         partition_by: vec![("caught_at".into(), Transform::Day)],
         properties: HashMap::from([("floe.table-kind".to_string(), "dead-letter".to_string())]),
+        add_columns: false,
     }
 }
 

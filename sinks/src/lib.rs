@@ -4,8 +4,10 @@
 #![warn(missing_docs)]
 
 pub mod commit;
+pub mod commit_gate;
 mod dead_letter;
 mod error;
+mod evolve;
 mod fenced_catalog;
 mod maintain;
 mod newest_table;
@@ -15,6 +17,7 @@ mod writer;
 pub use commit::{CommitOutcome, CommitRequest, RetryPolicy, commit, refresh};
 pub use dead_letter::{DeadLetter, DeadLetterBatch, dead_letter_schema, dead_letter_spec};
 pub use error::{Result, SinkError};
+pub use evolve::evolve_table;
 pub use maintain::{
     CompactionConfig, CompactionReport, ExpiryConfig, ExpiryOutcome, MAINTENANCE_KEY,
     MaintenanceConfig, MaintenancePlan, MaintenanceReport, ReplaceOutcome, StepCpu, maintain,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use arrow_schema::SchemaRef;
 use iceberg::arrow::arrow_schema_to_schema_auto_assign_ids;
-use iceberg::spec::{NestedField, Schema, Transform, Type, UnboundPartitionSpec};
+use iceberg::spec::{NestedField, PrimitiveType, Schema, Transform, Type, UnboundPartitionSpec};
 use iceberg::table::Table;
 use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 
@@ -21,12 +21,16 @@ pub struct TableSpec {
     pub partition_by: Vec<(String, Transform)>,
     /// Table properties set at creation.
     pub properties: HashMap<String, String>,
+    /// `'schema.evolution' = 'add-columns'`: the existing table may lack declared
+    /// columns or hold narrower types ([`crate::evolve_table`] brings it up to date),
+    /// and may keep optional columns the job no longer declares.
+    pub add_columns: bool,
 }
 
 impl TableSpec {
     /// The declared columns as an Iceberg schema: top-level columns get ids 1…n, nested
     /// fields the ids after them, level by level (Iceberg's own assignment).
-    fn iceberg_schema(&self) -> Result<Schema> {
+    pub(crate) fn iceberg_schema(&self) -> Result<Schema> {
         arrow_schema_to_schema_auto_assign_ids(&self.schema)
             .map_err(|e| SinkError::iceberg(&self.ident, "building the schema", e))
     }
@@ -127,22 +131,30 @@ pub fn check_compatible(spec: &TableSpec, table: &Table) -> Result<()> {
     let existing = table.metadata().current_schema();
     for f in declared.as_struct().fields() {
         let Some(e) = existing.field_by_name(&f.name) else {
+            if spec.add_columns {
+                continue;
+            }
             return Err(incompatible(format!(
                 "the job declares column {} but the existing table has no such column",
                 f.name
             )));
         };
+        if spec.add_columns && promotable(e, f) {
+            continue;
+        }
         if let Some(difference) = field_difference(&f.name, e, f) {
             return Err(incompatible(difference));
         }
     }
     for e in existing.as_struct().fields() {
-        if declared.field_by_name(&e.name).is_none() {
-            return Err(incompatible(format!(
-                "the existing table has column {} which the job does not declare",
-                e.name
-            )));
+        if declared.field_by_name(&e.name).is_some() || (spec.add_columns && !e.required) {
+            continue;
         }
+        return Err(incompatible(format!(
+            "the existing table has {}column {} which the job does not declare",
+            if e.required { "NOT NULL " } else { "" },
+            e.name
+        )));
     }
     let spec_fields: Vec<(String, Transform)> = table
         .metadata()
@@ -171,6 +183,35 @@ pub fn check_compatible(spec: &TableSpec, table: &Table) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Whether the existing table's column `e` and the declared `d` differ only in a type
+/// that one of them promotes to the other (either way: a declared type wider than the
+/// table's is promoted by [`crate::evolve_table`], a narrower one is cast up on write).
+fn promotable(e: &NestedField, d: &NestedField) -> bool {
+    let (Type::Primitive(a), Type::Primitive(b)) = (&*e.field_type, &*d.field_type) else {
+        return false;
+    };
+    (a == b || promotes(a, b) || promotes(b, a)) && (d.required || !e.required)
+}
+
+/// True when Iceberg lets a column of type `from` be promoted to `to`.
+pub(crate) fn promotes(from: &PrimitiveType, to: &PrimitiveType) -> bool {
+    use PrimitiveType as P;
+    match (from, to) {
+        (P::Int, P::Long) | (P::Float, P::Double) => true,
+        (
+            P::Decimal {
+                precision: p1,
+                scale: s1,
+            },
+            P::Decimal {
+                precision: p2,
+                scale: s2,
+            },
+        ) => s1 == s2 && p2 > p1,
+        _ => false,
+    }
 }
 
 /// How the existing table's field `e` differs from the declared `d` at `path`, if it
@@ -227,6 +268,7 @@ mod tests {
             schema: Arc::new(ArrowSchema::new(columns)),
             partition_by: vec![],
             properties: HashMap::new(),
+            add_columns: false,
         }
     }
 

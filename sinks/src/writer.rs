@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, RecordBatch, new_null_array};
 use arrow_cast::cast;
 use arrow_schema::SchemaRef;
 use iceberg::arrow::{RecordBatchPartitionSplitter, schema_to_arrow_schema};
@@ -130,16 +130,25 @@ impl TableWriter {
     }
 
     /// Lines the batch's columns up with the table's write schema, by name, casting
-    /// where the Arrow types differ, and rejects NULLs in required columns.
+    /// where the Arrow types differ, and rejects NULLs in required columns. An optional
+    /// column the rows lack (one the table gained after they were written, or that
+    /// their INSERT does not yield) is NULL.
     fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         for f in self.schema.fields() {
-            let col = batch
-                .column_by_name(f.name())
-                .ok_or_else(|| SinkError::BadRows {
-                    table: self.table_name.clone(),
-                    message: format!("rows have no column {}", f.name()),
-                })?;
+            let col = match batch.column_by_name(f.name()) {
+                Some(col) => col,
+                None if f.is_nullable() => {
+                    cols.push(new_null_array(f.data_type(), batch.num_rows()));
+                    continue;
+                }
+                None => {
+                    return Err(SinkError::BadRows {
+                        table: self.table_name.clone(),
+                        message: format!("rows have no column {}", f.name()),
+                    });
+                }
+            };
             if !f.is_nullable() && col.null_count() > 0 {
                 return Err(SinkError::BadRows {
                     table: self.table_name.clone(),

@@ -28,6 +28,7 @@ fn spec(id_type: DataType) -> TableSpec {
         schema: Arc::new(Schema::new(vec![Field::new("id", id_type, false)])),
         partition_by: vec![("id".into(), Transform::Bucket(2))],
         properties: HashMap::new(),
+        add_columns: false,
     }
 }
 

@@ -46,6 +46,7 @@ async fn fixture() -> Fixture {
         schema: Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
         partition_by: vec![("id".into(), Transform::Bucket(2))],
         properties: HashMap::new(),
+        add_columns: false,
     };
     let table = ensure_table(lake.catalog.as_ref(), &spec)
         .await

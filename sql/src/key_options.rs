@@ -81,8 +81,12 @@ pub(crate) fn key_options(
             ),
         )
     })?;
-    let fields = key_fields(&fields, &prefix, columns)
-        .map_err(|m| err(fields_pos, format!("{what}: 'key.fields' {m}")))?;
+    let fields = if columns.iter().all(|c| c.metadata) {
+        schema_key_fields(&fields, &prefix, format)
+    } else {
+        key_fields(&fields, &prefix, columns)
+    }
+    .map_err(|m| err(fields_pos, format!("{what}: 'key.fields' {m}")))?;
     let scope = RegistryScope {
         at: "key.",
         shared: value_registry,
@@ -97,21 +101,58 @@ pub(crate) fn key_options(
     }))
 }
 
-/// The columns `'key.fields'` names: declared payload columns, each once, each
-/// starting with `prefix`; their declared spelling.
-fn key_fields(list: &str, prefix: &str, columns: &[Declared]) -> Result<Vec<String>, String> {
-    if columns.iter().all(|c| c.metadata) {
+/// The columns `'key.fields'` names for a source that takes its columns from its
+/// schemas: each once, each `prefix` and a field of the key's schema (which the engine
+/// checks when it reads the schema).
+fn schema_key_fields(
+    list: &str,
+    prefix: &str,
+    format: SourceFormat,
+) -> Result<Vec<String>, String> {
+    if format == SourceFormat::Json {
         return Err(
-            "names declared columns, and the source declares none (declare its columns)".into(),
+            "names key columns of a source that takes its columns from its schemas, but \
+             'key.format' = 'json' has no schema to take them from: declare the source's columns"
+                .into(),
         );
     }
     let mut out: Vec<String> = vec![];
-    for name in list.split(';').map(str::trim) {
-        if name.is_empty() {
+    for name in names(list)? {
+        if name.len() <= prefix.len() || !name.starts_with(prefix) {
             return Err(format!(
-                "'{list}' has an empty name (separate names with ';')"
+                "names '{name}', which is not 'key.fields-prefix' ('{prefix}') followed by a \
+                 field of the key"
             ));
         }
+        if out.iter().any(|o| o == name) {
+            return Err(format!("names '{name}' twice"));
+        }
+        out.push(name.to_string());
+    }
+    Ok(out)
+}
+
+/// The `;`-separated names of `list`, trimmed; an empty one is refused.
+fn names(list: &str) -> Result<Vec<&str>, String> {
+    list.split(';')
+        .map(str::trim)
+        .map(|name| {
+            if name.is_empty() {
+                Err(format!(
+                    "'{list}' has an empty name (separate names with ';')"
+                ))
+            } else {
+                Ok(name)
+            }
+        })
+        .collect()
+}
+
+/// The columns `'key.fields'` names: declared payload columns, each once, each
+/// starting with `prefix`; their declared spelling.
+fn key_fields(list: &str, prefix: &str, columns: &[Declared]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = vec![];
+    for name in names(list)? {
         let column = columns
             .iter()
             .find(|c| c.name.eq_ignore_ascii_case(name))
@@ -254,5 +295,38 @@ mod tests {
             &format!("{AVRO_BOTH}, 'key.avro-confluent.urll' = 'x'"),
         );
         assert!(e.contains("did you mean 'key.avro-confluent.url'"), "{e}");
+    }
+
+    #[test]
+    fn a_source_without_columns_names_its_key_columns_by_the_keys_fields() {
+        let text = |options: &str| {
+            format!(
+                "CREATE CATALOG c WITH ('type' = 'sql', 'uri' = 'sqlite://x.db', 'warehouse' = 'file:///w');
+                 CREATE SOURCE s WITH ('connector' = 'kafka', 'topic' = 'orders', \
+                 'properties.bootstrap.servers' = 'localhost:9092', {options});
+                 CREATE TABLE c.n.t (id BIGINT);
+                 INSERT INTO c.n.t SELECT id FROM s;"
+            )
+        };
+        let job = crate::parse_job("job.sql", &text(AVRO_BOTH), &EnvOrKeep).expect("parses");
+        let key = job.sources[0].kafka.key.clone().expect("key");
+        assert_eq!(key.fields, ["k_id", "k_region"]);
+        let refused = |options: &str| {
+            crate::parse_job("job.sql", &text(options), &EnvOrKeep)
+                .expect_err("refused")
+                .to_string()
+        };
+        let e = refused(&AVRO_BOTH.replace("k_id; k_region", "k_id;region"));
+        assert!(
+            e.contains("names 'region', which is not 'key.fields-prefix' ('k_')"),
+            "{e}"
+        );
+        let e = refused(&AVRO_BOTH.replace("k_id; k_region", "k_id;k_id"));
+        assert!(e.contains("names 'k_id' twice"), "{e}");
+        let e = refused(
+            "'format' = 'avro-confluent', 'avro-confluent.url' = 'http://r:8081', \
+             'key.format' = 'json', 'key.fields' = 'id'",
+        );
+        assert!(e.contains("'key.format' = 'json' has no schema"), "{e}");
     }
 }

@@ -16,9 +16,9 @@ use crate::column_type::parse_column_type;
 use crate::error::{ErrorKind, Pos, Result, SqlError, from_parser_error, nearest};
 use crate::job::{
     CatalogDef, CatalogKind, CheckDef, EmbeddedFeed, InlineSecret, InsertDef, JobFile,
-    KafkaOptions, MetadataKey, PartitionField, Policy, QualityDef, SourceColumn, SourceDef,
-    SourceFormat, StartupMode, TableColumn, TableDef, TableName, TableOptions, TimestampNumbers,
-    Transform, ViolationKind,
+    KafkaOptions, MetadataKey, PartitionField, Policy, QualityDef, SchemaEvolution, SourceColumn,
+    SourceDef, SourceFormat, StartupMode, TableColumn, TableDef, TableName, TableOptions,
+    TimestampNumbers, Transform, ViolationKind,
 };
 use crate::key_options::{Declared, key_option_names, key_options};
 use crate::maintenance_options::maintenance_options;
@@ -78,6 +78,7 @@ const TABLE_OPTIONS: &[&str] = &[
     "maintenance.snapshot-retention",
     "maintenance.min-snapshots",
     "maintenance.orphan-age",
+    "schema.evolution",
 ];
 
 /// Whether option `key`, written as `raw`, spells a secret out: a secret key whose value
@@ -857,6 +858,7 @@ impl<'a> JobParser<'a> {
             pos,
             columns,
             columns_from_schema,
+            columns_version: None,
             kafka: KafkaOptions {
                 topic,
                 bootstrap_servers,
@@ -931,6 +933,10 @@ impl<'a> JobParser<'a> {
                 .choice("checkpoint.missing", &["fail", "startup-mode"])?
                 .is_some_and(|c| c == "startup-mode"),
             maintenance: maintenance_options(&mut r, &what, pos)?,
+            schema_evolution: match r.choice("schema.evolution", &["none", "add-columns"])? {
+                Some("add-columns") => SchemaEvolution::AddColumns,
+                _ => SchemaEvolution::None,
+            },
         };
         let (quality, dead_letter) = quality_options(&mut r, &what, pos, checks)?;
         r.finish(TABLE_OPTIONS)?;

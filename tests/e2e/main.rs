@@ -3,6 +3,7 @@
 //! with PostgreSQL and an S3-compatible store started on loopback.
 
 mod crash;
+mod evolution;
 mod fixture;
 mod keys;
 mod lifecycle;

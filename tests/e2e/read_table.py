@@ -6,7 +6,7 @@ KEY=VALUE pairs are catalog properties, such as s3.endpoint or credential, and
 `rows=all`, which prints every row as well.
 Prints JSON: the order ids (or, for a dead-letter table, the record keys and error
 kinds), the current snapshot's summary and operation, the partition spec, and the table's
-shape: snapshots, manifests of the current snapshot, live data files.
+shape: snapshots, schemas, manifests of the current snapshot, live data files.
 """
 import json
 import sys
@@ -38,6 +38,7 @@ print(json.dumps({
     "partition_spec": spec,
     "operation": snapshot.summary.operation.value if snapshot else None,
     "snapshots": len(table.metadata.snapshots),
+    "schemas": len(table.metadata.schemas),
     "manifests": len(snapshot.manifests(table.io)) if snapshot else 0,
     "data_files": len(table.inspect.files()) if snapshot else 0,
     **({"rows": rows.to_pylist()} if all_rows else {}),

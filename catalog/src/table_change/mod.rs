@@ -1,6 +1,8 @@
 //! Floe's own path for committing a metadata change that iceberg-rust's public
 //! `Transaction` cannot express (a `replace` snapshot for compaction and manifest merging;
-//! later row-delta snapshots).
+//! a schema change that promotes column types, which its `UpdateSchemaAction` cannot; later
+//! row-delta snapshots). All of Floe's metadata changes other than appends go through it,
+//! so that they share one compare-and-swap per catalog.
 //!
 //! iceberg-rust 0.10.1 builds such commits only through crate-private actions and a
 //! crate-private `TableCommit` builder. Its public parts are enough to do the same work:

@@ -6,21 +6,22 @@ use std::time::Duration;
 
 use floe_catalog::checkpoint::CheckpointSource;
 use floe_catalog::{OpenCatalog, TopicPartition};
-use floe_sinks::{MaintenanceConfig, NewestTable, RetryPolicy};
-use floe_sql::CompiledJob;
-use floe_sql::job::{EmbeddedFeed, SourceDef, TableName, TableOptions};
+use floe_sinks::{MaintenanceConfig, NewestTable, RetryPolicy, SinkError};
+use floe_sql::job::{EmbeddedFeed, JobFile, SourceDef, TableName, TableOptions};
+use floe_sql::{CompiledJob, compile};
 use tracing::{Instrument, error, info, warn};
 
 use crate::embedded::broker::{EmbeddedBroker, RETENTION_BYTES_PER_PARTITION, retained_records};
 use crate::embedded::generator::{Feed, GenerateSpec, produce, typical_record_bytes};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::maintenance::{MaintainedTable, config_of};
-use crate::pipeline::{self, RunOptions, TableState, lane_job, lane_start};
+use crate::pipeline::{self, Counters, RunOptions, TableState, lane_job, lane_start};
 use crate::setup::{
-    catalog_of, ensure_dead_letter_tables, ensure_tables, load_and_compile, open_catalogs,
-    table_ident,
+    catalog_of, ensure_dead_letter_tables, ensure_tables, load_runnable_job, open_catalogs,
+    plan_job, table_ident,
 };
 use crate::shutdown;
+use crate::source::evolution::{SchemaChange, SchemaMemory};
 
 /// Settings from the command line.
 #[derive(Debug, Clone)]
@@ -43,60 +44,20 @@ pub async fn run(path: &Path, args: RunArgs) -> Result<()> {
     if let Some(addr) = &args.metrics_addr {
         crate::observe::server::serve(addr).await?;
     }
-    let compiled = load_and_compile(path).await?;
+    let parsed = load_runnable_job(path)?;
+    let compiled = plan_job(parsed.clone()).await?;
     let span = tracing::info_span!("job", job = %compiled.job.name);
-    run_job(compiled, args).instrument(span).await
+    run_job(parsed, compiled, args).instrument(span).await
 }
 
-async fn run_job(compiled: floe_sql::CompiledJob, args: RunArgs) -> Result<()> {
-    let job = &compiled.job;
-    let catalogs = open_catalogs(job).await?;
-    let mut states = target_states(&compiled, &catalogs).await?;
-    let lanes = dead_letter_lanes(&compiled, &catalogs, &states).await?;
-    states.extend(lanes);
-    let newest = share_newest(&mut states);
-
-    // Sources on the embedded broker: start it and its generators.
-    let mut broker: Option<EmbeddedBroker> = None;
-    let mut bootstraps = vec![];
-    let mut generators = vec![];
-    for (i, s) in job.sources.iter().enumerate() {
-        match &s.kafka.embedded {
-            None => bootstraps.push(s.kafka.bootstrap_servers.clone()),
-            Some(feed) => {
-                if broker.is_none() {
-                    // This job is the broker's only consumer: no other member is worth
-                    // waiting for before the first assignment.
-                    broker = Some(EmbeddedBroker::start(Duration::ZERO)?);
-                }
-                let Some(b) = broker.as_ref() else { continue };
-                b.create_topic(&s.kafka.topic, feed.partitions)?;
-                let bootstrap = b.bootstrap_servers();
-                info!(source = %s.name, %bootstrap, topic = %s.kafka.topic, "embedded broker started");
-                let spec = feed_spec(s, feed, &states, i)?;
-                let per_partition = feed
-                    .records
-                    .map_or(u64::MAX, |n| n.div_ceil(u64::from(feed.partitions)));
-                let retained = retained_records(typical_record_bytes(spec.feed));
-                if feed.rate.is_none() && per_partition > retained {
-                    warn!(
-                        source = %s.name,
-                        "the embedded broker keeps only the newest {} MB (about {retained} records of this feed) per partition; \
-                         unpaced, the generator can outrun the job and records will expire unread (the job then stops with an \
-                         out-of-range error). Set 'embedded.rate' or more 'embedded.partitions'",
-                        RETENTION_BYTES_PER_PARTITION >> 20
-                    );
-                }
-                let addr = bootstrap.clone();
-                generators.push(std::thread::spawn(move || match produce(&addr, &spec) {
-                    Ok(n) => info!(records = n, topic = %spec.topic, "generator finished"),
-                    Err(e) => error!(error = %e, "generator failed"),
-                }));
-                bootstraps.push(bootstrap);
-            }
-        }
-    }
-
+/// Runs the job until it stops; each time a writer schema adds columns, the run ends
+/// after committing, and the job is planned again from `parsed` (`replan`).
+async fn run_job(parsed: JobFile, compiled: CompiledJob, args: RunArgs) -> Result<()> {
+    let catalogs = open_catalogs(&compiled.job).await?;
+    let mut states = job_states(&compiled, &catalogs).await?;
+    let mut newest = HashMap::new();
+    share_newest(&mut states, &mut newest);
+    let (broker, bootstraps) = start_embedded(&compiled.job, &states)?;
     let opts = RunOptions {
         stop_when_idle: args.stop_when_idle,
         progress_interval: args.progress_interval,
@@ -108,18 +69,39 @@ async fn run_job(compiled: floe_sql::CompiledJob, args: RunArgs) -> Result<()> {
         liveness_timeout: args.liveness_timeout,
     };
     let maintainer = crate::maintenance::start(
-        maintained_tables(job, &catalogs, &newest)?,
+        maintained_tables(&compiled.job, &catalogs, &newest)?,
         opts.retry.clone(),
     );
     let stop = shutdown::install().map_err(|e| {
         crate::error::EngineError::Other(format!("cannot install signal handlers: {e}"))
     })?;
-    let counters = pipeline::run(compiled, states, bootstraps, opts, stop).await?;
+    let mut schemas = SchemaMemory::default();
+    let mut totals = Counters::default();
+    let mut compiled = compiled;
+    loop {
+        let previous = compiled.job.clone();
+        let ended = pipeline::run(
+            compiled,
+            states,
+            bootstraps.clone(),
+            opts.clone(),
+            &schemas,
+            stop.requested(),
+        )
+        .await?;
+        add_counters(&mut totals, &ended.counters);
+        let Some(change) = ended.schema_change else {
+            break;
+        };
+        crate::observe::health().replanning();
+        (compiled, states) = replan(&parsed, previous, &catalogs, &change, &mut schemas).await?;
+        share_newest(&mut states, &mut newest);
+    }
     let usage = crate::resources::usage();
     info!(
-        records_in = counters.records_in,
-        rows_out = counters.rows_out,
-        commits = counters.commits,
+        records_in = totals.records_in,
+        rows_out = totals.rows_out,
+        commits = totals.commits,
         peak_rss_mib = usage.map_or(0, |u| u.peak_rss_bytes / (1024 * 1024)),
         cpu_seconds = usage.map_or(0.0, |u| (u.cpu_seconds * 100.0).round() / 100.0),
         "job stopped cleanly"
@@ -129,14 +111,136 @@ async fn run_job(compiled: floe_sql::CompiledJob, args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+fn add_counters(totals: &mut Counters, run: &Counters) {
+    totals.records_in += run.records_in;
+    totals.bytes_in += run.bytes_in;
+    totals.rows_out += run.rows_out;
+    totals.skipped += run.skipped;
+    totals.commits += run.commits;
+}
+
+/// Plans the job again after `change` ended a run: from the registry's latest schemas,
+/// with its tables evolved to the new columns. If a table cannot take them (a column's
+/// type changes family, a NOT NULL column the new version lacks), the previous plan goes
+/// on and the writer schema is refused: its records are bad records of kind `type`,
+/// which each table's policy dead-letters, drops or stops the job at.
+async fn replan(
+    parsed: &JobFile,
+    previous: JobFile,
+    catalogs: &HashMap<String, OpenCatalog>,
+    change: &SchemaChange,
+    schemas: &mut SchemaMemory,
+) -> Result<(CompiledJob, Vec<TableState>)> {
+    schemas.settle(change);
+    let attempt = async {
+        let compiled = plan_job(parsed.clone()).await?;
+        let states = job_states(&compiled, catalogs).await?;
+        Ok::<_, EngineError>((compiled, states))
+    }
+    .await;
+    match attempt {
+        Ok(planned) => {
+            info!(source = %change.source_name, schema_id = change.schema_id, version = ?change.version, "planned again for the new writer schema");
+            Ok(planned)
+        }
+        Err(e) if cannot_take(&e) => {
+            let reason = format!("{change}, which the tables cannot take: {e}");
+            error!(source = %change.source_name, schema_id = change.schema_id, %reason,
+                "refusing the writer schema: its records are bad records (kind 'type'), handled by each table's policy");
+            schemas.refuse(change, reason);
+            let compiled = compile(previous).await?;
+            let states = job_states(&compiled, catalogs).await?;
+            Ok((compiled, states))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether planning failed because of what the new columns are (rather than, say, a
+/// catalog that cannot be reached).
+fn cannot_take(e: &EngineError) -> bool {
+    matches!(
+        e,
+        EngineError::Job(_) | EngineError::Sink(SinkError::Incompatible { .. })
+    )
+}
+
+/// The states of the job's target tables and dead-letter lanes, ready to run.
+async fn job_states(
+    compiled: &CompiledJob,
+    catalogs: &HashMap<String, OpenCatalog>,
+) -> Result<Vec<TableState>> {
+    let mut states = target_states(compiled, catalogs).await?;
+    let lanes = dead_letter_lanes(compiled, catalogs, &states).await?;
+    states.extend(lanes);
+    Ok(states)
+}
+
+/// Starts the embedded broker and the generators of the sources that use it; returns
+/// the broker (stopped when dropped) and every source's bootstrap servers.
+fn start_embedded(
+    job: &JobFile,
+    states: &[TableState],
+) -> Result<(Option<EmbeddedBroker>, Vec<String>)> {
+    let mut broker: Option<EmbeddedBroker> = None;
+    let mut bootstraps = vec![];
+    for (i, s) in job.sources.iter().enumerate() {
+        let Some(feed) = &s.kafka.embedded else {
+            bootstraps.push(s.kafka.bootstrap_servers.clone());
+            continue;
+        };
+        if broker.is_none() {
+            // This job is the broker's only consumer: no other member is worth waiting
+            // for before the first assignment.
+            broker = Some(EmbeddedBroker::start(Duration::ZERO)?);
+        }
+        let Some(b) = broker.as_ref() else { continue };
+        b.create_topic(&s.kafka.topic, feed.partitions)?;
+        let bootstrap = b.bootstrap_servers();
+        info!(source = %s.name, %bootstrap, topic = %s.kafka.topic, "embedded broker started");
+        start_generator(s, feed, states, i, &bootstrap)?;
+        bootstraps.push(bootstrap);
+    }
+    Ok((broker, bootstraps))
+}
+
+/// Starts the generator of embedded source `s` (index `i`) on a thread of its own.
+fn start_generator(
+    s: &SourceDef,
+    feed: &EmbeddedFeed,
+    states: &[TableState],
+    i: usize,
+    bootstrap: &str,
+) -> Result<()> {
+    let spec = feed_spec(s, feed, states, i)?;
+    let per_partition = feed
+        .records
+        .map_or(u64::MAX, |n| n.div_ceil(u64::from(feed.partitions)));
+    let retained = retained_records(typical_record_bytes(spec.feed));
+    if feed.rate.is_none() && per_partition > retained {
+        warn!(
+            source = %s.name,
+            "the embedded broker keeps only the newest {} MB (about {retained} records of this feed) per partition; \
+             unpaced, the generator can outrun the job and records will expire unread (the job then stops with an \
+             out-of-range error). Set 'embedded.rate' or more 'embedded.partitions'",
+            RETENTION_BYTES_PER_PARTITION >> 20
+        );
+    }
+    let addr = bootstrap.to_string();
+    std::thread::spawn(move || match produce(&addr, &spec) {
+        Ok(n) => info!(records = n, topic = %spec.topic, "generator finished"),
+        Err(e) => error!(error = %e, "generator failed"),
+    });
+    Ok(())
+}
+
 /// One [`NewestTable`] per table, shared by every state that commits to it (a target, or
-/// the dead-letter lanes of several targets) and by its maintenance.
-fn share_newest(states: &mut [TableState]) -> HashMap<TableName, NewestTable> {
-    let mut shared: HashMap<TableName, NewestTable> = HashMap::new();
+/// the dead-letter lanes of several targets) and by its maintenance, across the job's
+/// runs.
+fn share_newest(states: &mut [TableState], shared: &mut HashMap<TableName, NewestTable>) {
     for s in states {
         s.share_newest(shared.entry(s.name.clone()).or_default().clone());
     }
-    shared
 }
 
 /// The tables the job keeps healthy while it runs: its targets with maintenance on, and

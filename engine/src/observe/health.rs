@@ -86,6 +86,12 @@ impl Health {
         self.phase.store(RUNNING, Ordering::SeqCst);
     }
 
+    /// The pipeline stopped to be planned again (a writer schema added columns): alive,
+    /// not ready, until it starts again.
+    pub fn replanning(&self) {
+        self.phase.store(STARTING, Ordering::SeqCst);
+    }
+
     /// The pipeline stopped (cleanly or not): neither alive nor ready any more.
     pub fn stop(&self) {
         self.phase.store(STOPPED, Ordering::SeqCst);

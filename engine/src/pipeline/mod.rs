@@ -10,5 +10,5 @@ mod waiting;
 pub use dead_letter_lanes::{lane_job, lane_start};
 pub use floe_catalog::counts::RecordCounts;
 pub use progress::Counters;
-pub use runner::{RunOptions, run};
+pub use runner::{Ended, RunOptions, run};
 pub use table_state::TableState;

@@ -28,6 +28,7 @@ use super::rules::{Violation, row_numbers, run_insert, without_row_column};
 use super::table_state::TableState;
 use crate::error::{EngineError, Result};
 use crate::observe::{health, metrics};
+use crate::source::evolution::{SchemaChange, SchemaMemory, watch_for};
 use crate::source::start::common_offsets;
 use crate::source::{KafkaSource, SourceBatch, SourceEvent};
 
@@ -47,14 +48,26 @@ pub struct RunOptions {
     pub liveness_timeout: Duration,
 }
 
-/// Runs the job until `shutdown` resolves (or the source goes idle), then commits and returns.
+/// How a run ended.
+#[derive(Debug)]
+pub struct Ended {
+    /// What the run read, wrote and committed.
+    pub counters: Counters,
+    /// Set when a record's writer schema adds columns: everything before it is
+    /// committed, and the job plans again (`source::evolution`).
+    pub schema_change: Option<SchemaChange>,
+}
+
+/// Runs the job until `shutdown` resolves (or the source goes idle, or a writer schema
+/// adds columns), then commits and returns.
 pub async fn run(
     job: CompiledJob,
     mut tables: Vec<TableState>,
     bootstraps: Vec<String>,
     opts: RunOptions,
+    schemas: &SchemaMemory,
     shutdown: impl Future<Output = ()>,
-) -> Result<Counters> {
+) -> Result<Ended> {
     let (tx, mut rx) = mpsc::channel::<SourceEvent>(8);
     let mut sources = vec![];
     for (i, def) in job.job.sources.iter().enumerate() {
@@ -63,6 +76,7 @@ pub async fn run(
             def,
             &bootstraps[i],
             reader_offsets(&tables, i),
+            watch_for(&job, i, schemas),
             tx.clone(),
         )?);
     }
@@ -116,10 +130,17 @@ pub async fn run(
     progress_tick.reset();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tokio::pin!(shutdown);
+    let mut schema_change = None;
     let reason = loop {
         health().turned();
         tokio::select! {
             ev = rx.recv() => match ev {
+                Some(SourceEvent::SchemaChanged(change)) => {
+                    info!(source = %change.source_name, schema_id = change.schema_id, version = ?change.version, columns = %change.columns.join(", "),
+                        "a writer schema adds columns: committing what was read before its first record, then planning again");
+                    schema_change = Some(change);
+                    break "a writer schema adds columns";
+                }
                 Some(ev) => state.on_event(&mut tables, ev).await?,
                 None => break "the sources stopped",
             },
@@ -175,7 +196,10 @@ pub async fn run(
             -1
         )
     );
-    Ok(state.counters)
+    Ok(Ended {
+        counters: state.counters,
+        schema_change,
+    })
 }
 
 /// The offsets of each table that reads source `source`: where its partitions start is
@@ -444,6 +468,9 @@ impl Loop<'_> {
                 done.done();
                 Ok(())
             }
+            // Another source's writer schema, met while the run stops for one: the
+            // next run's watch meets it again.
+            SourceEvent::SchemaChanged(_) => Ok(()),
             SourceEvent::Failed(e) => Err(e),
         }
     }

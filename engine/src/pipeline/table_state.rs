@@ -245,9 +245,12 @@ impl TableState {
         if self.pending.is_empty() {
             return Ok(None);
         }
-        // The probes see a commit from the closing of its files to its answer.
+        // The probes see a commit from the closing of its files to its answer, and
+        // maintenance holds off for as long (`commit_gate`).
         health().commit_started();
+        let committing = floe_sinks::commit_gate::committing();
         let result = self.commit_pending(policy).await;
+        drop(committing);
         health().commit_ended(result.is_ok());
         result.map(Some)
     }

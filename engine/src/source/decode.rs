@@ -29,12 +29,14 @@ use floe_sql::plan::slot_schema;
 use tracing::{info, warn};
 
 use super::avro::{AvroPayload, WriterSchemas};
+use super::evolution::{SchemaWatch, Verdict};
 use super::framing::HEADER_LEN;
+use super::framing::schema_id;
 use super::json_schema::JsonSchemas;
 use super::json_values::JsonValues;
 use super::keys::{KeyPlan, decode_keys};
 use super::protobuf::ProtobufPayload;
-use super::registry::{RegisteredSchema, Registry, client_for};
+use super::registry::{Lookup, RegisteredSchema, Registry, RegistryError, client_for};
 use super::value_failure::ValueFailure;
 use crate::error::{EngineError, Result};
 
@@ -61,6 +63,8 @@ pub struct DecodePlan {
     registry: Option<Arc<Registry>>,
     /// How the columns of `'key.fields'` are read from record keys.
     key: Option<Arc<KeyPlan>>,
+    /// Writer schemas that add columns end the run (`source::evolution`).
+    watch: Option<Arc<SchemaWatch>>,
 }
 
 /// How a source's record values are decoded.
@@ -137,7 +141,39 @@ impl DecodePlan {
             columns,
             registry,
             key,
+            watch: None,
         })
+    }
+
+    /// Makes records whose writer schema adds columns end the run, and records of a
+    /// refused writer schema bad records (`source::evolution`).
+    pub fn watch_schemas(&mut self, watch: SchemaWatch) {
+        self.watch = Some(Arc::new(watch));
+    }
+
+    /// What the writer schema of `value` means for the plan: Fits for values without
+    /// a registry schema id, or whose schema the format's own precheck will refuse.
+    fn verdict(&self, watch: &SchemaWatch, value: &[u8]) -> Result<Verdict, RegistryError> {
+        let (Some(registry), Ok(id)) = (&self.registry, schema_id(value)) else {
+            return Ok(Verdict::Fits);
+        };
+        if let Some(v) = watch.known(id) {
+            return Ok(v);
+        }
+        let Lookup::Found(schema) = registry.schema(id)? else {
+            return Ok(Verdict::Fits);
+        };
+        let fields = match &self.format {
+            Payload::Json { framed: None } => return Ok(Verdict::Fits),
+            Payload::Json { framed: Some(_) } => JsonSchemas::fields_of(&schema),
+            Payload::Avro(a) => a.fields_of(&schema),
+            Payload::Protobuf(p) => p.fields_of(&schema),
+        };
+        let Ok(fields) = fields else {
+            return Ok(Verdict::Fits);
+        };
+        let version = registry.version_in(id, watch.subject())?;
+        Ok(watch.judge(id, version, &fields))
     }
 
     /// Makes decoding stop waiting for an unavailable schema registry once `stop` is
@@ -190,7 +226,7 @@ impl DecodePlan {
 
     /// The payload columns of a source that declares none, read from its writer schema
     /// (a registry source: its subject's latest version), in the schema's field order.
-    pub fn schema_columns(&self, source: &SourceDef) -> Result<Vec<SourceColumn>> {
+    pub fn schema_columns(&self, source: &SourceDef) -> Result<(Vec<SourceColumn>, u32)> {
         let (subject, what) = subject_of(source);
         let fields = match &self.format {
             Payload::Json { framed: None } => Ok(None),
@@ -211,7 +247,7 @@ impl DecodePlan {
         })?;
         let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
         info!(source = %source.name, %subject, version, columns = %names.join(", "), "columns taken from the writer schema");
-        Ok(fields
+        let columns = fields
             .into_iter()
             .map(|f| SourceColumn {
                 name: f.name().clone(),
@@ -220,7 +256,8 @@ impl DecodePlan {
                 metadata: None,
                 pos: source.pos,
             })
-            .collect())
+            .collect();
+        Ok((columns, version))
     }
 
     /// The schema of decoded batches (the source's columns and the row column).
@@ -592,6 +629,20 @@ fn precheck(
                 value.len()
             ),
         );
+    }
+    if let Some(watch) = &plan.watch {
+        let verdict = plan
+            .verdict(watch, value)
+            .map_err(|e| EngineError::Decode {
+                tp: tp.clone(),
+                offset: recs.offsets[i],
+                message: e.to_string(),
+            })?;
+        match verdict {
+            Verdict::Fits => {}
+            Verdict::Refused(reason) => return bad(ViolationKind::Type, reason),
+            Verdict::Adds(change) => return Err(EngineError::SchemaChanged(Box::new(change))),
+        }
     }
     let failure = match &plan.format {
         Payload::Json { framed: None } => None,

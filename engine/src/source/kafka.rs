@@ -24,6 +24,7 @@ use tracing::{debug, warn};
 use super::client_log::Throttle;
 use super::context::{FloeContext, Handshake, SourceShared};
 use super::decode::{BadRecord, DecodePlan, PendingRecords, decode};
+use super::evolution::{SchemaChange, SchemaWatch};
 use crate::error::{EngineError, Result};
 
 /// Records of one partition, in offset order: decoded where they could be, raw always.
@@ -82,6 +83,9 @@ pub enum SourceEvent {
         /// Answered once committed.
         done: Handshake,
     },
+    /// A record's writer schema adds columns: the source stopped before it, and the
+    /// job plans again (`source::evolution`).
+    SchemaChanged(SchemaChange),
     /// The source cannot go on.
     Failed(EngineError),
 }
@@ -141,6 +145,7 @@ impl KafkaSource {
         def: &SourceDef,
         bootstrap: &str,
         tables: Vec<OffsetMap>,
+        watch: Option<SchemaWatch>,
         tx: mpsc::Sender<SourceEvent>,
     ) -> Result<Self> {
         let shared = SourceShared::new(tables, def.kafka.startup);
@@ -161,8 +166,11 @@ impl KafkaSource {
             .subscribe(&[def.kafka.topic.as_str()])
             .map_err(|e| kafka_err(format!("cannot subscribe to {}: {e}", def.kafka.topic)))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let plan = DecodePlan::new(def)?;
+        let mut plan = DecodePlan::new(def)?;
         plan.give_up_when(stop.clone());
+        if let Some(watch) = watch {
+            plan.watch_schemas(watch);
+        }
         let (commits, commit_rx) = std_mpsc::channel();
         let mut worker = Worker {
             index,
@@ -325,6 +333,12 @@ impl Worker {
             // records are not committed, so the next run reads them again.
             Err(e) if self.stop.load(Ordering::SeqCst) => {
                 warn!(source = %self.name, %tp, records = recs.len(), error = %e, "stopping before these records could be decoded; they will be read again");
+                return Ok(false);
+            }
+            // Nothing of this partition from these records on is sent: the job plans
+            // again and reads them from the tables' offsets.
+            Err(EngineError::SchemaChanged(change)) => {
+                let _ = self.tx.blocking_send(SourceEvent::SchemaChanged(*change));
                 return Ok(false);
             }
             Err(e) => return Err(e),

@@ -6,7 +6,7 @@
 
 use arrow_array::{RecordBatch, UInt32Array};
 use floe_catalog::TopicPartition;
-use floe_sql::job::{SourceDef, ViolationKind};
+use floe_sql::job::{SourceColumn, SourceDef, ViolationKind};
 
 use super::decode::{BadRecord, DecodePlan, PendingRecords, as_rows, decode};
 use crate::error::{EngineError, Result};
@@ -74,6 +74,47 @@ pub fn decode_keys(
         .project(&(0..key_columns).collect::<Vec<_>>())
         .map_err(internal)?;
     Ok((payload, rows, keys))
+}
+
+/// The key columns of a source that takes its columns from its schemas: the fields of
+/// the key's writer schema (a registry key: its subject's latest) that `'key.fields'`
+/// names, behind `'key.fields-prefix'`, in that order. `value` are the columns taken
+/// from the value's schema: a key column may not share a name with one of them.
+pub fn key_columns_from_schema(
+    source: &SourceDef,
+    value: &[SourceColumn],
+) -> Result<Vec<SourceColumn>> {
+    let (Some(key), Some(key_source)) = (source.kafka.key.as_ref(), source.key_source()) else {
+        return Ok(vec![]);
+    };
+    let (fields, version) = DecodePlan::new(&key_source)?.schema_columns(&key_source)?;
+    let fail = |message: String| EngineError::Kafka {
+        source_name: source.name.clone(),
+        message,
+    };
+    let mut out = vec![];
+    for name in &key.fields {
+        let field = name.strip_prefix(key.prefix.as_str()).unwrap_or(name);
+        let Some(f) = fields.iter().find(|f| f.name == field) else {
+            let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+            return Err(fail(format!(
+                "'key.fields' names '{name}', but version {version} of the key's schema has no \
+                 field '{field}' (its fields: {})",
+                names.join(", ")
+            )));
+        };
+        if value.iter().any(|c| &c.name == name) {
+            return Err(fail(format!(
+                "column '{name}' is both a key column ('key.fields') and a field of the value's \
+                 schema; set 'key.fields-prefix' to tell them apart"
+            )));
+        }
+        out.push(SourceColumn {
+            name: name.clone(),
+            ..f.clone()
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -148,5 +189,101 @@ mod tests {
             "{}",
             d.bad[3].message
         );
+    }
+
+    const VALUE: &str = r#"{"type": "record", "name": "Order", "fields": [
+        {"name": "id", "type": "long"}, {"name": "amount", "type": "double"}]}"#;
+    const KEY: &str = r#"{"type": "record", "name": "OrderKey", "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "region", "type": ["null", "string"], "default": null}]}"#;
+
+    fn avro(schema: &str, id: u32, value: apache_avro::types::Value) -> Vec<u8> {
+        let schema = apache_avro::Schema::parse_str(schema).expect("schema");
+        let datum = apache_avro::to_avro_datum(&schema, value).expect("datum");
+        crate::source::test_registry::framed(id, &datum)
+    }
+
+    #[test]
+    fn a_source_without_columns_takes_its_key_columns_from_the_keys_schema() {
+        use crate::source::test_registry::{registry_with, source_without_columns};
+        use apache_avro::types::Value as Avro;
+        let r = registry_with(
+            &[("AVRO", VALUE), ("AVRO", KEY)],
+            &[("orders-value", &[1]), ("orders-key", &[2])],
+        );
+        let options = |fields: &str, prefix: &str| {
+            format!(
+                "'format' = 'avro-confluent', 'avro-confluent.url' = '{}', \
+                 'key.format' = 'avro-confluent', 'key.fields' = '{fields}', \
+                 'key.fields-prefix' = '{prefix}'",
+                r.server.url()
+            )
+        };
+        let mut source = source_without_columns(&options("k_region;k_id", "k_"));
+        let (value, version) = DecodePlan::new(&source)
+            .and_then(|p| p.schema_columns(&source))
+            .expect("value columns");
+        let keys = key_columns_from_schema(&source, &value).expect("key columns");
+        let names: Vec<&str> = keys.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["k_region", "k_id"]);
+        assert!(keys[0].nullable && !keys[1].nullable);
+        source.take_payload_columns(keys.into_iter().chain(value).collect(), version);
+
+        let key = |id: i64| {
+            let region = Avro::Union(1, Box::new(Avro::String(format!("r{id}"))));
+            avro(
+                KEY,
+                2,
+                Avro::Record(vec![
+                    ("id".into(), Avro::Long(id)),
+                    ("region".into(), region),
+                ]),
+            )
+        };
+        let value = |id: i64| {
+            let fields = vec![
+                ("id".into(), Avro::Long(id * 10)),
+                ("amount".into(), Avro::Double(1.5)),
+            ];
+            avro(VALUE, 1, Avro::Record(fields))
+        };
+        let mut recs = PendingRecords::default();
+        for id in [1, 2] {
+            recs.push(id, Some(0), Some(&key(id)), Some(&value(id)));
+        }
+        let plan = DecodePlan::new(&source).expect("plan");
+        let d = decode(&plan, &TopicPartition::new("orders", 0), &recs).expect("decode");
+        assert!(d.bad.is_empty(), "{:?}", d.bad);
+        let int = |name: &str| {
+            let c = d.batch.column_by_name(name).expect("column");
+            c.as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("BIGINT")
+                .values()
+                .to_vec()
+        };
+        assert_eq!((int("k_id"), int("id")), (vec![1, 2], vec![10, 20]));
+        let regions = d.batch.column_by_name("k_region").expect("k_region");
+        let regions = regions
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("VARCHAR");
+        assert_eq!(regions.value(1), "r2");
+
+        // A field the key lacks, and a key column that is a value field too.
+        let source = source_without_columns(&options("k_nope", "k_"));
+        let err = key_columns_from_schema(&source, &[]).expect_err("no such field");
+        assert!(
+            err.to_string()
+                .contains("has no field 'nope' (its fields: id, region)"),
+            "{err}"
+        );
+        let source = source_without_columns(&options("id", ""));
+        let value = DecodePlan::new(&source)
+            .and_then(|p| p.schema_columns(&source))
+            .expect("value columns")
+            .0;
+        let err = key_columns_from_schema(&source, &value).expect_err("clash");
+        assert!(err.to_string().contains("set 'key.fields-prefix'"), "{err}");
     }
 }

@@ -99,6 +99,13 @@ pub enum Lookup {
     Unknown,
 }
 
+/// One entry of `GET /schemas/ids/{id}/versions`.
+#[derive(Debug, Deserialize)]
+struct SubjectVersion {
+    subject: String,
+    version: u32,
+}
+
 #[derive(Debug, Deserialize)]
 struct SchemaBody {
     schema: String,
@@ -230,6 +237,21 @@ impl Registry {
             None => Ok(None),
             Some(body) => Ok(Some(parse_schema(&url, &body, 0, version)?)),
         }
+    }
+
+    /// The version schema `id` has under `subject`; None when the registry does not
+    /// say (it lacks the route, or the schema is not under that subject). Waits while
+    /// the registry is unavailable.
+    pub fn version_in(&self, id: u32, subject: &str) -> Result<Option<u32>, RegistryError> {
+        let url = format!("{}/schemas/ids/{id}/versions", self.base);
+        let Some(body) = self.get_waiting(&url, None)? else {
+            return Ok(None);
+        };
+        let versions: Vec<SubjectVersion> = serde_json::from_str(&body).unwrap_or_default();
+        Ok(versions
+            .into_iter()
+            .find(|v| v.subject == subject)
+            .map(|v| v.version))
     }
 
     fn cached(&self, id: u32) -> Option<Lookup> {

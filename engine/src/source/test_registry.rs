@@ -16,6 +16,12 @@ pub struct TestRegistry {
 /// A registry holding `schemas` (`(kind, text)`, ids from 1 in order), with ids
 /// `latest` (in order) as the versions of subject `orders-value`.
 pub fn registry(schemas: &[(&str, &str)], latest: &[u32]) -> TestRegistry {
+    registry_with(schemas, &[("orders-value", latest)])
+}
+
+/// A registry holding `schemas` (`(kind, text)`, ids from 1 in order), with `subjects`
+/// (`(subject, ids of its versions in order)`).
+pub fn registry_with(schemas: &[(&str, &str)], subjects: &[(&str, &[u32])]) -> TestRegistry {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = RegistryState {
         schemas: schemas
@@ -26,7 +32,10 @@ pub fn registry(schemas: &[(&str, &str)], latest: &[u32]) -> TestRegistry {
                 references: serde_json::Value::Null,
             })
             .collect(),
-        subjects: [("orders-value".to_string(), latest.to_vec())].into(),
+        subjects: subjects
+            .iter()
+            .map(|(subject, ids)| (subject.to_string(), ids.to_vec()))
+            .collect(),
         ..RegistryState::default()
     };
     let file = dir.path().join("registry.json");

@@ -21,6 +21,7 @@ use iceberg::table::Table;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::live_files::ManifestContents;
+use crate::commit_gate::yield_to_commits;
 use crate::error::{Result, SinkError};
 use crate::writer::{TableWriter, WriterConfig};
 
@@ -126,7 +127,12 @@ fn pack(mut files: Vec<DataFile>, target: u64) -> Vec<Bin> {
     bins
 }
 
-/// Writes the rows of every bin's files into new data files (uncommitted).
+/// Rows decoded and written at a time by a rewrite: small enough (a millisecond or two
+/// of work) that a commit starting meanwhile waits little for the CPU.
+const REWRITE_BATCH_ROWS: usize = 2048;
+
+/// Writes the rows of every bin's files into new data files (uncommitted), pausing
+/// between record batches while the job commits (`commit_gate`).
 pub(crate) async fn rewrite(
     table: &Table,
     bins: &[Bin],
@@ -135,6 +141,7 @@ pub(crate) async fn rewrite(
     let name = table.identifier().to_string();
     let mut writer = TableWriter::new(table, config)?;
     for file in bins.iter().flat_map(|b| &b.files) {
+        yield_to_commits().await;
         let path = file.file_path();
         let read_err = |e: &dyn std::fmt::Display| SinkError::Maintenance {
             table: name.clone(),
@@ -148,10 +155,12 @@ pub(crate) async fn rewrite(
             .await
             .map_err(|e| read_err(&e))?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .and_then(|b| b.with_batch_size(8192).build())
+            .and_then(|b| b.with_batch_size(REWRITE_BATCH_ROWS).build())
             .map_err(|e| read_err(&e))?;
         for batch in reader {
-            writer.write(&batch.map_err(|e| read_err(&e))?).await?;
+            let batch = batch.map_err(|e| read_err(&e))?;
+            yield_to_commits().await;
+            writer.write(&batch).await?;
         }
     }
     writer.close().await

@@ -106,6 +106,7 @@ pub(crate) async fn expire(
         (&freed.lists, &retained.lists),
     ] {
         for path in freed.difference(kept) {
+            crate::commit_gate::yield_to_commits().await;
             // A file left behind (already gone, or the store refused) is an orphan for
             // the orphan pass; the expiry itself has landed.
             match after.file_io().delete(path).await {

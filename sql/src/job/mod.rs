@@ -16,7 +16,8 @@ pub use source::{
     SourceFormat, StartupMode, TimestampNumbers,
 };
 pub use table::{
-    MaintenanceOptions, PartitionField, TableColumn, TableDef, TableName, TableOptions, Transform,
+    MaintenanceOptions, PartitionField, SchemaEvolution, TableColumn, TableDef, TableName,
+    TableOptions, Transform,
 };
 
 /// A whole job file.

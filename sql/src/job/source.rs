@@ -19,6 +19,9 @@ pub struct SourceDef {
     /// source: its subject's latest version at start) and are filled in by
     /// [`SourceDef::take_payload_columns`] before the job is planned.
     pub columns_from_schema: bool,
+    /// The version of the writer schema the payload columns were taken from, once they
+    /// were (for messages about later versions).
+    pub columns_version: Option<u32>,
     /// Connector settings.
     pub kafka: KafkaOptions,
 }
@@ -36,9 +39,10 @@ impl SourceDef {
 
     /// Puts `payload` (read from the writer schema) before the declared METADATA
     /// columns, for a source whose columns come from its schema.
-    pub fn take_payload_columns(&mut self, payload: Vec<SourceColumn>) {
+    pub fn take_payload_columns(&mut self, payload: Vec<SourceColumn>, version: u32) {
         let metadata = std::mem::take(&mut self.columns);
         self.columns = payload.into_iter().chain(metadata).collect();
+        self.columns_version = Some(version);
     }
 
     /// Whether column `name` is read from the record key (`'key.fields'`).
@@ -73,6 +77,7 @@ impl SourceDef {
             pos: self.pos,
             columns,
             columns_from_schema: false,
+            columns_version: None,
             kafka: KafkaOptions {
                 format: key.format,
                 registry: key.registry.clone(),

@@ -121,6 +121,20 @@ pub struct TableOptions {
     pub start_without_checkpoint: bool,
     /// `maintenance.*`: how the running job keeps the table healthy.
     pub maintenance: MaintenanceOptions,
+    /// `'schema.evolution'`: whether the table follows its source's writer schemas.
+    pub schema_evolution: SchemaEvolution,
+}
+
+/// `'schema.evolution'` of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchemaEvolution {
+    /// `none` (default): the table has the columns the job file declares.
+    #[default]
+    None,
+    /// `add-columns`: columns the INSERT's query yields beyond the declared ones are
+    /// added to the table (optional), and declared number types the query widens are
+    /// widened, as Iceberg allows; the query's columns map to the table's by name.
+    AddColumns,
 }
 
 /// `maintenance.*` options of a table: compaction, manifest merging, snapshot expiry and
@@ -172,6 +186,7 @@ impl Default for TableOptions {
             properties: BTreeMap::new(),
             start_without_checkpoint: false,
             maintenance: MaintenanceOptions::default(),
+            schema_evolution: SchemaEvolution::None,
         }
     }
 }

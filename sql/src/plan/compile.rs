@@ -185,16 +185,32 @@ async fn compile_inner(job: JobFile) -> Result<CompiledJob> {
         .map_err(|e| df_error(s.pos, e))?;
         slots.push(slot);
     }
-    let mut inserts = vec![];
+    // The queries are planned first: with 'schema.evolution' = 'add-columns', what they
+    // yield extends their tables' columns, and every INSERT into a table must see all of
+    // its columns.
+    let mut queries = vec![];
     for insert in &job.inserts {
-        let table = job.table(&insert.target).ok_or_else(|| {
-            SqlError::new(
+        if job.table(&insert.target).is_none() {
+            return Err(SqlError::new(
                 ErrorKind::Name,
                 insert.pos,
                 format!("table {} is not declared", insert.target),
-            )
-        })?;
-        inserts.push(compile_insert(&ctx, &job, insert, table).await?);
+            ));
+        }
+        queries.push(plan_query(&ctx, &job, insert).await?);
+    }
+    let mut job = job;
+    for (insert, (plan, _)) in job.inserts.clone().iter().zip(&queries) {
+        if let Some(table) = job.tables.iter_mut().find(|t| t.name == insert.target) {
+            super::evolve::extend_table(table, insert, plan)?;
+        }
+    }
+    let mut inserts = vec![];
+    for (insert, (plan, source)) in job.inserts.iter().zip(queries) {
+        let Some(table) = job.table(&insert.target) else {
+            continue;
+        };
+        inserts.push(compile_insert(&ctx, insert, table, plan, source).await?);
     }
     Ok(CompiledJob {
         job,
@@ -204,17 +220,18 @@ async fn compile_inner(job: JobFile) -> Result<CompiledJob> {
     })
 }
 
-async fn compile_insert(
+/// Plans an INSERT's query (with [`ROW_COLUMN`] threaded through it), and finds the one
+/// source it reads.
+async fn plan_query(
     ctx: &SessionContext,
     job: &JobFile,
     insert: &InsertDef,
-    table: &TableDef,
-) -> Result<CompiledInsert> {
+) -> Result<(LogicalPlan, usize)> {
     let pos = insert.pos;
-    let state = ctx.state();
     let query =
         DfStatement::Statement(Box::new(Statement::Query(name_select_items(&insert.query))));
-    let plan = state
+    let plan = ctx
+        .state()
         .statement_to_plan(query)
         .await
         .map_err(|e| df_error(pos, e))?;
@@ -249,8 +266,20 @@ async fn compile_insert(
             ),
         )
     })?;
+    Ok((thread_row_column(plan, insert)?, source))
+}
 
-    let plan = thread_row_column(plan, insert)?;
+/// Turns a planned query into the INSERT's physical plan: its columns cast to the
+/// table's, then the table's CHECK constraints.
+async fn compile_insert(
+    ctx: &SessionContext,
+    insert: &InsertDef,
+    table: &TableDef,
+    plan: LogicalPlan,
+    source: usize,
+) -> Result<CompiledInsert> {
+    let pos = insert.pos;
+    let state = ctx.state();
     let mut projection = target_projection(&plan, insert, table)?;
     projection.push(row_column_of(&plan, pos)?);
     let logical = LogicalPlanBuilder::from(plan)
@@ -421,7 +450,14 @@ fn target_projection(
     // The row column comes last and is not the query's own.
     let all = plan.schema().fields();
     let fields = &all[..all.len().saturating_sub(1)];
-    let mapping: Vec<Option<usize>> = if insert.columns.is_empty() {
+    let mapping: Vec<Option<usize>> = if insert.columns.is_empty() && super::evolve::by_name(table)
+    {
+        table
+            .columns
+            .iter()
+            .map(|t| fields.iter().position(|f| f.name() == &t.name))
+            .collect()
+    } else if insert.columns.is_empty() {
         if fields.len() != table.columns.len() {
             return Err(SqlError::new(
                 ErrorKind::Plan,
@@ -520,8 +556,15 @@ fn target_projection(
                     ErrorKind::Plan,
                     pos,
                     format!(
-                        "INSERT INTO {}: NOT NULL column {} is not in the column list",
-                        insert.target, target.name
+                        "INSERT INTO {}: NOT NULL column {} is not {}",
+                        insert.target,
+                        target.name,
+                        if insert.columns.is_empty() {
+                            "among the query's columns (with 'schema.evolution' = \
+                             'add-columns', they map to the table's by name)"
+                        } else {
+                            "in the column list"
+                        }
                     ),
                 ));
             }

@@ -1,6 +1,7 @@
 //! Planning: each INSERT becomes one DataFusion physical plan that runs over every micro-batch.
 
 mod compile;
+mod evolve;
 mod implicit;
 mod slot;
 
@@ -12,4 +13,5 @@ pub use compile::{
 /// The hidden column that numbers a micro-batch's source records. Plans carry it through
 /// to their output, so each output row can be traced to the record it came from.
 pub const ROW_COLUMN: &str = "__floe_row";
+pub use evolve::widens;
 pub use slot::{BatchSlot, SlotTable};

@@ -114,11 +114,15 @@ impl AvroPayload {
         let Some(schema) = self.latest(subject)? else {
             return Ok(None);
         };
+        Ok(Some((self.fields_of(&schema)?, schema.version)))
+    }
+
+    /// The columns a source that declares none takes from writer schema `schema`.
+    pub fn fields_of(&self, schema: &RegisteredSchema) -> Result<Vec<Field>, String> {
         let writer: serde_json::Value = serde_json::from_str(&schema.text)
             .map_err(|e| format!("schema id {} is not valid JSON: {e}", schema.id))?;
-        let fields = columns::writer_fields(&writer)
-            .map_err(|e| format!("{e} (schema id {}, version {})", schema.id, schema.version))?;
-        Ok(Some((fields, schema.version)))
+        columns::writer_fields(&writer)
+            .map_err(|e| format!("{e} (schema id {}, version {})", schema.id, schema.version))
     }
 
     fn latest(&self, subject: &str) -> Result<Option<Arc<RegisteredSchema>>, String> {

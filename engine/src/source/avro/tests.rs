@@ -222,10 +222,10 @@ fn a_source_without_columns_reads_nested_fields_as_the_schema_has_them() {
     let schema = NESTED.replace('\n', " ");
     let format = format!("'format' = 'avro', 'avro.schema' = '{schema}'");
     let mut source = test_registry::source_without_columns(&format);
-    let columns = DecodePlan::new(&source)
+    let (columns, version) = DecodePlan::new(&source)
         .and_then(|p| p.schema_columns(&source))
         .expect("columns from the schema");
-    source.take_payload_columns(columns);
+    source.take_payload_columns(columns, version);
     let plan = DecodePlan::new(&source).expect("plan");
     let customer = Avro::Record(vec![
         ("name".into(), Avro::String("ann".into())),
@@ -266,4 +266,58 @@ fn a_source_without_columns_reads_nested_fields_as_the_schema_has_them() {
         .downcast_ref::<Int64Array>()
         .expect("longs");
     assert_eq!(values.value(0), 5);
+}
+
+#[test]
+fn a_watched_source_stops_at_a_schema_that_adds_columns_and_refuses_a_refused_one() {
+    use crate::error::EngineError;
+    use crate::source::evolution::SchemaMemory;
+    let url = |r: &TestRegistry| {
+        format!(
+            "'format' = 'avro-confluent', 'avro-confluent.url' = '{}'",
+            r.server.url()
+        )
+    };
+    // Columns from V1, the latest when the job was planned; V2 registered since.
+    let planned = registry(&[V1]);
+    let mut source = test_registry::source_without_columns(&url(&planned));
+    let (columns, version) = DecodePlan::new(&source)
+        .and_then(|p| p.schema_columns(&source))
+        .expect("columns from V1");
+    let r = registry(&[V1, V2]);
+    source = test_registry::source_without_columns(&url(&r));
+    source.take_payload_columns(columns, version);
+    let mut memory = SchemaMemory::default();
+    let mut plan = DecodePlan::new(&source).expect("plan");
+    plan.watch_schemas(memory.watch(0, &source));
+    let tp = TopicPartition::new("orders", 0);
+    let d = decode(&plan, &tp, &records(&[v1(1), v1(2)])).expect("v1 fits");
+    assert_eq!(d.batch.num_rows(), 2);
+    let err = decode(&plan, &tp, &records(&[v1(3), v2(4, "gift")])).expect_err("v2 adds");
+    let EngineError::SchemaChanged(change) = err else {
+        panic!("not a schema change: {err}");
+    };
+    assert_eq!((change.schema_id, change.version), (2, Some(2)));
+    assert_eq!(change.columns, vec!["note (new)"]);
+    assert!(
+        change
+            .to_string()
+            .contains("adds columns to those of version 1"),
+        "{change}"
+    );
+
+    // Settled: the next run decodes it into the columns it has.
+    memory.settle(&change);
+    let mut plan = DecodePlan::new(&source).expect("plan");
+    plan.watch_schemas(memory.watch(0, &source));
+    let d = decode(&plan, &tp, &records(&[v2(4, "gift")])).expect("settled");
+    assert_eq!(d.batch.num_rows(), 1);
+    // Refused: its records are `type` bad records with the reason.
+    memory.refuse(&change, "the tables cannot take it".into());
+    let mut plan = DecodePlan::new(&source).expect("plan");
+    plan.watch_schemas(memory.watch(0, &source));
+    let d = decode(&plan, &tp, &records(&[v1(5), v2(6, "gift")])).expect("refused");
+    assert_eq!(d.batch.num_rows(), 1);
+    assert_eq!(bad_kinds(&d), vec![(1, ViolationKind::Type)]);
+    assert_eq!(bad_message(&d, 1), "the tables cannot take it");
 }

@@ -93,6 +93,11 @@ impl JsonSchemas {
         let Some(schema) = self.latest(subject)? else {
             return Ok(None);
         };
+        Ok(Some((Self::fields_of(&schema)?, schema.version)))
+    }
+
+    /// The columns a source that declares none takes from writer schema `schema`.
+    pub fn fields_of(schema: &RegisteredSchema) -> Result<Vec<Field>, String> {
         let what = format!("schema id {}, version {}", schema.id, schema.version);
         if schema.kind != "JSON" {
             return Err(format!(
@@ -102,8 +107,7 @@ impl JsonSchemas {
         }
         let root: Value = serde_json::from_str(&schema.text)
             .map_err(|e| format!("{what} is not valid JSON: {e}"))?;
-        let fields = columns::property_fields(&root).map_err(|e| format!("{e} ({what})"))?;
-        Ok(Some((fields, schema.version)))
+        columns::property_fields(&root).map_err(|e| format!("{e} ({what})"))
     }
 }
 

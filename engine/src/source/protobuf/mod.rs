@@ -103,12 +103,31 @@ impl ProtobufPayload {
     /// name, or its first) and its version, for a source that declares none; None
     /// when the subject has no schema yet.
     pub fn latest_fields(&self, subject: &str) -> Result<Option<(Vec<Field>, u32)>, String> {
-        let Some((message, latest)) = self.latest_message(subject)? else {
+        let latest = self
+            .registry
+            .latest(subject, START_CHECK_WAIT)
+            .map_err(|e| e.to_string())?;
+        let Some(latest) = latest else {
             return Ok(None);
         };
-        let fields = columns::message_fields(&message)
-            .map_err(|e| format!("{e} (schema id {}, version {})", latest.id, latest.version))?;
-        Ok(Some((fields, latest.version)))
+        Ok(Some((self.fields_of(&latest)?, latest.version)))
+    }
+
+    /// The columns a source that declares none takes from writer schema `schema` (its
+    /// message named by the record name, or its first).
+    pub fn fields_of(&self, schema: &RegisteredSchema) -> Result<Vec<Field>, String> {
+        let message = self.message_of(schema)?;
+        columns::message_fields(&message)
+            .map_err(|e| format!("{e} (schema id {}, version {})", schema.id, schema.version))
+    }
+
+    /// The message the source reads in `schema`.
+    fn message_of(&self, schema: &RegisteredSchema) -> Result<MessageDescriptor, String> {
+        let compiled = self
+            .compile(schema)
+            .map_err(|e| e.to_string())?
+            .map_err(|f| f.message)?;
+        compiled.message_named(self.record_name.as_deref())
     }
 
     /// The message the source reads in the latest schema of `subject`.
@@ -123,12 +142,7 @@ impl ProtobufPayload {
         let Some(latest) = latest else {
             return Ok(None);
         };
-        let compiled = self
-            .compile(&latest)
-            .map_err(|e| e.to_string())?
-            .map_err(|f| f.message)?;
-        let message = compiled.message_named(self.record_name.as_deref())?;
-        Ok(Some((message, latest)))
+        Ok(Some((self.message_of(&latest)?, latest)))
     }
 
     /// Decodes `values` (all prechecked) into one batch of the declared payload columns.
