@@ -203,7 +203,6 @@ mod tests {
         assert_eq!(f["commits_during_maintenance"], 3);
         assert_eq!(f["commit_max_outside_maintenance_ms"], 12.0);
         assert_eq!(f["commit_max_during_maintenance_ms"], 100.0);
-        assert_eq!(f["expiry_passes"], 1);
         let f = log.window_figures(0, 4);
         assert_eq!(f["commits_during_compaction"], 2);
         assert_eq!(f["commit_max_ms"], 100.0);
