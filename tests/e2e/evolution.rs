@@ -3,12 +3,12 @@
 //! the running job commits, evolves the table, plans again and reads on, exactly once;
 //! PyIceberg reads the evolved table. A version the table cannot take is dead-lettered.
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use crate::fixture::{Broker, Lake, StderrLog, signal, sqlite_catalog, wait_until};
 use crate::pyiceberg::read_through;
-use crate::registry::{RegistryProcess, USER_INFO, dead_letters, send, serialize, source_options};
+use crate::registry::{RegistryProcess, dead_letters, reading, send, serialize, source_options};
 
 /// The orders job: columns from the registry, `SELECT *` into a table that follows
 /// them; `extra` adds declared table columns.
@@ -34,38 +34,14 @@ INSERT INTO lake.sales.orders SELECT * FROM orders;
 }
 
 fn lake(registry: &RegistryProcess, extra: &str) -> Lake {
-    let mut lake = Lake::with_job(|dir| evolving_job(dir, extra));
-    lake.env = vec![
-        ("REGISTRY_URL".into(), registry.url.clone()),
-        ("REGISTRY_AUTH".into(), USER_INFO.into()),
-    ];
-    lake
-}
-
-/// `floe run` on the lake's job, with its stderr kept.
-fn spawn(lake: &Lake, broker: &Broker) -> (Child, StderrLog) {
-    let mut child = lake
-        .run_cmd(broker)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start floe run");
-    let log = StderrLog::attach(&mut child).expect("piped stderr");
-    (child, log)
+    reading(registry, Lake::with_job(|dir| evolving_job(dir, extra)))
 }
 
 /// Rows in `table`; 0 while the job has not created it yet.
 fn count(lake: &Lake, table: &str) -> u64 {
-    let out = lake
-        .floe()
-        .args(["query", "--format", "json", "--job"])
-        .arg(&lake.job)
-        .arg(format!("SELECT count(*) AS n FROM {table}"))
-        .output()
-        .expect("run floe query");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .and_then(|r| r["n"].as_u64())
+    let rows = lake.try_query(&format!("SELECT count(*) AS n FROM {table}"));
+    rows.ok()
+        .and_then(|r| r.first().and_then(|r| r["n"].as_u64()))
         .unwrap_or(0)
 }
 
@@ -121,7 +97,7 @@ fn a_schema_version_met_mid_stream_adds_its_columns_and_loses_nothing() {
         serde_json::json!([{"schema": "v1", "from": 0, "to": 100}]),
     );
     send(&broker, &v1, 0..100);
-    let (child, log) = spawn(&lake, &broker);
+    let (child, log) = lake.spawn(&broker);
     wait_for_rows(&lake, "lake.sales.orders", 100, &log);
 
     // v2 (with an optional `note`) is registered while the job runs, then v1 again.
@@ -171,7 +147,7 @@ fn a_schema_version_the_table_cannot_take_is_dead_lettered_naming_both_versions(
         serde_json::json!([{"schema": "v1", "from": 0, "to": 50}]),
     );
     send(&broker, &v1, 0..50);
-    let (child, log) = spawn(&lake, &broker);
+    let (child, log) = lake.spawn(&broker);
     wait_for_rows(&lake, "lake.sales.orders", 50, &log);
     let later = serialize(
         &lake,

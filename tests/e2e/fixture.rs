@@ -89,6 +89,13 @@ impl StderrLog {
     }
 }
 
+/// Spawns `cmd` with its stderr piped and kept.
+pub fn spawn_logged(cmd: &mut Command) -> (Child, StderrLog) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("start floe run");
+    let log = StderrLog::attach(&mut child).expect("piped stderr");
+    (child, log)
+}
+
 /// Starts `cmd` (a `floe` server that takes commands on standard input) and reads the
 /// first line it prints, `PREFIX…`; returns the child, its output and what follows the
 /// prefix.
@@ -459,15 +466,15 @@ impl Lake {
     /// Starts `floe run` in consumer group `group`, stopping when idle for `idle`, with
     /// its stderr kept.
     pub fn spawn_replica(&self, broker: &Broker, group: &str, idle: &str) -> (Child, StderrLog) {
-        let mut child = self
-            .run_cmd(broker)
-            .env("FLOE_E2E_GROUP", group)
-            .args(["--stop-when-idle", idle])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start floe run");
-        let log = StderrLog::attach(&mut child).expect("piped stderr");
-        (child, log)
+        let mut cmd = self.run_cmd(broker);
+        cmd.env("FLOE_E2E_GROUP", group)
+            .args(["--stop-when-idle", idle]);
+        spawn_logged(&mut cmd)
+    }
+
+    /// Starts `floe run` until a signal stops it, with its stderr kept.
+    pub fn spawn(&self, broker: &Broker) -> (Child, StderrLog) {
+        spawn_logged(&mut self.run_cmd(broker))
     }
 
     /// Runs the job, which must fail; returns its stderr.
@@ -516,18 +523,27 @@ impl Lake {
 
     /// Rows of `sql` through `floe query --format json`.
     pub fn query(&self, sql: &str) -> Vec<serde_json::Value> {
-        let out = succeeded(
-            self.floe()
-                .args(["query", "--format", "json", "--job"])
-                .arg(&self.job)
-                .arg(sql),
-            "floe query",
-        );
-        String::from_utf8_lossy(&out.stdout)
+        self.try_query(sql)
+            .unwrap_or_else(|e| panic!("floe query failed: {e}"))
+    }
+
+    /// Rows of `sql`, or why `floe query` failed (a table the job has not created yet).
+    pub fn try_query(&self, sql: &str) -> Result<Vec<serde_json::Value>, String> {
+        let out = self
+            .floe()
+            .args(["query", "--format", "json", "--job"])
+            .arg(&self.job)
+            .arg(sql)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| serde_json::from_str(l).expect("query output is JSON"))
-            .collect()
+            .collect())
     }
 
     /// Order ids in `table`, sorted.

@@ -6,14 +6,14 @@
 use serde_json::json;
 
 use crate::fixture::{Broker, Lake};
-use crate::registry::{RegistryProcess, USER_INFO, dead_letters, send, serialize, source_options};
+use crate::registry::{RegistryProcess, dead_letters, reading, send, serialize, source_options};
 
 #[test]
 fn key_columns_come_from_avro_keys_and_a_bad_key_is_dead_lettered() {
     let broker = Broker::start(&["orders:1"]);
     let state = tempfile::tempdir().expect("tempdir");
     let registry = RegistryProcess::start(&state.path().join("registry.json"));
-    let mut lake = Lake::with_job(|dir| {
+    let lake = Lake::with_job(|dir| {
         format!(
             "SET 'job.name' = 'keys';
 CREATE CATALOG lake WITH ({catalog});
@@ -34,10 +34,7 @@ INSERT INTO lake.sales.orders SELECT id, k_id, k_region, customer FROM orders;
             options = source_options("avro-confluent"),
         )
     });
-    lake.env = vec![
-        ("REGISTRY_URL".into(), registry.url.clone()),
-        ("REGISTRY_AUTH".into(), USER_INFO.into()),
-    ];
+    let lake = reading(&registry, lake);
     let plan = json!([
         {"schema": "v1", "key": "avro-key", "from": 0, "to": 40},
         {"raw": "bad-key"},

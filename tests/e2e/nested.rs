@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::fixture::{Broker, Lake};
 use crate::pyiceberg::read_through;
-use crate::registry::{RegistryProcess, USER_INFO, dead_letters, send, serialize, source_options};
+use crate::registry::{RegistryProcess, dead_letters, reading, send, serialize, source_options};
 
 const ORDERS: u64 = 60;
 
@@ -21,7 +21,7 @@ fn registry_job(registry: &RegistryProcess, job: &Job) -> Lake {
         job.select.to_string(),
         job.format,
     );
-    let mut lake = Lake::with_job(move |dir| {
+    let lake = Lake::with_job(move |dir| {
         format!(
             "SET 'job.name' = '{name}';
 CREATE CATALOG lake WITH ({catalog});
@@ -37,11 +37,7 @@ INSERT INTO lake.sales.orders {select};
             options = source_options(format),
         )
     });
-    lake.env = vec![
-        ("REGISTRY_URL".into(), registry.url.clone()),
-        ("REGISTRY_AUTH".into(), USER_INFO.into()),
-    ];
-    lake
+    reading(registry, lake)
 }
 
 /// A finished run of a `registry_job` over the nested orders; the broker and registry live

@@ -152,7 +152,11 @@ fn lake_for(registry: &RegistryProcess) -> Lake {
 }
 
 fn lake_in(registry: &RegistryProcess, format: &str, columns: Columns) -> Lake {
-    let mut lake = Lake::with_job(|dir| job_in(dir, format, columns));
+    reading(registry, Lake::with_job(|dir| job_in(dir, format, columns)))
+}
+
+/// `lake` with `REGISTRY_URL` and `REGISTRY_AUTH` set for `registry`.
+pub(crate) fn reading(registry: &RegistryProcess, mut lake: Lake) -> Lake {
     lake.env = vec![
         ("REGISTRY_URL".into(), registry.url.clone()),
         ("REGISTRY_AUTH".into(), USER_INFO.into()),

@@ -23,6 +23,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_schema::{DataType, Field};
 use floe_sql::CompiledJob;
@@ -120,6 +121,7 @@ impl SchemaMemory {
             settled: self.settled.get(&source.name).cloned().unwrap_or_default(),
             refused: self.refused.get(&source.name).cloned().unwrap_or_default(),
             seen: Mutex::new(HashMap::new()),
+            last_fit: AtomicU64::new(0),
         }
     }
 }
@@ -154,18 +156,29 @@ pub struct SchemaWatch {
     refused: HashMap<u32, String>,
     /// Verdicts of this run, by schema id.
     seen: Mutex<HashMap<u32, Verdict>>,
+    /// The schema id (plus one; 0 for none) that last fit.
+    last_fit: AtomicU64,
 }
 
 impl SchemaWatch {
     /// The verdict on schema `id` if it is already known (seen, settled or refused).
     pub fn known(&self, id: u32) -> Option<Verdict> {
-        if let Some(reason) = self.refused.get(&id) {
-            return Some(Verdict::Refused(reason.clone()));
-        }
-        if self.settled.contains(&id) {
+        // Records come in runs of one schema id: the last one that fit is answered
+        // without a lock or a lookup.
+        if self.last_fit.load(Ordering::Relaxed) == u64::from(id) + 1 {
             return Some(Verdict::Fits);
         }
-        self.seen.lock().ok().and_then(|m| m.get(&id).cloned())
+        let verdict = if let Some(reason) = self.refused.get(&id) {
+            Some(Verdict::Refused(reason.clone()))
+        } else if self.settled.contains(&id) {
+            Some(Verdict::Fits)
+        } else {
+            self.seen.lock().ok().and_then(|m| m.get(&id).cloned())
+        };
+        if verdict == Some(Verdict::Fits) {
+            self.last_fit.store(u64::from(id) + 1, Ordering::Relaxed);
+        }
+        verdict
     }
 
     /// The subject the source's columns come from.
