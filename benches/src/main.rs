@@ -45,7 +45,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "q0,q1,q2,validate,q0-avro,validate-avro"
+        default_value = "q0,q1,q2,validate,q0-avro,validate-avro,enrich,enrich-1m"
     )]
     jobs: Vec<String>,
     /// Producer settings, KEY=VALUE (for example compression.type=lz4).
@@ -140,6 +140,8 @@ async fn main() -> Result<()> {
         args.freshness_rate = 2000;
         args.freshness_seconds = 3;
         args.commit_interval = "1s".into();
+        // A million-row lookup table measures memory, which a smoke run does not.
+        args.jobs.retain(|j| j != "enrich-1m");
         // The scraper and the endpoint are exercised too.
         args.scrape_every
             .get_or_insert(std::time::Duration::from_millis(100));
@@ -194,8 +196,13 @@ async fn main() -> Result<()> {
         eprintln!("floe {name} …");
         let table = match name.strip_suffix("-avro").unwrap_or(name) {
             "validate" => "validated",
+            n if n.starts_with("enrich") => "enrich",
             other => other,
         };
+        if let Some(rows) = lookup_rows(name) {
+            eprintln!("  writing its lookup table of {rows} auctions …");
+            write_auctions(&home, rows)?;
+        }
         let mut env = vec![
             ("BENCH_GROUP", format!("floe-bench-{name}")),
             ("COMMIT_INTERVAL", args.commit_interval.clone()),
@@ -245,6 +252,9 @@ async fn main() -> Result<()> {
         freshness = measure_freshness(&floe, &jobs_dir, work.path(), &args).await?;
     }
 
+    report::note_ratio(&mut rows, "floe enrich", "floe q0", |x| {
+        format!("{x:.2}× floe q0 (target ≥ 0.70)")
+    });
     // Avro jobs against their JSON twins, the Python baseline against Floe.
     for q in ["q0", "validate"] {
         report::note_ratio(
@@ -375,12 +385,40 @@ impl floe_sql::Variables for BenchVars {
 /// The text of job `name`: a file of `benches/jobs`, or for `NAME-avro` the Avro twin of
 /// `NAME`: the same job reading the same bids in Avro from their own topic, through the
 /// Schema Registry at `${REGISTRY_URL}`.
+/// Auctions in the lookup table of an enrich job: `enrich` joins 100 000, `enrich-1m`
+/// a million (to report the memory a large lookup table takes).
+fn lookup_rows(job: &str) -> Option<u64> {
+    match job {
+        "enrich" => Some(100_000),
+        "enrich-1m" => Some(1_000_000),
+        _ => None,
+    }
+}
+
+/// Writes the auctions lookup table of an enrich job into its catalog, with PyIceberg.
+fn write_auctions(home: &Path, rows: u64) -> Result<()> {
+    let status = std::process::Command::new(python())
+        .arg(repo().join("benches/auctions.py"))
+        .arg(home)
+        .arg(rows.to_string())
+        .status()?;
+    if !status.success() {
+        bail!("benches/auctions.py failed for {}", home.display());
+    }
+    Ok(())
+}
+
 fn job_text(jobs_dir: &Path, name: &str) -> Result<String> {
     let base = name.strip_suffix("-avro").unwrap_or(name);
-    let path = jobs_dir.join(format!("{base}.sql"));
+    let file = if lookup_rows(base).is_some() {
+        "enrich"
+    } else {
+        base
+    };
+    let path = jobs_dir.join(format!("{file}.sql"));
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
-            "no job {} (have: q0, q1, q2, validate, and NAME-avro for each)",
+            "no job {} (have: q0, q1, q2, validate, enrich, enrich-1m, and NAME-avro for q0 and validate)",
             path.display()
         )
     })?;

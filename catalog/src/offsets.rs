@@ -41,6 +41,9 @@ pub const OFFSETS_KEY: &str = "floe.offsets";
 /// Summary key: what became of the commit's records besides its rows (JSON: filtered,
 /// dropped and dead-lettered counts).
 pub const COUNTS_KEY: &str = "floe.counts";
+/// Summary key: which versions of each lookup table the commit's rows were joined with,
+/// as JSON `{"catalog.namespace.table": ["snapshot id", …]}`.
+pub const LOOKUPS_KEY: &str = "floe.lookups";
 /// Summary key: the Floe version that wrote the snapshot.
 pub const WRITER_KEY: &str = "floe.writer";
 

@@ -106,6 +106,19 @@ pub enum EngineError {
     /// (`source::evolution`).
     #[error("{0}")]
     SchemaChanged(Box<crate::source::evolution::SchemaChange>),
+    /// A lookup table cannot be used as it is.
+    #[error("lookup table {table}: {message}")]
+    Lookup {
+        /// The table.
+        table: String,
+        /// What is wrong.
+        message: String,
+        /// Whether trying again may help.
+        retryable: bool,
+    },
+    /// A version of a lookup table cannot be held (too large, rows that do not fit).
+    #[error(transparent)]
+    LookupVersion(#[from] floe_sql::plan::lookup::LookupError),
     /// Anything else, described.
     #[error("{0}")]
     Other(String),

@@ -8,6 +8,7 @@ pub mod error;
 pub mod exit;
 pub mod failpoint;
 pub mod logging;
+pub mod lookup;
 pub mod maintenance;
 pub mod observe;
 pub mod pipeline;

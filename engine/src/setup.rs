@@ -78,11 +78,12 @@ pub fn load_runnable_job(path: &Path) -> Result<JobFile> {
 }
 
 /// Plans a parsed job: its registry sources get their columns (or have them checked)
-/// from their writer schemas as the registry has them now, then every INSERT is
-/// compiled. A running job plans again from the same parse when a writer schema adds
-/// columns (`commands::run`).
+/// from their writer schemas as the registry has them now, its lookup tables theirs
+/// from their catalogs, then every INSERT is compiled. A running job plans again from
+/// the same parse when a writer schema adds columns (`commands::run`).
 pub async fn plan_job(mut job: JobFile) -> Result<CompiledJob> {
     read_writer_schemas(&mut job)?;
+    crate::lookup::read_schemas(&mut job).await?;
     Ok(compile(job).await?)
 }
 

@@ -18,6 +18,7 @@ pub mod plan;
 pub mod redact;
 mod registry_options;
 mod substitute;
+mod system_time;
 mod types;
 mod units;
 

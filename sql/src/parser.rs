@@ -6,19 +6,21 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::sql::sqlparser::ast::{Ident, ObjectName};
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{Ident, ObjectName, Query, visit_relations_mut};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::column_type::parse_column_type;
 use crate::error::{ErrorKind, Pos, Result, SqlError, from_parser_error, nearest};
 use crate::job::{
     CatalogDef, CatalogKind, CheckDef, EmbeddedFeed, InlineSecret, InsertDef, JobFile,
-    KafkaOptions, MetadataKey, PartitionField, Policy, QualityDef, SchemaEvolution, SourceColumn,
-    SourceDef, SourceFormat, StartupMode, TableColumn, TableDef, TableName, TableOptions,
-    TimestampNumbers, Transform, ViolationKind,
+    KafkaOptions, LookupDef, LookupOptions, MetadataKey, PartitionField, Policy, QualityDef,
+    SchemaEvolution, SourceColumn, SourceDef, SourceFormat, StartupMode, TableColumn, TableDef,
+    TableName, TableOptions, TimestampNumbers, Transform, ViolationKind,
 };
 use crate::key_options::{Declared, key_option_names, key_options};
 use crate::maintenance_options::maintenance_options;
@@ -27,9 +29,10 @@ use crate::registry_options::{
     AVRO_OPTIONS, REGISTRY_OPTIONS, RegistryScope, avro_schema, registry_options,
 };
 use crate::substitute::{Variables, substitute};
+use crate::system_time::strip_system_time;
 
 /// Options `SET` accepts.
-const SETTINGS: &[&str] = &["job.name"];
+const SETTINGS: &[&str] = &["job.name", "lookup.refresh-interval", "lookup.max-memory"];
 const CATALOG_OPTIONS: &[&str] = &["type", "uri", "warehouse", "storage.*"];
 /// Settings of the REST client, passed to it as they are.
 const REST_OPTIONS: &[&str] = &[
@@ -112,9 +115,12 @@ pub fn parse_job(path: &str, text: &str, vars: &dyn Variables) -> Result<JobFile
 
 fn parse_inner(path: &str, text: &str, vars: &dyn Variables) -> Result<JobFile> {
     let dialect = GenericDialect {};
-    let parser = Parser::new(&dialect)
-        .try_with_sql(text)
-        .map_err(|e| from_parser_error(e, Pos::new(1, 1)))?;
+    let tokens = Tokenizer::new(&dialect, text)
+        .tokenize_with_location()
+        .map_err(|e| {
+            from_parser_error(ParserError::TokenizerError(e.to_string()), Pos::new(1, 1))
+        })?;
+    let parser = Parser::new(&dialect).with_tokens_with_locations(strip_system_time(tokens));
     let mut jp = JobParser {
         p: parser,
         vars,
@@ -123,6 +129,7 @@ fn parse_inner(path: &str, text: &str, vars: &dyn Variables) -> Result<JobFile> 
         catalogs: vec![],
         sources: vec![],
         job_name: None,
+        lookup_options: LookupOptions::default(),
         inline_secrets: vec![],
     };
     jp.statements()?;
@@ -155,6 +162,7 @@ struct JobParser<'a> {
     catalogs: Vec<CatalogDef>,
     sources: Vec<SourceDef>,
     job_name: Option<String>,
+    lookup_options: LookupOptions,
     inline_secrets: Vec<InlineSecret>,
 }
 
@@ -328,6 +336,32 @@ impl<'a> JobParser<'a> {
                     ));
                 }
                 self.job_name = Some(value);
+                Ok(())
+            }
+            "lookup.refresh-interval" => {
+                let d = crate::units::parse_duration(&value)
+                    .map_err(|e| SqlError::new(ErrorKind::Option, value_pos, e))?;
+                if d < std::time::Duration::from_millis(100) {
+                    return Err(SqlError::new(
+                        ErrorKind::Option,
+                        value_pos,
+                        "lookup.refresh-interval must be at least 100ms",
+                    ));
+                }
+                self.lookup_options.refresh_interval = d;
+                Ok(())
+            }
+            "lookup.max-memory" => {
+                let n = crate::units::parse_size(&value)
+                    .map_err(|e| SqlError::new(ErrorKind::Option, value_pos, e))?;
+                if n == 0 {
+                    return Err(SqlError::new(
+                        ErrorKind::Option,
+                        value_pos,
+                        "lookup.max-memory must be more than 0 bytes",
+                    ));
+                }
+                self.lookup_options.max_memory = n;
                 Ok(())
             }
             other => {
@@ -996,6 +1030,64 @@ impl<'a> JobParser<'a> {
         Ok(())
     }
 
+    /// Finds the Iceberg tables `query` reads (every table named with a namespace: the
+    /// job's sources have one-part names) and writes each name out in full,
+    /// `catalog.namespace.table`, as the planner registers it.
+    fn lookups(&self, query: &mut Query, found: &mut Vec<LookupDef>) -> Result<()> {
+        let flow = visit_relations_mut(query, |name: &mut ObjectName| {
+            let parts: Vec<(String, Pos)> = name
+                .0
+                .iter()
+                .filter_map(|p| p.as_ident())
+                .map(|id| (id.value.clone(), Pos::from(id.span.start)))
+                .collect();
+            if parts.len() < 2 || parts.len() != name.0.len() {
+                return ControlFlow::Continue(());
+            }
+            let pos = parts[0].1;
+            let table = match self.resolve(&parts, pos) {
+                Ok(t) if t.namespace.len() == 1 => t,
+                Ok(t) => {
+                    return ControlFlow::Break(SqlError::new(
+                        ErrorKind::Name,
+                        pos,
+                        format!(
+                            "lookup table {t}: a lookup table's namespace must have one \
+                             level (catalog.namespace.table)"
+                        ),
+                    ));
+                }
+                Err(e) => return ControlFlow::Break(e),
+            };
+            let span = |i: usize| name.0.get(i).and_then(|p| p.as_ident()).map(|id| id.span);
+            let full = [&table.catalog, &table.namespace[0], &table.name];
+            let idents: Vec<Ident> = full
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let mut id = Ident::new(v.as_str());
+                    if let Some(s) = span(i.min(parts.len() - 1)) {
+                        id.span = s;
+                    }
+                    id
+                })
+                .collect();
+            *name = ObjectName::from(idents);
+            if !found.iter().any(|l: &LookupDef| l.name == table) {
+                found.push(LookupDef {
+                    name: table,
+                    pos,
+                    schema: None,
+                });
+            }
+            ControlFlow::Continue(())
+        });
+        match flow {
+            ControlFlow::Break(e) => Err(e),
+            ControlFlow::Continue(()) => Ok(()),
+        }
+    }
+
     fn resolve(&self, parts: &[(String, Pos)], pos: Pos) -> Result<TableName> {
         // Table locations are derived from these names under the warehouse: a name must
         // not be able to point anywhere else.
@@ -1113,7 +1205,10 @@ impl<'a> JobParser<'a> {
             }
         }
         let mut inserts = vec![];
+        let mut lookups = vec![];
         for i in &self.raw_inserts {
+            let mut query = i.query.clone();
+            self.lookups(&mut query, &mut lookups)?;
             let target = self.resolve(&i.name, i.pos)?;
             if !tables.iter().any(|t| t.name == target) {
                 return Err(SqlError::new(
@@ -1128,7 +1223,7 @@ impl<'a> JobParser<'a> {
                 target,
                 pos: i.pos,
                 columns: i.columns.clone(),
-                query: i.query.clone(),
+                query,
             });
         }
         if inserts.is_empty() {
@@ -1160,6 +1255,8 @@ impl<'a> JobParser<'a> {
             sources,
             tables,
             inserts,
+            lookups,
+            lookup_options: self.lookup_options,
             inline_secrets: self.inline_secrets,
         })
     }

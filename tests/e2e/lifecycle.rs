@@ -2,8 +2,6 @@
 //! other tools appending, deleting and expiring snapshots between runs, a renamed job.
 
 use std::ops::Range;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::fixture::{
@@ -11,22 +9,17 @@ use crate::fixture::{
     expected_clean_ids, orders_job_of, produced, produced_range, sqlite_catalog, succeeded,
     wait_until,
 };
-use crate::pyiceberg::{ids_of, python, read_with_pyiceberg};
+use crate::pyiceberg::{ids_of, read_with_pyiceberg, run_on_lake};
 
 /// Runs `tests/e2e/foreign_writer.py` (PyIceberg, as another tool on the same tables)
 /// with `args` against the lake's catalog.
 pub fn foreign(lake: &Lake, args: &[&str]) -> String {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/foreign_writer.py");
-    let dir = lake.dir.path();
-    let out = succeeded(
-        Command::new(python())
-            .arg(script)
-            .arg(format!("sqlite:///{}/catalog.db", dir.display()))
-            .arg(format!("file://{}/warehouse", dir.display()))
-            .args(args),
+    run_on_lake(
+        lake,
+        "foreign_writer.py",
         "PyIceberg as a foreign writer",
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        args,
+    )
 }
 
 /// Rewrites the lake's job file with the orders job's `tables` blocks.

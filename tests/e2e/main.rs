@@ -7,6 +7,7 @@ mod evolution;
 mod fixture;
 mod keys;
 mod lifecycle;
+mod lookup;
 mod maintenance;
 mod nested;
 mod operations;

@@ -19,6 +19,24 @@ pub fn python() -> PathBuf {
     venv
 }
 
+/// Runs the script `tests/e2e/NAME` with the lake's catalog URI, its warehouse and `args`;
+/// it must succeed. Its standard output.
+pub fn run_on_lake(lake: &Lake, name: &str, what: &str, args: &[&str]) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/e2e")
+        .join(name);
+    let dir = lake.dir.path();
+    let out = crate::fixture::succeeded(
+        Command::new(python())
+            .arg(script)
+            .arg(format!("sqlite:///{}/catalog.db", dir.display()))
+            .arg(format!("file://{}/warehouse", dir.display()))
+            .args(args),
+        what,
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// What `read_table.py` reports about `table` (namespace.table) of the lake.
 pub fn read_with_pyiceberg(lake: &Lake, table: &str) -> serde_json::Value {
     let dir = lake.dir.path();

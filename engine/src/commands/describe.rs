@@ -4,7 +4,7 @@ use std::path::Path;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use floe_catalog::offsets::{
-    COMMIT_ID_KEY, COUNTS_KEY, JOB_KEY, OFFSETS_KEY, ancestry, latest_checkpoint,
+    COMMIT_ID_KEY, COUNTS_KEY, JOB_KEY, LOOKUPS_KEY, OFFSETS_KEY, ancestry, latest_checkpoint,
 };
 use floe_sql::job::TableName;
 
@@ -135,6 +135,12 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
             }
         }
     }
+    print_lineage(
+        snaps
+            .iter()
+            .map(|s| (s.snapshot_id(), &s.summary().additional_properties)),
+        &job.name,
+    );
     let counts = floe_catalog::counts::job_counts(md, &job.name);
     if !counts.is_empty() {
         println!();
@@ -181,4 +187,32 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
         println!("{text}");
     }
     Ok(())
+}
+
+/// The lookup table versions that the job's newest snapshots' rows were joined with.
+fn print_lineage<'a>(
+    snapshots: impl Iterator<Item = (i64, &'a std::collections::HashMap<String, String>)>,
+    job: &str,
+) {
+    let joined: Vec<(i64, &String)> = snapshots
+        .filter(|(_, p)| p.get(JOB_KEY).is_some_and(|j| j == job))
+        .filter_map(|(id, p)| p.get(LOOKUPS_KEY).map(|l| (id, l)))
+        .take(5)
+        .collect();
+    if joined.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "lookup table snapshots the rows of job '{job}' were joined with ({LOOKUPS_KEY}), newest first:"
+    );
+    for (id, lookups) in joined {
+        let parsed: std::collections::BTreeMap<String, Vec<String>> =
+            serde_json::from_str(lookups).unwrap_or_default();
+        let text: Vec<String> = parsed
+            .iter()
+            .map(|(table, versions)| format!("{table} @ {}", versions.join(", ")))
+            .collect();
+        println!("  snapshot {id:<20} {}", text.join("; "));
+    }
 }

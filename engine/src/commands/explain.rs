@@ -9,13 +9,14 @@ use crate::setup::load_and_compile;
 pub async fn validate(path: &Path) -> Result<()> {
     let job = load_and_compile(path).await?;
     println!(
-        "{}: OK — job '{}', {} catalog(s), {} source(s), {} table(s), {} INSERT(s)",
+        "{}: OK — job '{}', {} catalog(s), {} source(s), {} table(s), {} INSERT(s), {} lookup table(s)",
         path.display(),
         job.job.name,
         job.job.catalogs.len(),
         job.job.sources.len(),
         job.job.tables.len(),
-        job.inserts.len()
+        job.inserts.len(),
+        job.lookups.len()
     );
     Ok(())
 }

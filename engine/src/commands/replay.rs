@@ -103,6 +103,7 @@ pub async fn replay(path: &Path, args: &ReplayArgs) -> Result<ReplayReport> {
     if job.sources.iter().any(|s| s.columns_from_schema) {
         crate::setup::read_writer_schemas(&mut job)?;
     }
+    crate::lookup::read_schemas(&mut job).await?;
     let compiled = floe_sql::compile(job).await?;
     let def = target_def(&compiled, path, &args.table)?;
     let dlq = def.quality.dead_letter.clone().ok_or_else(|| {
@@ -112,6 +113,8 @@ pub async fn replay(path: &Path, args: &ReplayArgs) -> Result<ReplayReport> {
         ))
     })?;
     let catalogs = open_catalogs(&compiled.job).await?;
+    // Replayed records are joined with the lookup tables as they are now.
+    let _lookups = crate::lookup::start(&compiled, &catalogs).await?;
     let r = Replay {
         target_table: load(&catalogs, &def.name).await?,
         dlq_table: load(&catalogs, &dlq).await?,

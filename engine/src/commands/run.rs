@@ -55,6 +55,7 @@ pub async fn run(path: &Path, args: RunArgs) -> Result<()> {
 async fn run_job(parsed: JobFile, compiled: CompiledJob, args: RunArgs) -> Result<()> {
     let catalogs = open_catalogs(&compiled.job).await?;
     let mut states = job_states(&compiled, &catalogs).await?;
+    let mut lookups = crate::lookup::start(&compiled, &catalogs).await?;
     let mut newest = HashMap::new();
     share_newest(&mut states, &mut newest);
     let (broker, bootstraps) = start_embedded(&compiled.job, &states)?;
@@ -95,6 +96,7 @@ async fn run_job(parsed: JobFile, compiled: CompiledJob, args: RunArgs) -> Resul
         };
         crate::observe::health().replanning();
         (compiled, states) = replan(&parsed, previous, &catalogs, &change, &mut schemas).await?;
+        lookups = crate::lookup::start(&compiled, &catalogs).await?;
         share_newest(&mut states, &mut newest);
     }
     let usage = crate::resources::usage();
@@ -106,6 +108,7 @@ async fn run_job(parsed: JobFile, compiled: CompiledJob, args: RunArgs) -> Resul
         cpu_seconds = usage.map_or(0.0, |u| (u.cpu_seconds * 100.0).round() / 100.0),
         "job stopped cleanly"
     );
+    drop(lookups);
     drop(maintainer);
     drop(broker);
     Ok(())

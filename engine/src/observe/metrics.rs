@@ -58,6 +58,12 @@ pub struct Metrics {
     pub maintenance_runs: Family,
     /// CPU seconds of maintenance, per table and step.
     pub maintenance_cpu: Family,
+    /// Rows of the lookup table version joins use now, per lookup table.
+    pub lookup_rows: Family,
+    /// Memory of that version (rows and index), per lookup table.
+    pub lookup_bytes: Family,
+    /// Loads of a lookup table's new version, per lookup table and outcome.
+    pub lookup_loads: Family,
 }
 
 impl Metrics {
@@ -189,6 +195,24 @@ impl Metrics {
                 Counter,
                 TK,
             ),
+            lookup_rows: Family::new(
+                "floe_lookup_rows",
+                "Rows of the lookup table version that joins use now.",
+                Gauge,
+                T,
+            ),
+            lookup_bytes: Family::new(
+                "floe_lookup_memory_bytes",
+                "Memory of the lookup table version that joins use now, rows and index.",
+                Gauge,
+                T,
+            ),
+            lookup_loads: Family::new(
+                "floe_lookup_loads_total",
+                "Loads of a lookup table's new version: loaded or failed.",
+                Counter,
+                &["table", "outcome"],
+            ),
             maintenance_cpu: Family::new(
                 "floe_maintenance_cpu_seconds_total",
                 "CPU seconds the maintenance thread spent per table and step (compaction, manifests, expiry, orphans), read from the thread's clock ticks.",
@@ -198,7 +222,7 @@ impl Metrics {
         }
     }
 
-    fn families(&self) -> [&Family; 22] {
+    fn families(&self) -> [&Family; 25] {
         [
             &self.records_read,
             &self.read_bytes,
@@ -222,6 +246,9 @@ impl Metrics {
             &self.last_commit,
             &self.maintenance_runs,
             &self.maintenance_cpu,
+            &self.lookup_rows,
+            &self.lookup_bytes,
+            &self.lookup_loads,
         ]
     }
 

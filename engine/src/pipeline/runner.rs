@@ -370,6 +370,7 @@ impl Loop<'_> {
             self.counters.rows_out += good.iter().map(|b| b.num_rows() as u64).sum::<u64>();
             tables[r.table].write(&good).await?;
             tables[r.table].add_counts(&counts);
+            tables[r.table].note_lookups(insert.take_lineage());
             self.counters.records.add(&counts);
         }
         for (d, batch) in dead {

@@ -1,12 +1,13 @@
 //! Per-table state of a running job: the open writer, the offsets its rows cover, and the
 //! offsets the table has committed.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arrow_array::RecordBatch;
 use floe_catalog::checkpoint::{CheckpointSource, find_checkpoint, holds_rows};
-use floe_catalog::offsets::{COUNTS_KEY, latest_checkpoint};
+use floe_catalog::offsets::{COUNTS_KEY, LOOKUPS_KEY, latest_checkpoint};
 use floe_catalog::{OffsetMap, TopicPartition};
 use floe_sinks::{
     CommitOutcome, CommitRequest, NewestTable, RetryPolicy, TableWriter, WriterConfig, commit,
@@ -40,6 +41,8 @@ pub struct TableState {
     pending_counts: RecordCounts,
     /// The newest Kafka timestamp (epoch ms) of the pending records.
     pending_newest_ms: Option<i64>,
+    /// The versions of each lookup table the pending rows were joined with.
+    pending_lookups: BTreeMap<String, BTreeSet<String>>,
     writer: Option<TableWriter>,
     pending_since: Option<Instant>,
     checkpoints: u64,
@@ -93,6 +96,7 @@ impl TableState {
             pending: OffsetMap::new(),
             pending_counts: RecordCounts::default(),
             pending_newest_ms: None,
+            pending_lookups: BTreeMap::new(),
             writer: None,
             pending_since: None,
             checkpoints: 0,
@@ -266,11 +270,7 @@ impl TableState {
             files,
             from: self.committed.clone(),
             to: self.committed.merged(&self.pending),
-            properties: if self.pending_counts.is_empty() {
-                Default::default()
-            } else {
-                [(COUNTS_KEY.to_string(), self.pending_counts.to_json())].into()
-            },
+            properties: self.summary_properties(),
             id: None,
             commit_interval: self.options.commit_interval,
             table_properties: Default::default(),
@@ -298,6 +298,7 @@ impl TableState {
         self.note_committed(&name, &req, &outcome, rows, took);
         self.pending = OffsetMap::new();
         self.pending_counts = RecordCounts::default();
+        self.pending_lookups.clear();
         self.pending_newest_ms = None;
         self.pending_since = None;
         self.commits += 1;
@@ -311,6 +312,31 @@ impl TableState {
             "committed"
         );
         Ok(outcome)
+    }
+
+    /// Notes the lookup table versions that rows written since the last commit were
+    /// joined with.
+    pub fn note_lookups(&mut self, lineage: Vec<(String, BTreeSet<String>)>) {
+        for (table, versions) in lineage {
+            self.pending_lookups
+                .entry(table)
+                .or_default()
+                .extend(versions);
+        }
+    }
+
+    /// What the commit's snapshot summary says besides the offsets: what became of its
+    /// records, and the lookup table versions its rows were joined with.
+    fn summary_properties(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if !self.pending_counts.is_empty() {
+            out.insert(COUNTS_KEY.to_string(), self.pending_counts.to_json());
+        }
+        if !self.pending_lookups.is_empty() {
+            let json = serde_json::to_string(&self.pending_lookups).unwrap_or_default();
+            out.insert(LOOKUPS_KEY.to_string(), json);
+        }
+        out
     }
 
     /// Counts a landed commit into the metrics.

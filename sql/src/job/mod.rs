@@ -2,6 +2,7 @@
 
 mod catalog;
 mod insert;
+mod lookup;
 mod quality;
 mod registry;
 mod source;
@@ -9,6 +10,7 @@ mod table;
 
 pub use catalog::{CatalogDef, CatalogKind};
 pub use insert::InsertDef;
+pub use lookup::{LookupDef, LookupOptions};
 pub use quality::{CheckDef, Policy, QualityDef, ViolationKind};
 pub use registry::{EMBEDDED_REGISTRY, RegistryOptions, SubjectName};
 pub use source::{
@@ -39,6 +41,10 @@ pub struct JobFile {
     pub tables: Vec<TableDef>,
     /// `INSERT INTO … SELECT` statements.
     pub inserts: Vec<InsertDef>,
+    /// The Iceberg tables the INSERTs join their streams with, in order of first use.
+    pub lookups: Vec<LookupDef>,
+    /// How lookup tables are refreshed and how large they may be.
+    pub lookup_options: LookupOptions,
     /// Options that hold a secret written inline (a password, a token, a URI with a
     /// password) rather than as `${VAR}`: the job file then is a secret itself.
     pub inline_secrets: Vec<InlineSecret>,

@@ -6,11 +6,15 @@ use std::sync::Arc;
 use arrow_array::{Array, BooleanArray, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::compute::can_cast_types;
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
+};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{
-    Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Projection, cast, lit,
+    Expr, ExprSchemable, Extension, LogicalPlan, LogicalPlanBuilder, Projection, cast, lit,
 };
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::{
@@ -25,6 +29,10 @@ use datafusion::sql::sqlparser::ast::{
 
 use super::ROW_COLUMN;
 use super::implicit::{converts_implicitly, sql_name};
+use super::lookup::{
+    FloeQueryPlanner, Lineage, LookupSlot, LookupTable, Lookups, full_name, lookup_join,
+    prune_lookup_columns,
+};
 use super::slot::{BatchSlot, SlotTable};
 use crate::error::{ErrorKind, Pos, Result, SqlError};
 use crate::job::{InsertDef, JobFile, TableDef, TableName};
@@ -37,6 +45,9 @@ pub struct CompiledJob {
     pub slots: Vec<BatchSlot>,
     /// One compiled plan per INSERT, in file order.
     pub inserts: Vec<CompiledInsert>,
+    /// One slot per lookup table, in the order of `job.lookups`: the engine loads each
+    /// version of the table into it.
+    pub lookups: Vec<Arc<LookupSlot>>,
     ctx: SessionContext,
 }
 
@@ -56,6 +67,8 @@ pub struct CompiledInsert {
     pub schema: SchemaRef,
     /// The table's CHECK constraints, ready to evaluate over the plan's output.
     pub checks: Vec<CompiledCheck>,
+    /// The lookup tables the INSERT joins, with the versions its rows were joined with.
+    pub lineage: Vec<Arc<Lineage>>,
 }
 
 /// A CHECK constraint planned over the INSERT's output.
@@ -116,6 +129,16 @@ pub fn with_row_numbers(batch: &RecordBatch) -> Result<RecordBatch, DataFusionEr
 }
 
 impl CompiledInsert {
+    /// The versions of each lookup table that the rows produced since the previous call
+    /// were joined with, by table.
+    pub fn take_lineage(&self) -> Vec<(String, BTreeSet<String>)> {
+        self.lineage
+            .iter()
+            .map(|l| (l.table.clone(), l.take()))
+            .filter(|(_, used)| !used.is_empty())
+            .collect()
+    }
+
     /// Runs the plan over whatever is in its source's slot.
     pub async fn execute(
         &self,
@@ -151,7 +174,12 @@ pub fn session_config() -> SessionConfig {
 /// 'b')`, `payload->'a'->>'b'` and the rest of datafusion-functions-json), so that JSON
 /// held in a VARCHAR column can be taken apart in the job's SQL.
 fn session_context() -> Result<SessionContext> {
-    let mut ctx = SessionContext::new_with_config(session_config());
+    let state = SessionStateBuilder::new()
+        .with_config(session_config())
+        .with_default_features()
+        .with_query_planner(Arc::new(FloeQueryPlanner))
+        .build();
+    let mut ctx = SessionContext::new_with_state(state);
     datafusion_functions_json::register_all(&mut ctx).map_err(|e| df_error(Pos::new(1, 1), e))?;
     Ok(ctx)
 }
@@ -185,6 +213,7 @@ async fn compile_inner(job: JobFile) -> Result<CompiledJob> {
         .map_err(|e| df_error(s.pos, e))?;
         slots.push(slot);
     }
+    let lookups = register_lookups(&ctx, &job)?;
     // The queries are planned first: with 'schema.evolution' = 'add-columns', what they
     // yield extends their tables' columns, and every INSERT into a table must see all of
     // its columns.
@@ -197,25 +226,33 @@ async fn compile_inner(job: JobFile) -> Result<CompiledJob> {
                 format!("table {} is not declared", insert.target),
             ));
         }
-        queries.push(plan_query(&ctx, &job, insert).await?);
+        queries.push(plan_query(&ctx, &job, insert, &lookups).await?);
     }
     let mut job = job;
-    for (insert, (plan, _)) in job.inserts.clone().iter().zip(&queries) {
+    for (insert, (plan, _, _)) in job.inserts.clone().iter().zip(&queries) {
         if let Some(table) = job.tables.iter_mut().find(|t| t.name == insert.target) {
             super::evolve::extend_table(table, insert, plan)?;
         }
     }
     let mut inserts = vec![];
-    for (insert, (plan, source)) in job.inserts.iter().zip(queries) {
+    for (insert, (plan, source, lineage)) in job.inserts.iter().zip(queries) {
         let Some(table) = job.table(&insert.target) else {
             continue;
         };
-        inserts.push(compile_insert(&ctx, insert, table, plan, source).await?);
+        let mut compiled = compile_insert(&ctx, insert, table, plan, source).await?;
+        compiled.lineage = lineage;
+        inserts.push(compiled);
     }
+    let lookups = job
+        .lookups
+        .iter()
+        .filter_map(|l| lookups.get(&l.name.to_string()).cloned())
+        .collect();
     Ok(CompiledJob {
         job,
         slots,
         inserts,
+        lookups,
         ctx,
     })
 }
@@ -226,7 +263,8 @@ async fn plan_query(
     ctx: &SessionContext,
     job: &JobFile,
     insert: &InsertDef,
-) -> Result<(LogicalPlan, usize)> {
+    lookups: &Lookups,
+) -> Result<(LogicalPlan, usize, Vec<Arc<Lineage>>)> {
     let pos = insert.pos;
     let query =
         DfStatement::Statement(Box::new(Statement::Query(name_select_items(&insert.query))));
@@ -238,7 +276,9 @@ async fn plan_query(
 
     let mut read = BTreeSet::new();
     plan.apply(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
+        if let LogicalPlan::TableScan(scan) = node
+            && !lookups.contains_key(&full_name(&scan.table_name))
+        {
             read.insert(scan.table_name.table().to_string());
         }
         Ok(TreeNodeRecursion::Continue)
@@ -252,6 +292,20 @@ async fn plan_query(
         _ => None,
     }
     .ok_or_else(|| {
+        if read.len() > 1 && has_join(&plan) {
+            return SqlError::new(
+                ErrorKind::Plan,
+                pos,
+                format!(
+                    "INSERT INTO {} joins the streams {}: a join between two streams is not \
+                     supported, since its result would depend on where each stream's batches \
+                     are cut; a stream can be joined with lookup tables (Iceberg tables named \
+                     catalog.namespace.table)",
+                    insert.target,
+                    read.iter().cloned().collect::<Vec<_>>().join(" and ")
+                ),
+            );
+        }
         SqlError::new(
             ErrorKind::Plan,
             pos,
@@ -266,7 +320,62 @@ async fn plan_query(
             ),
         )
     })?;
-    Ok((thread_row_column(plan, insert)?, source))
+    let mut lineage = vec![];
+    let plan = thread_row_column(plan, insert, lookups, &mut lineage)?;
+    Ok((plan, source, lineage))
+}
+
+/// Whether the plan joins anything.
+fn has_join(plan: &LogicalPlan) -> bool {
+    plan.exists(|n| Ok(matches!(n, LogicalPlan::Join(_))))
+        .unwrap_or(false)
+}
+
+/// Makes every lookup table of the job known to the planner under its full name, each
+/// with an empty slot.
+fn register_lookups(ctx: &SessionContext, job: &JobFile) -> Result<Lookups> {
+    let mut out = Lookups::new();
+    for l in &job.lookups {
+        let at = |e: DataFusionError| df_error(l.pos, e);
+        let Some(schema) = &l.schema else {
+            return Err(SqlError::new(
+                ErrorKind::Plan,
+                l.pos,
+                format!(
+                    "lookup table {}: its columns were not read from its catalog before \
+                     planning",
+                    l.name
+                ),
+            ));
+        };
+        let slot = Arc::new(LookupSlot::new(
+            l.name.to_string(),
+            schema.clone(),
+            job.lookup_options.max_memory,
+        ));
+        let catalog = match ctx.catalog(&l.name.catalog) {
+            Some(c) => c,
+            None => {
+                let c: Arc<dyn CatalogProvider> = Arc::new(MemoryCatalogProvider::new());
+                ctx.register_catalog(l.name.catalog.as_str(), c.clone());
+                c
+            }
+        };
+        let namespace = l.name.namespace.join(".");
+        let schema = match catalog.schema(&namespace) {
+            Some(s) => s,
+            None => {
+                let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+                catalog.register_schema(&namespace, s.clone()).map_err(at)?;
+                s
+            }
+        };
+        schema
+            .register_table(l.name.name.clone(), Arc::new(LookupTable(slot.clone())))
+            .map_err(at)?;
+        out.insert(l.name.to_string(), slot);
+    }
+    Ok(out)
 }
 
 /// Turns a planned query into the INSERT's physical plan: its columns cast to the
@@ -286,7 +395,10 @@ async fn compile_insert(
         .project(projection)
         .and_then(|b| b.build())
         .map_err(|e| df_error(pos, e))?;
-    let logical = state.optimize(&logical).map_err(|e| df_error(pos, e))?;
+    let logical = state
+        .optimize(&logical)
+        .and_then(prune_lookup_columns)
+        .map_err(|e| df_error(pos, e))?;
     let physical = state
         .create_physical_plan(&logical)
         .await
@@ -299,6 +411,7 @@ async fn compile_insert(
         schema: table.schema(),
         physical,
         checks,
+        lineage: vec![],
     })
 }
 
@@ -313,9 +426,22 @@ pub fn slot_schema(source: &SchemaRef) -> SchemaRef {
 /// names the source record it came from (for dead letters and for isolating a failing
 /// row). The same walk rejects operators whose result depends on how records happen to
 /// be cut into micro-batches.
-fn thread_row_column(plan: LogicalPlan, insert: &InsertDef) -> Result<LogicalPlan> {
+fn thread_row_column(
+    plan: LogicalPlan,
+    insert: &InsertDef,
+    lookups: &Lookups,
+    lineage: &mut Vec<Arc<Lineage>>,
+) -> Result<LogicalPlan> {
     let pos = insert.pos;
     plan.transform_up(|node| {
+        if let LogicalPlan::Join(j) = &node
+            && let Some(join) = lookup_join(j, lookups)?
+        {
+            lineage.push(join.lineage.clone());
+            return Ok(Transformed::yes(LogicalPlan::Extension(Extension {
+                node: Arc::new(join),
+            })));
+        }
         let refused = match &node {
             LogicalPlan::Aggregate(_) => Some("aggregates and GROUP BY"),
             LogicalPlan::Distinct(_) => Some("DISTINCT"),

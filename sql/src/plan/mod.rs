@@ -3,6 +3,7 @@
 mod compile;
 mod evolve;
 mod implicit;
+pub mod lookup;
 mod slot;
 
 pub use compile::{

@@ -1,4 +1,4 @@
--- expect-error: must read from exactly one source, but reads a, b
+-- expect-error: joins the streams a and b: a join between two streams is not supported
 CREATE CATALOG lake WITH ('type' = 'sql', 'uri' = 'sqlite:///tmp/x.db', 'warehouse' = 'file:///tmp/wh');
 CREATE SOURCE a (x INT) WITH ('connector' = 'kafka', 'topic' = 'a', 'format' = 'json', 'properties.bootstrap.servers' = 'k:1');
 CREATE SOURCE b (x INT) WITH ('connector' = 'kafka', 'topic' = 'b', 'format' = 'json', 'properties.bootstrap.servers' = 'k:1');
