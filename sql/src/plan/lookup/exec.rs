@@ -31,6 +31,7 @@ use super::slot::{LookupSlot, LookupVersion};
 pub struct LookupJoinExec {
     input: Arc<dyn ExecutionPlan>,
     keys: Vec<Arc<dyn PhysicalExpr>>,
+    key_names: Vec<String>,
     slot: Arc<LookupSlot>,
     key_set: usize,
     lookup_columns: Vec<usize>,
@@ -57,6 +58,7 @@ impl LookupJoinExec {
         Self {
             input,
             keys,
+            key_names: join.key_names.clone(),
             slot: join.lookup.clone(),
             key_set: join.key_set,
             lookup_columns: join.lookup_columns.clone(),
@@ -71,13 +73,24 @@ impl LookupJoinExec {
 
 impl DisplayAs for LookupJoinExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys: Vec<String> = self.keys.iter().map(|k| k.to_string()).collect();
+        let keys: Vec<String> = self
+            .keys
+            .iter()
+            .zip(&self.key_names)
+            .map(|(k, n)| format!("{k} = {n}"))
+            .collect();
+        let gathered: Vec<&str> = self
+            .lookup_columns
+            .iter()
+            .filter_map(|c| self.slot.schema.fields().get(*c).map(|f| f.name().as_str()))
+            .collect();
         write!(
             f,
-            "LookupJoinExec: {} {} on [{}]",
+            "LookupJoinExec: {} {} on [{}], gathering [{}]",
             if self.keep_unmatched { "LEFT" } else { "INNER" },
             self.slot.name,
-            keys.join(", ")
+            keys.join(", "),
+            gathered.join(", ")
         )
     }
 }
@@ -110,6 +123,7 @@ impl ExecutionPlan for LookupJoinExec {
         Ok(Arc::new(Self {
             input,
             keys: self.keys.clone(),
+            key_names: self.key_names.clone(),
             slot: self.slot.clone(),
             key_set: self.key_set,
             lookup_columns: self.lookup_columns.clone(),

@@ -65,6 +65,8 @@ pub struct LookupJoin {
     pub key_set: usize,
     /// The stream's key expressions, cast to the types of the lookup key columns.
     pub keys: Vec<Expr>,
+    /// The lookup key columns the keys meet, as the query names them (for `explain`).
+    pub key_names: Vec<String>,
     /// The lookup table's columns in the output, as the query qualifies them.
     pub lookup_fields: Vec<(Option<TableReference>, FieldRef)>,
     /// Where each of those is among the table's columns.
@@ -141,13 +143,24 @@ impl UserDefinedLogicalNodeCore for LookupJoin {
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let keys: Vec<String> = self.keys.iter().map(|k| k.to_string()).collect();
+        let keys: Vec<String> = self
+            .keys
+            .iter()
+            .zip(&self.key_names)
+            .map(|(k, n)| format!("{k} = {n}"))
+            .collect();
+        let gathered: Vec<String> = self
+            .lookup_fields
+            .iter()
+            .map(|(_, f)| f.name().clone())
+            .collect();
         write!(
             f,
-            "LookupJoin: {} {} on [{}]",
+            "LookupJoin: {} {} on [{}], gathering [{}]",
             if self.keep_unmatched { "LEFT" } else { "INNER" },
             self.lookup.name,
-            keys.join(", ")
+            keys.join(", "),
+            gathered.join(", ")
         )
     }
 
@@ -299,6 +312,13 @@ pub fn lookup_join(join: &Join, lookups: &Lookups) -> DfResult<Option<LookupJoin
         (&join.left, &join.right)
     };
     let (keys, columns) = key_pairs(join, stream, table, &slot.name)?;
+    let key_names = columns
+        .iter()
+        .map(|c| {
+            let (q, f) = table.schema().qualified_field(*c);
+            q.map_or_else(|| f.name().clone(), |q| format!("{q}.{}", f.name()))
+        })
+        .collect();
     let n = table.schema().fields().len();
     let all: Vec<_> = join
         .schema
@@ -316,6 +336,7 @@ pub fn lookup_join(join: &Join, lookups: &Lookups) -> DfResult<Option<LookupJoin
         input: (**stream).clone(),
         key_set,
         keys,
+        key_names,
         lookup_columns: (0..lookup_fields.len()).collect(),
         lookup_fields,
         lookup_first,
