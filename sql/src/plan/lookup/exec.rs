@@ -23,7 +23,7 @@ use datafusion::physical_plan::{
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use futures::StreamExt;
 
-use super::node::{Lineage, LookupJoin};
+use super::node::{Lineage, LookupJoin, describe};
 use super::slot::{LookupSlot, LookupVersion};
 
 /// Executes a [`LookupJoin`].
@@ -73,25 +73,20 @@ impl LookupJoinExec {
 
 impl DisplayAs for LookupJoinExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys: Vec<String> = self
-            .keys
-            .iter()
-            .zip(&self.key_names)
-            .map(|(k, n)| format!("{k} = {n}"))
-            .collect();
+        let keys: Vec<String> = self.keys.iter().map(|k| k.to_string()).collect();
         let gathered: Vec<&str> = self
             .lookup_columns
             .iter()
             .filter_map(|c| self.slot.schema.fields().get(*c).map(|f| f.name().as_str()))
             .collect();
-        write!(
-            f,
-            "LookupJoinExec: {} {} on [{}], gathering [{}]",
-            if self.keep_unmatched { "LEFT" } else { "INNER" },
-            self.slot.name,
-            keys.join(", "),
-            gathered.join(", ")
-        )
+        let text = describe(
+            self.keep_unmatched,
+            &self.slot.name,
+            &keys,
+            &self.key_names,
+            &gathered,
+        );
+        write!(f, "LookupJoinExec: {text}")
     }
 }
 

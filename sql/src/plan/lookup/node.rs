@@ -143,25 +143,20 @@ impl UserDefinedLogicalNodeCore for LookupJoin {
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let keys: Vec<String> = self
-            .keys
-            .iter()
-            .zip(&self.key_names)
-            .map(|(k, n)| format!("{k} = {n}"))
-            .collect();
-        let gathered: Vec<String> = self
+        let keys: Vec<String> = self.keys.iter().map(|k| k.to_string()).collect();
+        let gathered: Vec<&str> = self
             .lookup_fields
             .iter()
-            .map(|(_, f)| f.name().clone())
+            .map(|(_, f)| f.name().as_str())
             .collect();
-        write!(
-            f,
-            "LookupJoin: {} {} on [{}], gathering [{}]",
-            if self.keep_unmatched { "LEFT" } else { "INNER" },
-            self.lookup.name,
-            keys.join(", "),
-            gathered.join(", ")
-        )
+        let text = describe(
+            self.keep_unmatched,
+            &self.lookup.name,
+            &keys,
+            &self.key_names,
+            &gathered,
+        );
+        write!(f, "LookupJoin: {text}")
     }
 
     fn with_exprs_and_inputs(&self, exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> DfResult<Self> {
@@ -231,6 +226,27 @@ pub fn prune_lookup_columns(plan: LogicalPlan) -> DfResult<LogicalPlan> {
         other => Ok(Transformed::yes(other.recompute_schema()?)),
     })
     .map(|t| t.data)
+}
+
+/// How `explain` shows a lookup join: its kind, table, key pairs and gathered columns.
+pub(super) fn describe(
+    keep_unmatched: bool,
+    table: &str,
+    keys: &[String],
+    key_names: &[String],
+    gathered: &[&str],
+) -> String {
+    let pairs: Vec<String> = keys
+        .iter()
+        .zip(key_names)
+        .map(|(k, n)| format!("{k} = {n}"))
+        .collect();
+    format!(
+        "{} {table} on [{}], gathering [{}]",
+        if keep_unmatched { "LEFT" } else { "INNER" },
+        pairs.join(", "),
+        gathered.join(", ")
+    )
 }
 
 /// The output schema: the stream's columns and the lookup table's, in the JOIN's order.
