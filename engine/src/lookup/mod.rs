@@ -21,7 +21,7 @@ use iceberg::arrow::schema_to_arrow_schema;
 use tokio::task::JoinHandle;
 
 use crate::error::{EngineError, Result};
-use crate::setup::{catalog_of, open_catalogs, table_ident};
+use crate::setup::{catalog_of, open_catalogs};
 
 pub use load::{LoadedVersion, load_version};
 
@@ -70,14 +70,13 @@ pub async fn start(
     let every = compiled.job.lookup_options.refresh_interval;
     for (def, slot) in compiled.job.lookups.iter().zip(&compiled.lookups) {
         let cat = catalog_of(catalogs, &def.name)?;
-        let ident = table_ident(&def.name)?;
         let table = load::load_table(cat, &def.name).await?;
         let loaded = load_version(&table, slot.clone()).await?;
         let snapshot = loaded.snapshot;
         loaded.install(slot);
         out.tasks.push(tokio::spawn(refresh::keep_fresh(
-            cat.catalog.clone(),
-            ident,
+            cat.clone(),
+            def.name.clone(),
             slot.clone(),
             every,
             snapshot,

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use floe_catalog::OpenCatalog;
+use floe_sql::job::TableName;
 use floe_sql::plan::lookup::LookupSlot;
-use iceberg::{Catalog, TableIdent};
 use tokio::time::MissedTickBehavior;
 use tracing::{error, info, warn};
 
-use super::load::load_version;
+use super::load::{load_table, load_version};
 use crate::error::EngineError;
 use crate::observe::metrics;
 
@@ -16,8 +17,8 @@ use crate::observe::metrics;
 /// and installs that one. A failure leaves the joins on the version they have; the next
 /// check tries again.
 pub async fn keep_fresh(
-    catalog: Arc<dyn Catalog>,
-    ident: TableIdent,
+    catalog: OpenCatalog,
+    name: TableName,
     slot: Arc<LookupSlot>,
     every: Duration,
     mut loaded: Option<i64>,
@@ -28,12 +29,7 @@ pub async fn keep_fresh(
         tick.tick().await;
         let started = Instant::now();
         let result = async {
-            let table = catalog.load_table(&ident).await.map_err(|e| {
-                EngineError::from(floe_catalog::CatalogError::iceberg(
-                    format!("lookup table {}: loading it", slot.name),
-                    e,
-                ))
-            })?;
+            let table = load_table(&catalog, &name).await?;
             if table.metadata().current_snapshot_id() == loaded {
                 return Ok(None);
             }

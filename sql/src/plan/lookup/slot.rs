@@ -127,14 +127,15 @@ impl LookupSlot {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let mut memory = batch.get_array_memory_size() as u64;
+        self.check_memory(&label, memory)?;
         let mut indexes = vec![];
         for keys in &sets {
             let index = LookupIndex::build(&batch, keys).map_err(arrow)?;
             memory += index.memory() as u64;
             indexes.push(index);
+            // Stop before building the next index once over the cap.
             self.check_memory(&label, memory)?;
         }
-        self.check_memory(&label, memory)?;
         Ok(LookupVersion {
             label,
             batch,
