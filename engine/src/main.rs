@@ -129,9 +129,15 @@ enum Command {
         /// Partition (default: the producer's choice).
         #[arg(long)]
         partition: Option<i32>,
-        /// Record key.
-        #[arg(long)]
+        /// Record key (of every record).
+        #[arg(long, conflicts_with = "key_separator")]
         key: Option<String>,
+        /// Read each value as key, separator, value (split at the first separator).
+        #[arg(long)]
+        key_separator: Option<String>,
+        /// Send a value equal to this as a null value (a tombstone).
+        #[arg(long)]
+        null_marker: Option<String>,
         /// Record values.
         #[arg(required = true)]
         values: Vec<String>,
@@ -304,8 +310,18 @@ fn main() -> ExitCode {
                 topic,
                 partition,
                 key,
+                key_separator,
+                null_marker,
                 values,
-            } => commands::send::send(&bootstrap, &topic, partition, key.as_deref(), &values)?,
+            } => {
+                let opts = commands::send::SendOptions {
+                    partition,
+                    key,
+                    key_separator,
+                    null_marker,
+                };
+                commands::send::send(&bootstrap, &topic, &opts, &values)?
+            }
             Command::Replay {
                 job,
                 table,

@@ -98,7 +98,8 @@ pub fn read_writer_schemas(job: &mut JobFile) -> Result<()> {
             || s.kafka.avro_schema.is_some()
             || key.is_some_and(|k| k.registry.is_some() || k.avro_schema.is_some())
     };
-    for source in job.sources.iter_mut().filter(avro) {
+    let sources = job.sources.iter_mut().chain(job.lookup_topics.iter_mut());
+    for source in sources.filter(avro) {
         // The embedded generator's schema is the subject's latest once registered.
         if let Some(feed) = &source.kafka.embedded {
             crate::embedded::avro_feed::register_for(source, feed)?;

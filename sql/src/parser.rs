@@ -20,7 +20,7 @@ use crate::job::{
     CatalogDef, CatalogKind, CheckDef, EmbeddedFeed, InlineSecret, InsertDef, JobFile,
     KafkaOptions, LookupDef, LookupOptions, MetadataKey, PartitionField, Policy, QualityDef,
     SchemaEvolution, SourceColumn, SourceDef, SourceFormat, StartupMode, TableColumn, TableDef,
-    TableName, TableOptions, TimestampNumbers, Transform, ViolationKind,
+    TableName, TableOptions, TimestampNumbers, Transform, UpsertOptions, ViolationKind,
 };
 use crate::key_options::{Declared, key_option_names, key_options};
 use crate::maintenance_options::maintenance_options;
@@ -55,6 +55,7 @@ const SOURCE_OPTIONS: &[&str] = &[
     "scan.startup.timestamp-millis",
     "scan.batch.records",
     "source.max-record-bytes",
+    "lookup.refresh-interval",
     "json.timestamp-number",
     "embedded.generator",
     "embedded.records",
@@ -128,6 +129,7 @@ fn parse_inner(path: &str, text: &str, vars: &dyn Variables) -> Result<JobFile> 
         raw_inserts: vec![],
         catalogs: vec![],
         sources: vec![],
+        lookup_topics: vec![],
         job_name: None,
         lookup_options: LookupOptions::default(),
         inline_secrets: vec![],
@@ -161,6 +163,7 @@ struct JobParser<'a> {
     raw_inserts: Vec<RawInsert>,
     catalogs: Vec<CatalogDef>,
     sources: Vec<SourceDef>,
+    lookup_topics: Vec<SourceDef>,
     job_name: Option<String>,
     lookup_options: LookupOptions,
     inline_secrets: Vec<InlineSecret>,
@@ -745,6 +748,7 @@ impl<'a> JobParser<'a> {
         if self
             .sources
             .iter()
+            .chain(&self.lookup_topics)
             .any(|s| s.name.eq_ignore_ascii_case(name))
         {
             return Err(SqlError::new(
@@ -755,16 +759,25 @@ impl<'a> JobParser<'a> {
         }
         let what = format!("source {name}");
         let mut r = OptionReader::new(&what, pos, options)?;
-        match r.choice("connector", &["kafka"])? {
-            Some(_) => {}
+        let upsert = match r.choice("connector", &["kafka", "upsert-kafka"])? {
+            Some(connector) => connector == "upsert-kafka",
             None => {
                 return Err(SqlError::new(
                     ErrorKind::Option,
                     pos,
-                    format!("{what} needs 'connector' = 'kafka'"),
+                    format!(
+                        "{what} needs 'connector' = 'kafka' (a stream), or 'upsert-kafka' (a \
+                         compacted topic read as a lookup table)"
+                    ),
                 ));
             }
-        }
+        };
+        let upsert = if upsert {
+            Some(upsert_options(&mut r, &what, pos)?)
+        } else {
+            refuse_for_streams(&mut r, &what)?;
+            None
+        };
         let topic = r.required("topic")?;
         let format = value_format(&mut r, &what, pos)?;
         let registry = registry_options(&mut r, &what, pos, format, &RegistryScope::value())?;
@@ -848,6 +861,16 @@ impl<'a> JobParser<'a> {
             r.count("embedded.seed")?,
             r.count("embedded.dirty-every")?,
         );
+        if upsert.is_some() && bootstrap_servers == EMBEDDED_BOOTSTRAP {
+            return Err(SqlError::new(
+                ErrorKind::Option,
+                pos,
+                format!(
+                    "{what}: the embedded broker generates streams only; an 'upsert-kafka' \
+                     source reads its table from a broker of its own"
+                ),
+            ));
+        }
         let embedded = (bootstrap_servers == EMBEDDED_BOOTSTRAP).then(|| EmbeddedFeed {
             generator: embedded_opts.0.unwrap_or("orders").to_string(),
             records: embedded_opts.1,
@@ -887,7 +910,11 @@ impl<'a> JobParser<'a> {
                 pos: c.pos,
             })
             .collect();
-        self.sources.push(SourceDef {
+        let list = match upsert {
+            Some(_) => &mut self.lookup_topics,
+            None => &mut self.sources,
+        };
+        list.push(SourceDef {
             name: name.clone(),
             pos,
             columns,
@@ -908,6 +935,7 @@ impl<'a> JobParser<'a> {
                 avro_schema,
                 key,
             },
+            upsert,
         });
         Ok(())
     }
@@ -1247,12 +1275,14 @@ impl<'a> JobParser<'a> {
             }
         }
         check_topics_unique(&sources)?;
+        let lookup_topics = self.lookup_topics;
         Ok(JobFile {
             path: path.to_string(),
             name_is_set: self.job_name.is_some(),
             name,
             catalogs: self.catalogs,
             sources,
+            lookup_topics,
             tables,
             inserts,
             lookups,
@@ -1260,6 +1290,50 @@ impl<'a> JobParser<'a> {
             inline_secrets: self.inline_secrets,
         })
     }
+}
+
+/// The settings of an `'upsert-kafka'` source, refusing the options that do not apply
+/// to a topic read as a table.
+fn upsert_options(r: &mut OptionReader, what: &str, pos: Pos) -> Result<UpsertOptions> {
+    for key in ["scan.startup.mode", "scan.startup.timestamp-millis"] {
+        if let Some((_, at)) = r.string_at(key) {
+            return Err(SqlError::new(
+                ErrorKind::Option,
+                at,
+                format!(
+                    "{what}: '{key}' does not apply to an 'upsert-kafka' source, which is read \
+                     from the beginning of its topic (the latest value of each key is the table)"
+                ),
+            ));
+        }
+    }
+    let mut out = UpsertOptions::default();
+    if let Some(d) = r.duration("lookup.refresh-interval")? {
+        if d < std::time::Duration::from_millis(100) {
+            return Err(SqlError::new(
+                ErrorKind::Option,
+                pos,
+                format!("{what}: 'lookup.refresh-interval' must be at least 100ms"),
+            ));
+        }
+        out.refresh_interval = d;
+    }
+    Ok(out)
+}
+
+/// Refuses the options of `'upsert-kafka'` sources on a stream.
+fn refuse_for_streams(r: &mut OptionReader, what: &str) -> Result<()> {
+    if let Some((_, at)) = r.string_at("lookup.refresh-interval") {
+        return Err(SqlError::new(
+            ErrorKind::Option,
+            at,
+            format!(
+                "{what}: 'lookup.refresh-interval' belongs to 'upsert-kafka' sources (topics \
+                 read as lookup tables); a stream's records are read as they come"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads `'on-violation'`, `'on-violation.<rule>'` and `'dead-letter.table'`.

@@ -330,3 +330,81 @@ async fn a_version_larger_than_the_cap_is_refused_naming_the_setting() {
         "{err}"
     );
 }
+
+/// A compacted topic declared with `'connector' = 'upsert-kafka'` (customer id → segment).
+const CUSTOMER_TOPIC: &str = "CREATE SOURCE customers (id BIGINT NOT NULL, segment VARCHAR) WITH (
+  'connector' = 'upsert-kafka', 'topic' = 'customers', 'format' = 'json',
+  'properties.bootstrap.servers' = 'k:1', 'lookup.refresh-interval' = '250ms');
+";
+
+#[tokio::test]
+async fn an_upsert_kafka_source_is_a_lookup_table_under_its_name_not_a_stream() {
+    let job = plan(&format!(
+        "{CUSTOMER_TOPIC}INSERT INTO lake.sales.orders
+         SELECT o.id, c.segment, CAST(NULL AS BIGINT)
+         FROM orders AS o
+         LEFT JOIN customers FOR SYSTEM_TIME AS OF o.proc_time AS c ON o.customer_id = c.id;"
+    ))
+    .await
+    .expect("plans");
+    assert_eq!(job.job.sources.len(), 1, "only orders is a stream");
+    assert_eq!(job.job.lookup_topics.len(), 1);
+    let upsert = job.job.lookup_topics[0].upsert.expect("upsert options");
+    assert_eq!(
+        upsert.refresh_interval,
+        std::time::Duration::from_millis(250)
+    );
+    assert!(job.job.lookups.is_empty(), "no Iceberg lookup table");
+    assert_eq!(job.inserts[0].source, 0);
+    let slot = job.topic_lookups[0].clone();
+    let version = slot
+        .prepare("0:3".into(), customers(&[(1, "gold"), (2, "silver")]))
+        .expect("prepare");
+    slot.install(version);
+    assert_eq!(
+        run(&job, &[(10, Some(2), "EUR"), (11, Some(5), "EUR")]).await,
+        vec![(10, Some("silver".into()), None), (11, None, None)]
+    );
+    let lineage = job.inserts[0].take_lineage();
+    assert_eq!(lineage[0].0, "customers");
+    assert_eq!(lineage[0].1.iter().collect::<Vec<_>>(), vec!["0:3"]);
+}
+
+#[tokio::test]
+async fn options_that_do_not_fit_a_topic_read_as_a_table_are_refused() {
+    let insert = "INSERT INTO lake.sales.orders SELECT o.id, c.segment, CAST(NULL AS BIGINT) \
+                  FROM orders o JOIN customers c ON o.customer_id = c.id;";
+    let cases = [
+        (
+            CUSTOMER_TOPIC.replace(
+                "'format' = 'json',",
+                "'format' = 'json', 'scan.startup.mode' = 'latest-offset',",
+            ),
+            "'scan.startup.mode' does not apply to an 'upsert-kafka' source",
+        ),
+        (
+            CUSTOMER_TOPIC.replace("'k:1'", "'embedded'"),
+            "the embedded broker generates streams only",
+        ),
+        (
+            CUSTOMER_TOPIC.replace("'250ms'", "'10ms'"),
+            "'lookup.refresh-interval' must be at least 100ms",
+        ),
+        (
+            CUSTOMER_TOPIC.replace("'upsert-kafka'", "'kafka'"),
+            "'lookup.refresh-interval' belongs to 'upsert-kafka' sources",
+        ),
+        (
+            CUSTOMER_TOPIC
+                .replace("'upsert-kafka'", "'kafka'")
+                .replace(", 'lookup.refresh-interval' = '250ms'", ""),
+            "joins the streams customers and orders: a join between two streams is not supported",
+        ),
+    ];
+    for (source, want) in cases {
+        match plan(&format!("{source}{insert}")).await {
+            Ok(_) => panic!("planned: {source}"),
+            Err(e) => assert!(e.contains(want), "{source}\n  error: {e}\n  want: {want}"),
+        }
+    }
+}

@@ -313,6 +313,19 @@ impl Broker {
         assert!(status.success(), "floe send failed");
     }
 
+    /// Sends `records` (`key=value`, or `key=NULL` for a tombstone) to `partition` of
+    /// `topic`.
+    pub fn send_keyed(&self, topic: &str, partition: i32, records: &[String]) {
+        let status = floe()
+            .args(["send", "--bootstrap", &self.bootstrap, "--topic", topic])
+            .args(["--partition", &partition.to_string()])
+            .args(["--key-separator", "=", "--null-marker", "NULL", "--"])
+            .args(records)
+            .status()
+            .expect("run floe send");
+        assert!(status.success(), "floe send failed");
+    }
+
     /// Produces and waits.
     pub fn produce_all(&self, records: u64, partitions: u32, start: u64) {
         let status = self

@@ -6,18 +6,22 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::fixture::{Broker, Lake, assert_same_ids, produced_range, signal, wait_until};
+use std::process::Child;
+
+use crate::fixture::{
+    Broker, Lake, StderrLog, assert_same_ids, produced_range, signal, wait_until,
+};
 use crate::pyiceberg::{ids_of, read_with_pyiceberg, run_on_lake};
 
-const PRICED: &str = "lake.sales.orders_priced";
-const DEAD: &str = "lake.sales.orders_dlq";
+pub const PRICED: &str = "lake.sales.orders_priced";
+pub const DEAD: &str = "lake.sales.orders_dlq";
 const RATES: &str = "ref.rates";
 
 /// The priced table dead-letters orders without a rate.
 const DEAD_LETTER: &str =
     "'on-violation' = 'dead-letter', 'dead-letter.table' = 'lake.sales.orders_dlq'";
 
-fn job(dir: &Path, settings: &str) -> String {
+pub fn job(dir: &Path, settings: &str) -> String {
     job_with(dir, settings, DEAD_LETTER)
 }
 
@@ -68,7 +72,7 @@ fn set_rates(lake: &Lake, rates: &[&str]) -> String {
 }
 
 /// Order id → normalised currency, for orders `indices` of the 4 partitions.
-fn currencies(indices: std::ops::Range<u64>) -> BTreeMap<u64, String> {
+pub fn currencies(indices: std::ops::Range<u64>) -> BTreeMap<u64, String> {
     produced_range(4, indices)
         .iter()
         .map(|r| {
@@ -84,7 +88,7 @@ fn currencies(indices: std::ops::Range<u64>) -> BTreeMap<u64, String> {
 }
 
 /// Order id → rate, as the priced table holds them.
-fn priced(lake: &Lake) -> BTreeMap<u64, f64> {
+pub fn priced(lake: &Lake) -> BTreeMap<u64, f64> {
     lake.query(&format!("SELECT order_id, rate FROM {PRICED}"))
         .iter()
         .map(|r| {
@@ -95,7 +99,7 @@ fn priced(lake: &Lake) -> BTreeMap<u64, f64> {
 }
 
 /// Rows of the priced table plus dead letters, once both exist (0 before).
-fn landed(lake: &Lake) -> u64 {
+pub fn landed(lake: &Lake) -> u64 {
     let count = |t: &str| {
         lake.try_query(&format!("SELECT count(*) AS n FROM {t}"))
             .ok()
@@ -105,84 +109,68 @@ fn landed(lake: &Lake) -> u64 {
     count(PRICED) + count(DEAD)
 }
 
-#[test]
-fn orders_are_priced_with_the_rates_pyiceberg_writes_while_the_job_runs() {
-    let broker = Broker::start(&["orders:4"]);
-    let lake = Lake::with_job(|dir| job(dir, "SET 'lookup.refresh-interval' = '500ms';"));
-    let first = set_rates(&lake, &["EUR=1", "USD=2"]);
-    broker.produce_all(400, 4, 0);
-    let (mut child, log) = lake.spawn(&broker);
-    assert!(
-        wait_until(Duration::from_secs(90), || landed(&lake) >= 400),
-        "the first 400 orders land: {}",
-        log.text()
-    );
-
-    // New rates, and a currency that had none: later batches use them.
-    let second = set_rates(&lake, &["EUR=10", "USD=2", "GBP=3"]);
-    assert_ne!(first, second);
-    assert!(
-        log.wait_for("lookup table refreshed", Duration::from_secs(30)),
-        "the job sees the new snapshot within its refresh interval: {}",
-        log.text()
-    );
+/// Orders 100..200 of each partition while the job runs; then orders 200..300, with the
+/// job killed (kill -9) while they stream in and restarted until idle: it reads some
+/// again and joins them with the lookup table as it is then.
+pub fn land_the_rest_through_a_kill(
+    lake: &Lake,
+    broker: &Broker,
+    mut child: Child,
+    log: &StderrLog,
+) {
     broker.produce_all(400, 4, 100);
     assert!(
-        wait_until(Duration::from_secs(90), || landed(&lake) >= 800),
+        wait_until(Duration::from_secs(90), || landed(lake) >= 800),
         "the next 400 orders land: {}",
         log.text()
     );
-
-    // kill -9 while orders 200..300 stream in; the restarted job reads some again and
-    // joins them with the rates as they are now.
     let mut producer = broker.produce(400, 4, 200, Some(200));
     assert!(
-        wait_until(Duration::from_secs(60), || landed(&lake) > 800),
+        wait_until(Duration::from_secs(60), || landed(lake) > 800),
         "some of the last orders land before the kill: {}",
         log.text()
     );
     signal(&child, "KILL");
     let _ = child.wait();
     let _ = producer.wait();
-    lake.run_until_idle(&broker, "5s");
+    lake.run_until_idle(broker, "5s");
+}
 
-    let early = currencies(0..100);
-    let late = currencies(100..300);
-    let rows = priced(&lake);
-    for (id, currency) in &early {
-        let want = match currency.as_str() {
-            "EUR" => Some(1.0),
-            "USD" => Some(2.0),
-            _ => None,
-        };
-        assert_eq!(
-            rows.get(id).copied(),
-            want,
-            "order {id} ({currency}) before the update"
-        );
+/// Checks that each of orders 0..300 of every partition landed once: priced with the
+/// rate `early` (orders 0..100) or `late` (100..300) gives for its currency, or, when
+/// that gives none, dead-lettered as breaking `known_currency`. PyIceberg reads the
+/// priced table.
+pub fn assert_priced_or_dead_lettered(
+    lake: &Lake,
+    early: impl Fn(&str) -> Option<f64>,
+    late: impl Fn(&str) -> Option<f64>,
+) {
+    let rows = priced(lake);
+    let (mut want, mut unpriced) = (vec![], vec![]);
+    for (orders, rate, when) in [
+        (
+            currencies(0..100),
+            &early as &dyn Fn(&str) -> Option<f64>,
+            "before",
+        ),
+        (currencies(100..300), &late, "after"),
+    ] {
+        for (id, currency) in &orders {
+            let rate = rate(currency);
+            assert_eq!(
+                rows.get(id).copied(),
+                rate,
+                "order {id} ({currency}) {when} the update"
+            );
+            match rate {
+                Some(_) => want.push(*id),
+                None => unpriced.push(*id),
+            }
+        }
     }
-    for (id, currency) in &late {
-        let want = match currency.as_str() {
-            "EUR" => 10.0,
-            "USD" => 2.0,
-            _ => 3.0,
-        };
-        assert_eq!(
-            rows.get(id).copied(),
-            Some(want),
-            "order {id} ({currency}) after the update"
-        );
-    }
-    // Every order once: priced, or (a pound order before pounds had a rate) dead-lettered
-    // with the rule it broke.
-    let mut want: Vec<u64> = early
-        .iter()
-        .filter(|(_, c)| c.as_str() != "GBP")
-        .map(|(id, _)| *id)
-        .chain(late.keys().copied())
-        .collect();
     want.sort_unstable();
-    let table = read_with_pyiceberg(&lake, "sales.orders_priced");
+    unpriced.sort_unstable();
+    let table = read_with_pyiceberg(lake, "sales.orders_priced");
     assert_same_ids("PyIceberg orders_priced", &ids_of(&table), &want);
     let dead = lake.query(&format!(
         "SELECT CAST(key AS VARCHAR) AS k, rule, error_kind FROM {DEAD}"
@@ -197,12 +185,47 @@ fn orders_are_priced_with_the_rates_pyiceberg_writes_while_the_job_runs() {
         .filter_map(|d| d["k"].as_str().and_then(|k| k.parse().ok()))
         .collect();
     dead_ids.sort_unstable();
-    let unpriced: Vec<u64> = early
-        .iter()
-        .filter(|(_, c)| c.as_str() == "GBP")
-        .map(|(id, _)| *id)
-        .collect();
-    assert_same_ids("dead-lettered pound orders", &dead_ids, &unpriced);
+    assert_same_ids("dead-lettered orders without a rate", &dead_ids, &unpriced);
+}
+
+#[test]
+fn orders_are_priced_with_the_rates_pyiceberg_writes_while_the_job_runs() {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::with_job(|dir| job(dir, "SET 'lookup.refresh-interval' = '500ms';"));
+    let first = set_rates(&lake, &["EUR=1", "USD=2"]);
+    broker.produce_all(400, 4, 0);
+    let (child, log) = lake.spawn(&broker);
+    assert!(
+        wait_until(Duration::from_secs(90), || landed(&lake) >= 400),
+        "the first 400 orders land: {}",
+        log.text()
+    );
+
+    // New rates, and a currency that had none: later batches use them.
+    let second = set_rates(&lake, &["EUR=10", "USD=2", "GBP=3"]);
+    assert_ne!(first, second);
+    assert!(
+        log.wait_for("lookup table refreshed", Duration::from_secs(30)),
+        "the job sees the new snapshot within its refresh interval: {}",
+        log.text()
+    );
+    land_the_rest_through_a_kill(&lake, &broker, child, &log);
+    // A pound order before pounds had a rate is dead-lettered; every other is priced.
+    assert_priced_or_dead_lettered(
+        &lake,
+        |c| match c {
+            "EUR" => Some(1.0),
+            "USD" => Some(2.0),
+            _ => None,
+        },
+        |c| {
+            Some(match c {
+                "EUR" => 10.0,
+                "USD" => 2.0,
+                _ => 3.0,
+            })
+        },
+    );
 
     // Lineage: the job's newest snapshots name the rates snapshot their rows were joined
     // with (the last rows were all joined after the update).

@@ -8,6 +8,7 @@ mod fixture;
 mod keys;
 mod lifecycle;
 mod lookup;
+mod lookup_topic;
 mod maintenance;
 mod nested;
 mod operations;

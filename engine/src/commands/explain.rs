@@ -16,7 +16,7 @@ pub async fn validate(path: &Path) -> Result<()> {
         job.job.sources.len(),
         job.job.tables.len(),
         job.inserts.len(),
-        job.lookups.len()
+        job.lookups.len() + job.topic_lookups.len()
     );
     Ok(())
 }

@@ -8,21 +8,32 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use crate::error::{EngineError, Result};
 use crate::source::client_log::QuietContext;
 
-/// Sends each of `values` as one record to `topic` (and `partition`, if given).
-pub fn send(
-    bootstrap: &str,
-    topic: &str,
-    partition: Option<i32>,
-    key: Option<&str>,
-    values: &[String],
-) -> Result<()> {
+/// How `floe send` turns its arguments into records.
+#[derive(Debug, Default, Clone)]
+pub struct SendOptions {
+    /// Partition (None: the producer's choice).
+    pub partition: Option<i32>,
+    /// The key of every record.
+    pub key: Option<String>,
+    /// Each value is `key<separator>value`, split at the first separator.
+    pub key_separator: Option<String>,
+    /// A value equal to this is sent as no value at all (a tombstone).
+    pub null_marker: Option<String>,
+}
+
+/// Sends each of `values` as one record to `topic`.
+pub fn send(bootstrap: &str, topic: &str, opts: &SendOptions, values: &[String]) -> Result<()> {
     let producer: BaseProducer<QuietContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create_with_context(QuietContext::default())
         .map_err(|e| EngineError::Other(format!("cannot create the producer: {e}")))?;
     for v in values {
-        let mut r = BaseRecord::<str, str>::to(topic).payload(v.as_str());
-        if let Some(p) = partition {
+        let (key, value) = split(opts, v)?;
+        let mut r = BaseRecord::<str, str>::to(topic);
+        if opts.null_marker.as_deref() != Some(value) {
+            r = r.payload(value);
+        }
+        if let Some(p) = opts.partition {
             r = r.partition(p);
         }
         if let Some(k) = key {
@@ -44,5 +55,20 @@ pub fn send(
         n => Err(EngineError::Other(format!(
             "{n} record(s) to {topic} were not delivered"
         ))),
+    }
+}
+
+/// The key and value of argument `v`.
+fn split<'a>(opts: &'a SendOptions, v: &'a str) -> Result<(Option<&'a str>, &'a str)> {
+    match &opts.key_separator {
+        None => Ok((opts.key.as_deref(), v)),
+        Some(sep) => v
+            .split_once(sep.as_str())
+            .map(|(k, v)| (Some(k), v))
+            .ok_or_else(|| {
+                EngineError::Other(format!(
+                    "'{v}' has no key: with --key-separator '{sep}', each value is key{sep}value"
+                ))
+            }),
     }
 }

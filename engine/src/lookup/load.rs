@@ -25,14 +25,18 @@ pub struct LoadedVersion {
 impl LoadedVersion {
     /// Makes this the version batches are joined with from now on.
     pub fn install(self, slot: &LookupSlot) {
-        let m = metrics();
-        m.lookup_rows
-            .set(&[&slot.name], self.version.batch.num_rows() as f64);
-        m.lookup_bytes
-            .set(&[&slot.name], self.version.memory as f64);
-        m.lookup_loads.add(&[&slot.name, "loaded"], 1.0);
-        slot.install(self.version);
+        install_version(slot, self.version);
     }
+}
+
+/// Makes `version` the one batches are joined with from now on, and says so in metrics.
+pub fn install_version(slot: &LookupSlot, version: LookupVersion) {
+    let m = metrics();
+    m.lookup_rows
+        .set(&[&slot.name], version.batch.num_rows() as f64);
+    m.lookup_bytes.set(&[&slot.name], version.memory as f64);
+    m.lookup_loads.add(&[&slot.name, "loaded"], 1.0);
+    slot.install(version);
 }
 
 /// The lookup table `name`, as its catalog has it now.

@@ -1,4 +1,4 @@
-//! Lookup tables: the Iceberg tables a job's INSERTs join their streams with.
+//! Lookup tables: the Iceberg tables and compacted topics a job's INSERTs join their streams with.
 //!
 //! Before the job is planned, each lookup table's columns are read from its catalog
 //! ([`read_schemas`]). Before the first batch, each table's current snapshot is read
@@ -7,9 +7,14 @@
 //! that one off the executor and swaps it in between batches. A table that cannot be
 //! read, or that outgrows `'lookup.max-memory'`, stops the job at start; on a refresh it
 //! is logged and counted, and joins go on with the version they have.
+//!
+//! A compacted topic declared with `'connector' = 'upsert-kafka'` is a lookup table too:
+//! `topic` reads it to its end before the first batch and follows it from then on.
 
 mod load;
 mod refresh;
+mod topic;
+mod upserts;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,10 +51,12 @@ pub async fn read_schemas(job: &mut JobFile) -> Result<()> {
     Ok(())
 }
 
-/// The refresh tasks of a job's lookup tables; they stop when this is dropped.
+/// The refresh tasks of a job's lookup tables and the threads that follow its lookup
+/// topics; they stop when this is dropped.
 #[derive(Debug, Default)]
 pub struct Lookups {
     tasks: Vec<JoinHandle<()>>,
+    topics: Vec<topic::TopicLookup>,
 }
 
 impl Drop for Lookups {
@@ -60,8 +67,9 @@ impl Drop for Lookups {
     }
 }
 
-/// Loads the current version of every lookup table of `compiled` and starts keeping it
-/// up to date. Fails if a table cannot be read or is too large.
+/// Loads the current version of every lookup table of `compiled` (Iceberg tables, and
+/// topics read to their end) and starts keeping it up to date. Fails if a table cannot
+/// be read or is too large.
 pub async fn start(
     compiled: &CompiledJob,
     catalogs: &HashMap<String, OpenCatalog>,
@@ -81,6 +89,16 @@ pub async fn start(
             every,
             snapshot,
         )));
+    }
+    for (def, slot) in compiled
+        .job
+        .lookup_topics
+        .iter()
+        .zip(&compiled.topic_lookups)
+    {
+        let bootstrap = &def.kafka.bootstrap_servers;
+        out.topics
+            .push(topic::follow(def, bootstrap, slot.clone()).await?);
     }
     Ok(out)
 }

@@ -64,6 +64,9 @@ pub struct Metrics {
     pub lookup_bytes: Family,
     /// Loads of a lookup table's new version, per lookup table and outcome.
     pub lookup_loads: Family,
+    /// Records of a topic read as a lookup table that could not become rows, per table
+    /// and reason.
+    pub lookup_skipped: Family,
 }
 
 impl Metrics {
@@ -213,6 +216,12 @@ impl Metrics {
                 Counter,
                 &["table", "outcome"],
             ),
+            lookup_skipped: Family::new(
+                "floe_lookup_skipped_records_total",
+                "Records of a topic read as a lookup table that could not become rows (no key, or a value that cannot be decoded): logged and left out.",
+                Counter,
+                &["table", "reason"],
+            ),
             maintenance_cpu: Family::new(
                 "floe_maintenance_cpu_seconds_total",
                 "CPU seconds the maintenance thread spent per table and step (compaction, manifests, expiry, orphans), read from the thread's clock ticks.",
@@ -222,7 +231,7 @@ impl Metrics {
         }
     }
 
-    fn families(&self) -> [&Family; 25] {
+    fn families(&self) -> [&Family; 26] {
         [
             &self.records_read,
             &self.read_bytes,
@@ -249,6 +258,7 @@ impl Metrics {
             &self.lookup_rows,
             &self.lookup_bytes,
             &self.lookup_loads,
+            &self.lookup_skipped,
         ]
     }
 

@@ -15,7 +15,7 @@ pub use quality::{CheckDef, Policy, QualityDef, ViolationKind};
 pub use registry::{EMBEDDED_REGISTRY, RegistryOptions, SubjectName};
 pub use source::{
     AvroSchemaSource, EmbeddedFeed, KafkaOptions, KeyOptions, MetadataKey, SourceColumn, SourceDef,
-    SourceFormat, StartupMode, TimestampNumbers,
+    SourceFormat, StartupMode, TimestampNumbers, UpsertOptions,
 };
 pub use table::{
     MaintenanceOptions, PartitionField, SchemaEvolution, TableColumn, TableDef, TableName,
@@ -35,8 +35,12 @@ pub struct JobFile {
     pub name_is_set: bool,
     /// `CREATE CATALOG` statements.
     pub catalogs: Vec<CatalogDef>,
-    /// `CREATE SOURCE` statements (and `CREATE TABLE … WITH ('connector' = …)`).
+    /// `CREATE SOURCE` statements (and `CREATE TABLE … WITH ('connector' = …)`): the
+    /// streams the INSERTs read.
     pub sources: Vec<SourceDef>,
+    /// Sources with `'connector' = 'upsert-kafka'`: compacted topics read as lookup
+    /// tables, which INSERTs join their streams with under the source's name.
+    pub lookup_topics: Vec<SourceDef>,
     /// `CREATE TABLE` statements for Iceberg tables.
     pub tables: Vec<TableDef>,
     /// `INSERT INTO … SELECT` statements.
@@ -65,6 +69,13 @@ impl JobFile {
     /// The source called `name` (case-insensitive).
     pub fn source(&self, name: &str) -> Option<&SourceDef> {
         self.sources
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The topic read as a lookup table under `name` (case-insensitive).
+    pub fn lookup_topic(&self, name: &str) -> Option<&SourceDef> {
+        self.lookup_topics
             .iter()
             .find(|s| s.name.eq_ignore_ascii_case(name))
     }

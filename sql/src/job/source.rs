@@ -24,6 +24,25 @@ pub struct SourceDef {
     pub columns_version: Option<u32>,
     /// Connector settings.
     pub kafka: KafkaOptions,
+    /// Set for `'connector' = 'upsert-kafka'`: the topic is read as a table (the latest
+    /// value of each record key) that INSERTs join their streams with, not as a stream.
+    pub upsert: Option<UpsertOptions>,
+}
+
+/// How a compacted topic read as a lookup table (`'connector' = 'upsert-kafka'`) is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpsertOptions {
+    /// How often the changes read from the topic are swapped in (`'lookup.refresh-interval'`):
+    /// each swap indexes the whole table again, so a large table wants a longer interval.
+    pub refresh_interval: std::time::Duration,
+}
+
+impl Default for UpsertOptions {
+    fn default() -> Self {
+        Self {
+            refresh_interval: std::time::Duration::from_secs(1),
+        }
+    }
 }
 
 impl SourceDef {
@@ -86,6 +105,7 @@ impl SourceDef {
                 key: None,
                 ..self.kafka.clone()
             },
+            upsert: None,
         })
     }
 

@@ -35,7 +35,7 @@ use super::lookup::{
 };
 use super::slot::{BatchSlot, SlotTable};
 use crate::error::{ErrorKind, Pos, Result, SqlError};
-use crate::job::{InsertDef, JobFile, TableDef, TableName};
+use crate::job::{InsertDef, JobFile, SourceDef, TableDef, TableName};
 
 /// A job whose INSERTs are planned and ready to run over micro-batches.
 pub struct CompiledJob {
@@ -48,6 +48,8 @@ pub struct CompiledJob {
     /// One slot per lookup table, in the order of `job.lookups`: the engine loads each
     /// version of the table into it.
     pub lookups: Vec<Arc<LookupSlot>>,
+    /// One slot per topic read as a lookup table, in the order of `job.lookup_topics`.
+    pub topic_lookups: Vec<Arc<LookupSlot>>,
     ctx: SessionContext,
 }
 
@@ -194,17 +196,7 @@ async fn compile_inner(job: JobFile) -> Result<CompiledJob> {
     let ctx = session_context()?;
     let mut slots = vec![];
     for s in &job.sources {
-        if s.columns_from_schema && s.payload_schema().fields().is_empty() {
-            return Err(SqlError::new(
-                ErrorKind::Plan,
-                s.pos,
-                format!(
-                    "source {} takes its columns from its writer schema, which was not read \
-                     before planning",
-                    s.name
-                ),
-            ));
-        }
+        check_columns_read(s)?;
         let slot = BatchSlot::default();
         ctx.register_table(
             s.name.as_str(),
@@ -243,6 +235,11 @@ async fn compile_inner(job: JobFile) -> Result<CompiledJob> {
         compiled.lineage = lineage;
         inserts.push(compiled);
     }
+    let topic_lookups = job
+        .lookup_topics
+        .iter()
+        .filter_map(|s| lookups.get(&s.name).cloned())
+        .collect();
     let lookups = job
         .lookups
         .iter()
@@ -253,8 +250,25 @@ async fn compile_inner(job: JobFile) -> Result<CompiledJob> {
         slots,
         inserts,
         lookups,
+        topic_lookups,
         ctx,
     })
+}
+
+/// A source whose columns come from its writer schema must have them before planning.
+fn check_columns_read(s: &SourceDef) -> Result<()> {
+    if s.columns_from_schema && s.payload_schema().fields().is_empty() {
+        return Err(SqlError::new(
+            ErrorKind::Plan,
+            s.pos,
+            format!(
+                "source {} takes its columns from its writer schema, which was not read \
+                 before planning",
+                s.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Plans an INSERT's query (with [`ROW_COLUMN`] threaded through it), and finds the one
@@ -300,7 +314,7 @@ async fn plan_query(
                     "INSERT INTO {} joins the streams {}: a join between two streams is not \
                      supported, since its result would depend on where each stream's batches \
                      are cut; a stream can be joined with lookup tables (Iceberg tables named \
-                     catalog.namespace.table)",
+                     catalog.namespace.table, or sources with 'connector' = 'upsert-kafka')",
                     insert.target,
                     read.iter().cloned().collect::<Vec<_>>().join(" and ")
                 ),
@@ -331,10 +345,21 @@ fn has_join(plan: &LogicalPlan) -> bool {
         .unwrap_or(false)
 }
 
-/// Makes every lookup table of the job known to the planner under its full name, each
-/// with an empty slot.
+/// Makes every lookup table of the job known to the planner, each with an empty slot:
+/// Iceberg tables under their full names, topics read as tables under their sources'.
 fn register_lookups(ctx: &SessionContext, job: &JobFile) -> Result<Lookups> {
     let mut out = Lookups::new();
+    for s in &job.lookup_topics {
+        check_columns_read(s)?;
+        let slot = Arc::new(LookupSlot::new(
+            s.name.clone(),
+            s.schema(),
+            job.lookup_options.max_memory,
+        ));
+        ctx.register_table(s.name.as_str(), Arc::new(LookupTable(slot.clone())))
+            .map_err(|e| df_error(s.pos, e))?;
+        out.insert(s.name.clone(), slot);
+    }
     for l in &job.lookups {
         let at = |e: DataFusionError| df_error(l.pos, e);
         let Some(schema) = &l.schema else {
