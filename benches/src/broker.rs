@@ -59,6 +59,8 @@ impl Broker {
 pub struct Produce<'a> {
     /// The topic.
     pub topic: &'a str,
+    /// The generator (`bids`, `auctions`, …).
+    pub generator: &'a str,
     /// Bids in all.
     pub events: u64,
     /// Partitions to spread them over.
@@ -71,10 +73,11 @@ pub struct Produce<'a> {
     pub avro_registry: Option<&'a str>,
 }
 
-/// Produces bids as `what` says, through `floe produce`; returns how long it took.
+/// Produces events as `what` says, through `floe produce`; returns how long it took.
 pub fn produce(floe: &Path, bootstrap: &str, what: &Produce<'_>) -> Result<std::time::Duration> {
     let mut cmd = Command::new(floe);
-    cmd.args(["produce", "--generator", "bids", "--bootstrap", bootstrap])
+    cmd.args(["produce", "--generator", what.generator])
+        .args(["--bootstrap", bootstrap])
         .args(["--topic", what.topic, "--records", &what.events.to_string()])
         .args(["--partitions", &what.partitions.to_string()]);
     if let Some(r) = what.rate {

@@ -45,7 +45,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "q0,q1,q2,validate,q0-avro,validate-avro,enrich,enrich-1m"
+        default_value = "q0,q1,q2,validate,q0-avro,validate-avro,enrich,enrich-1m,enrich-topic"
     )]
     jobs: Vec<String>,
     /// Producer settings, KEY=VALUE (for example compression.type=lz4).
@@ -163,9 +163,19 @@ async fn main() -> Result<()> {
     let topic = "bids";
     let avro = args.jobs.iter().any(|j| j.ends_with("-avro"));
     let registry = avro.then(|| registry::Registry::start(&floe)).transpose()?;
-    let topics: &[&str] = if avro { &[topic, AVRO_TOPIC] } else { &[topic] };
-    let broker = Broker::start_with(&floe, topics, args.partitions)?;
+    let auctions_topic = args.jobs.iter().any(|j| j == "enrich-topic");
+    let mut topics = vec![topic];
+    if avro {
+        topics.push(AVRO_TOPIC);
+    }
+    if auctions_topic {
+        topics.push(AUCTIONS_TOPIC);
+    }
+    let broker = Broker::start_with(&floe, &topics, args.partitions)?;
     let produce = produce_bids(&floe, &broker, registry.as_ref(), &args)?;
+    if auctions_topic {
+        produce_auctions(&floe, &broker, &args)?;
+    }
 
     eprintln!("ceilings …");
     let vars = BenchVars {
@@ -252,9 +262,11 @@ async fn main() -> Result<()> {
         freshness = measure_freshness(&floe, &jobs_dir, work.path(), &args).await?;
     }
 
-    report::note_ratio(&mut rows, "floe enrich", "floe q0", |x| {
-        format!("{x:.2}× floe q0 (target ≥ 0.70)")
-    });
+    for job in ["enrich", "enrich-topic"] {
+        report::note_ratio(&mut rows, &format!("floe {job}"), "floe q0", |x| {
+            format!("{x:.2}× floe q0 (target ≥ 0.70)")
+        });
+    }
     // Avro jobs against their JSON twins, the Python baseline against Floe.
     for q in ["q0", "validate"] {
         report::note_ratio(
@@ -345,6 +357,7 @@ fn produce_bids(
     );
     let mut what = broker::Produce {
         topic: "bids",
+        generator: "bids",
         events: args.events,
         partitions: args.partitions,
         rate: None,
@@ -363,6 +376,36 @@ fn produce_bids(
 
 /// The topic of the Avro bids.
 const AVRO_TOPIC: &str = "bids_avro";
+
+/// The compacted topic of auctions that `enrich-topic` joins bids with.
+const AUCTIONS_TOPIC: &str = "auctions";
+
+/// Fills the auctions topic of `enrich-topic`, keyed by auction id: as many auctions as
+/// `enrich`'s Iceberg lookup table holds (a smoke run: the 10 000 that bids name).
+fn produce_auctions(floe: &Path, broker: &Broker, args: &Args) -> Result<()> {
+    let auctions: u64 = if args.smoke { 10_000 } else { 100_000 };
+    let per_partition = auctions.div_ceil(u64::from(args.partitions.max(1)));
+    let retained = retained_records(typical_record_bytes(Feed::Auctions));
+    if per_partition > retained {
+        bail!(
+            "enrich-topic puts {per_partition} auctions in each of {} partitions, but the broker \
+             keeps only about {retained} per partition: use more partitions",
+            args.partitions
+        );
+    }
+    eprintln!("producing {auctions} auctions to {AUCTIONS_TOPIC} …");
+    let what = broker::Produce {
+        topic: AUCTIONS_TOPIC,
+        generator: "auctions",
+        events: auctions,
+        partitions: args.partitions,
+        rate: None,
+        properties: &args.producer_properties,
+        avro_registry: None,
+    };
+    broker.produce(floe, &what)?;
+    Ok(())
+}
 
 /// Variables of the benchmark jobs when parsed in-process.
 struct BenchVars {
@@ -418,7 +461,7 @@ fn job_text(jobs_dir: &Path, name: &str) -> Result<String> {
     let path = jobs_dir.join(format!("{file}.sql"));
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
-            "no job {} (have: q0, q1, q2, validate, enrich, enrich-1m, and NAME-avro for q0 and validate)",
+            "no job {} (have: q0, q1, q2, validate, enrich, enrich-1m, enrich-topic, and NAME-avro for q0 and validate)",
             path.display()
         )
     })?;
@@ -557,6 +600,7 @@ async fn measure_freshness(
             std::thread::sleep(std::time::Duration::from_secs(1));
             let what = broker::Produce {
                 topic: "fresh",
+                generator: "bids",
                 events,
                 partitions: parts,
                 rate: Some(rate),
