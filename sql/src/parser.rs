@@ -536,10 +536,10 @@ impl<'a> JobParser<'a> {
             .parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
         let name = self.name_parts()?;
         // A source in a registry format may leave its columns to the writer schema.
-        let (columns, checks) = if self.p.consume_token(&Token::LParen) {
+        let (columns, checks, primary_key) = if self.p.consume_token(&Token::LParen) {
             self.column_list()?
         } else if self.p.peek_keyword(Keyword::WITH) {
-            (vec![], vec![])
+            (vec![], vec![], None)
         } else {
             return self.expected("a column list `(…)` or WITH");
         };
@@ -552,6 +552,9 @@ impl<'a> JobParser<'a> {
         }
         let options = self.with_options()?;
         let is_source = is_source || options.iter().any(|o| o.key == "connector");
+        if let Some(pk) = primary_key {
+            check_primary_key(&pk, &columns, &options)?;
+        }
         if is_source {
             if !partition_by.is_empty() {
                 return Err(SqlError::new(
@@ -574,10 +577,11 @@ impl<'a> JobParser<'a> {
         }
     }
 
-    /// The columns and CHECK constraints of a column list, after its `(`.
-    fn column_list(&mut self) -> Result<(Vec<RawColumn>, Vec<CheckDef>)> {
+    /// The columns, CHECK constraints and `PRIMARY KEY (…)` of a column list, after its `(`.
+    fn column_list(&mut self) -> Result<(Vec<RawColumn>, Vec<CheckDef>, Option<PrimaryKey>)> {
         let mut columns: Vec<RawColumn> = vec![];
         let mut checks: Vec<CheckDef> = vec![];
+        let mut primary_key = None;
         loop {
             if let Some(check) = self.check_constraint(checks.len())? {
                 if checks
@@ -604,10 +608,12 @@ impl<'a> JobParser<'a> {
                 );
             }
             if self.p.peek_keyword(Keyword::PRIMARY) {
-                return self.err(
-                    ErrorKind::Syntax,
-                    "PRIMARY KEY is not supported: Floe appends rows to Iceberg tables",
-                );
+                primary_key = Some(self.primary_key()?);
+                if self.p.consume_token(&Token::Comma) {
+                    continue;
+                }
+                self.token(&Token::RParen)?;
+                break;
             }
             let col = self.column(true)?;
             if columns
@@ -627,7 +633,28 @@ impl<'a> JobParser<'a> {
             self.token(&Token::RParen)?;
             break;
         }
-        Ok((columns, checks))
+        Ok((columns, checks, primary_key))
+    }
+
+    /// `PRIMARY KEY (a, b) [NOT ENFORCED]`.
+    fn primary_key(&mut self) -> Result<PrimaryKey> {
+        let pos = self.pos();
+        self.p
+            .expect_keywords(&[Keyword::PRIMARY, Keyword::KEY])
+            .map_err(|e| self.pe(e))?;
+        self.token(&Token::LParen)?;
+        let mut columns = vec![];
+        loop {
+            let at = self.pos();
+            let ident = self.p.parse_identifier().map_err(|e| self.pe(e))?;
+            columns.push((ident.value, at));
+            if !self.p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        self.token(&Token::RParen)?;
+        let _ = self.p.parse_keywords(&[Keyword::NOT, Keyword::ENFORCED]);
+        Ok(PrimaryKey { columns, pos })
     }
 
     /// `[CONSTRAINT name] CHECK (expr)`, if one starts here.
@@ -1290,6 +1317,38 @@ impl<'a> JobParser<'a> {
             inline_secrets: self.inline_secrets,
         })
     }
+}
+
+/// `PRIMARY KEY (…)` as written in a column list.
+struct PrimaryKey {
+    columns: Vec<(String, Pos)>,
+    pos: Pos,
+}
+
+/// A primary key is accepted where Flink requires one, on an `'upsert-kafka'` source, and
+/// must name declared columns; rows are keyed by the record key either way.
+fn check_primary_key(pk: &PrimaryKey, columns: &[RawColumn], options: &[RawOption]) -> Result<()> {
+    let upsert = options
+        .iter()
+        .any(|o| o.key == "connector" && o.value.trim().eq_ignore_ascii_case("upsert-kafka"));
+    if !upsert {
+        return Err(SqlError::new(
+            ErrorKind::Syntax,
+            pk.pos,
+            "PRIMARY KEY is not supported: Floe appends rows to Iceberg tables (an \
+             'upsert-kafka' source may declare the key its topic is compacted by)",
+        ));
+    }
+    for (name, at) in &pk.columns {
+        if !columns.iter().any(|c| c.name.eq_ignore_ascii_case(name)) {
+            return Err(SqlError::new(
+                ErrorKind::Name,
+                *at,
+                format!("PRIMARY KEY column {name} is not declared"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The settings of an `'upsert-kafka'` source, refusing the options that do not apply

@@ -332,7 +332,9 @@ async fn a_version_larger_than_the_cap_is_refused_naming_the_setting() {
 }
 
 /// A compacted topic declared with `'connector' = 'upsert-kafka'` (customer id → segment).
-const CUSTOMER_TOPIC: &str = "CREATE SOURCE customers (id BIGINT NOT NULL, segment VARCHAR) WITH (
+const CUSTOMER_TOPIC: &str = "CREATE SOURCE customers (
+  id BIGINT NOT NULL, segment VARCHAR, PRIMARY KEY (id) NOT ENFORCED
+) WITH (
   'connector' = 'upsert-kafka', 'topic' = 'customers', 'format' = 'json',
   'properties.bootstrap.servers' = 'k:1', 'lookup.refresh-interval' = '250ms');
 ";
@@ -391,12 +393,23 @@ async fn options_that_do_not_fit_a_topic_read_as_a_table_are_refused() {
             "'lookup.refresh-interval' must be at least 100ms",
         ),
         (
+            CUSTOMER_TOPIC.replace("PRIMARY KEY (id)", "PRIMARY KEY (customer)"),
+            "PRIMARY KEY column customer is not declared",
+        ),
+        (
             CUSTOMER_TOPIC.replace("'upsert-kafka'", "'kafka'"),
+            "PRIMARY KEY is not supported: Floe appends rows to Iceberg tables",
+        ),
+        (
+            CUSTOMER_TOPIC
+                .replace("'upsert-kafka'", "'kafka'")
+                .replace(", PRIMARY KEY (id) NOT ENFORCED", ""),
             "'lookup.refresh-interval' belongs to 'upsert-kafka' sources",
         ),
         (
             CUSTOMER_TOPIC
                 .replace("'upsert-kafka'", "'kafka'")
+                .replace(", PRIMARY KEY (id) NOT ENFORCED", "")
                 .replace(", 'lookup.refresh-interval' = '250ms'", ""),
             "joins the streams customers and orders: a join between two streams is not supported",
         ),

@@ -47,6 +47,10 @@ const STALL_LIMIT: Duration = Duration::from_secs(60);
 /// How long the topic's partitions and watermarks may take to read at start.
 const METADATA_LIMIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(50);
+/// Raw records gathered over all partitions before they are decoded and applied: reading
+/// a long topic to its end polls without pause, and many partitions of gathered records
+/// would otherwise outweigh the table itself.
+const MAX_PENDING_BYTES: usize = 16 << 20;
 
 /// A topic being followed; the thread stops when this is dropped.
 #[derive(Debug)]
@@ -124,6 +128,8 @@ struct Reader {
     slot: Arc<LookupSlot>,
     store: Upserts,
     pending: HashMap<i32, PendingRecords>,
+    /// Bytes of values in `pending`.
+    pending_bytes: usize,
     batch_records: usize,
     every: Duration,
     stop: Arc<AtomicBool>,
@@ -143,6 +149,16 @@ impl Reader {
         // Partitions are assigned, never subscribed to, and no offset is committed: the
         // group id only names the client (librdkafka assigns through a group handle).
         config.remove("statistics.interval.ms");
+        // The rows are held once decoded: prefetching less keeps reading a large topic
+        // from holding it twice (unless the job says otherwise).
+        for (key, value) in [
+            ("queued.min.messages", "20000"),
+            ("queued.max.messages.kbytes", "16384"),
+        ] {
+            if !def.kafka.properties.contains_key(key) {
+                config.set(key, value);
+            }
+        }
         if def.kafka.group_id.is_empty() {
             config.set("group.id", format!("floe-lookup-{}", def.name));
         }
@@ -159,6 +175,7 @@ impl Reader {
             store: Upserts::new(slot.schema.clone()),
             slot,
             pending: HashMap::new(),
+            pending_bytes: 0,
             batch_records: def.kafka.batch_records,
             every: def.upsert.unwrap_or_default().refresh_interval,
             stop,
@@ -176,8 +193,8 @@ impl Reader {
                     table = %self.name,
                     topic = %self.topic,
                     rows = version.batch.num_rows(),
-                    offsets = %version.label,
                     took_ms = started.elapsed().as_millis() as u64,
+                    offsets = %version.label,
                     "lookup topic read to its end"
                 );
                 install_version(&self.slot, version);
@@ -264,8 +281,8 @@ impl Reader {
                 info!(
                     table = %self.name,
                     rows = version.batch.num_rows(),
-                    offsets = %version.label,
                     took_ms = started.elapsed().as_millis() as u64,
+                    offsets = %version.label,
                     "lookup table refreshed: batches from now on are joined with the topic's new rows"
                 );
                 install_version(&self.slot, version);
@@ -305,6 +322,7 @@ impl Reader {
                     msg.key(),
                     msg.payload(),
                 );
+                self.pending_bytes += msg.payload_len();
                 (
                     partition,
                     msg.offset() + 1,
@@ -319,6 +337,8 @@ impl Reader {
         };
         if full {
             self.flush(partition)?;
+        } else if self.pending_bytes > MAX_PENDING_BYTES {
+            self.flush_all()?;
         }
         Ok(Polled::Record { partition, next })
     }
@@ -336,6 +356,10 @@ impl Reader {
         let Some(recs) = self.pending.remove(&partition) else {
             return Ok(());
         };
+        // Gathered bytes are the values, each followed by a newline.
+        self.pending_bytes = self
+            .pending_bytes
+            .saturating_sub(recs.bytes().saturating_sub(recs.len()));
         if recs.is_empty() {
             return Ok(());
         }
