@@ -73,13 +73,6 @@ impl JobFile {
             .find(|s| s.name.eq_ignore_ascii_case(name))
     }
 
-    /// The topic read as a lookup table under `name` (case-insensitive).
-    pub fn lookup_topic(&self, name: &str) -> Option<&SourceDef> {
-        self.lookup_topics
-            .iter()
-            .find(|s| s.name.eq_ignore_ascii_case(name))
-    }
-
     /// The table with this resolved name.
     pub fn table(&self, name: &TableName) -> Option<&TableDef> {
         self.tables.iter().find(|t| &t.name == name)
