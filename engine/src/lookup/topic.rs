@@ -47,6 +47,8 @@ const STALL_LIMIT: Duration = Duration::from_secs(60);
 /// How long the topic's partitions and watermarks may take to read at start.
 const METADATA_LIMIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(50);
+/// Records between reads of the clock while following a busy topic.
+const CHECK_EVERY: u32 = 256;
 /// Raw records gathered over all partitions before they are decoded and applied: reading
 /// a long topic to its end polls without pause, and many partitions of gathered records
 /// would otherwise outweigh the table itself.
@@ -225,7 +227,10 @@ impl Reader {
             .map_err(|e| self.error(format!("cannot assign its partitions: {e}")))?;
         let mut behind = ends;
         let mut read: HashMap<i32, i64> = HashMap::new();
-        let mut last_record = Instant::now();
+        // When polls last came back empty after bringing records (the clock is read
+        // once per idle poll, not per record).
+        let mut quiet_since = Instant::now();
+        let mut brought = false;
         while !behind.is_empty() {
             if self.stop.load(Ordering::SeqCst) {
                 return Err(self.error("stopped before the topic was read to its end".into()));
@@ -233,7 +238,10 @@ impl Reader {
             match self.poll_once()? {
                 Polled::Record { partition, next } => {
                     read.insert(partition, next);
-                    last_record = Instant::now();
+                    brought = true;
+                    if behind.get(&partition).is_some_and(|end| next >= *end) {
+                        behind.remove(&partition);
+                    }
                 }
                 Polled::Error => {}
                 Polled::Idle => {
@@ -241,12 +249,15 @@ impl Reader {
                     // Control records (transaction markers) end a partition without a
                     // record to show it: the consumer's position does.
                     read.extend(self.positions());
-                    if last_record.elapsed() > STALL_LIMIT {
+                    behind.retain(|p, end| read.get(p).is_none_or(|r| r < end));
+                    if brought {
+                        quiet_since = Instant::now();
+                        brought = false;
+                    } else if quiet_since.elapsed() > STALL_LIMIT {
                         return Err(self.stalled(&behind, &read));
                     }
                 }
             }
-            behind.retain(|p, end| read.get(p).is_none_or(|r| r < end));
         }
         self.flush_all()?;
         self.catching_up = false;
@@ -257,10 +268,18 @@ impl Reader {
     fn keep_up(&mut self) -> Result<()> {
         let mut due = Instant::now() + self.every;
         let mut retry = false;
+        let mut unchecked = 0u32;
         while !self.stop.load(Ordering::SeqCst) {
-            if let Polled::Idle = self.poll_once()? {
+            let idle = matches!(self.poll_once()?, Polled::Idle);
+            if idle {
                 self.flush_all()?;
             }
+            // The clock is read when a poll was idle or every CHECK_EVERY records.
+            unchecked += 1;
+            if !idle && unchecked < CHECK_EVERY {
+                continue;
+            }
+            unchecked = 0;
             if Instant::now() < due {
                 continue;
             }
