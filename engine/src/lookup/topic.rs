@@ -27,18 +27,18 @@ use std::time::{Duration, Instant};
 use floe_catalog::TopicPartition;
 use floe_sql::job::SourceDef;
 use floe_sql::plan::lookup::{LookupError, LookupSlot, LookupVersion};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tracing::{error, info, warn};
 
 use super::load::install_version;
 use super::upserts::{Skipped, Upserts};
 use crate::error::{EngineError, Result};
 use crate::observe::metrics;
-use crate::source::client_log::{Throttle, log_error, log_line};
+use crate::source::client_log::{QuietContext, Throttle};
 use crate::source::consumer_config;
 use crate::source::decode::{DecodePlan, PendingRecords, decode};
 
@@ -94,24 +94,6 @@ pub async fn follow(
     }
 }
 
-/// librdkafka's log lines and errors, throttled.
-#[derive(Default)]
-struct TableContext {
-    throttle: Throttle,
-}
-
-impl ClientContext for TableContext {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
-        log_line(&self.throttle, level, fac, msg);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        log_error(&self.throttle, &error, reason);
-    }
-}
-
-impl ConsumerContext for TableContext {}
-
 /// What one poll brought.
 enum Polled {
     /// A record of `partition`; `next` is the offset after it.
@@ -125,7 +107,7 @@ enum Polled {
 struct Reader {
     name: String,
     topic: String,
-    consumer: BaseConsumer<TableContext>,
+    consumer: BaseConsumer<QuietContext>,
     plan: DecodePlan,
     slot: Arc<LookupSlot>,
     store: Upserts,
@@ -165,7 +147,7 @@ impl Reader {
             config.set("group.id", format!("floe-lookup-{}", def.name));
         }
         let consumer = config
-            .create_with_context(TableContext::default())
+            .create_with_context(QuietContext::default())
             .map_err(|e| kafka_error(def, format!("cannot create the consumer: {e}")))?;
         let plan = DecodePlan::new(def)?;
         plan.give_up_when(stop.clone());

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{ArrowError, SchemaRef};
 
-use crate::source::decode::{Decoded, PendingRecords};
+use crate::source::decode::{BadRecord, Decoded, PendingRecords};
 
 /// Snapshots are taken early (without installing them) once the store holds this many
 /// rows more than twice the live ones, so that reading a long topic's history to its end
@@ -72,6 +72,7 @@ impl Upserts {
         decoded: Decoded,
     ) -> Result<Vec<Skipped>, ArrowError> {
         let rows = row_of_record(recs.len(), &decoded.batch)?;
+        let bad: HashMap<usize, &BadRecord> = decoded.bad.iter().map(|b| (b.index, b)).collect();
         let batch_no = self.keep(decoded.batch)?;
         let mut skipped = vec![];
         for (i, &offset) in recs.offsets.iter().enumerate() {
@@ -92,7 +93,7 @@ impl Upserts {
                     self.changed = true;
                 }
                 (Some(_), None) => {
-                    let bad = decoded.bad.iter().find(|b| b.index == i);
+                    let bad = bad.get(&i);
                     skipped.push(Skipped {
                         offset,
                         reason: bad.map_or("malformed", |b| b.kind.as_str()),
@@ -199,7 +200,6 @@ mod tests {
     use floe_sql::job::ViolationKind;
 
     use super::*;
-    use crate::source::decode::BadRecord;
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![

@@ -79,8 +79,8 @@ pub fn log_error(throttle: &Throttle, error: &KafkaError, reason: &str) {
     }
 }
 
-/// A client context for producers: throttled logging, and a count of records the broker
-/// did not accept.
+/// A client context for producers and reading-only consumers: throttled logging, and a
+/// count of records the broker did not accept (producers).
 #[derive(Debug, Default)]
 pub struct QuietContext {
     throttle: Throttle,
@@ -100,6 +100,10 @@ impl ProducerContext for QuietContext {
         }
     }
 }
+
+/// A consumer that only reads (assigned partitions, no group to rebalance) needs nothing
+/// more of its context than logging.
+impl rdkafka::consumer::ConsumerContext for QuietContext {}
 
 impl ClientContext for QuietContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
