@@ -9,6 +9,7 @@ use crate::fixture::{Broker, Lake, wait_until};
 use crate::lookup::{
     PRICED, assert_priced_or_dead_lettered, job, land_the_rest_through_a_kill, landed,
 };
+use crate::scrape::{free_port, scrape, sum};
 
 /// The rates topic as a table source, refreshed quickly so the test does not wait.
 const RATES_SOURCE: &str = "CREATE SOURCE rates (code VARCHAR NOT NULL, rate DOUBLE) WITH (
@@ -37,7 +38,10 @@ fn topic_job_with(dir: &std::path::Path, settings: &str) -> String {
 #[test]
 fn orders_are_priced_with_the_latest_rates_of_a_compacted_topic() {
     let broker = Broker::start(&["orders:4", "rates:1"]);
-    let lake = Lake::with_job(topic_job);
+    let mut lake = Lake::with_job(topic_job);
+    let port = free_port();
+    lake.env
+        .push(("FLOE_METRICS_ADDR".into(), format!("127.0.0.1:{port}")));
     // History before the job starts, all of it read before the first order: an update
     // (USD), a key deleted (CHF) and a value that is not JSON (left out, logged).
     broker.send_keyed(
@@ -70,6 +74,19 @@ fn orders_are_priced_with_the_latest_rates_of_a_compacted_topic() {
             .contains("a record of the lookup topic is left out"),
         "the undecodable rate is logged: {}",
         log.text()
+    );
+    let metrics = scrape(port);
+    let rates = [("table", "rates")];
+    let skipped = [("table", "rates"), ("reason", "malformed")];
+    assert_eq!(
+        sum(&metrics, "floe_lookup_skipped_records_total", &skipped),
+        1.0,
+        "the undecodable rate is counted"
+    );
+    assert_eq!(
+        sum(&metrics, "floe_lookup_rows", &rates),
+        3.0,
+        "EUR, USD and GBP are the table (CHF was deleted)"
     );
 
     // A new euro rate, and pounds deleted: later orders see both.
