@@ -31,6 +31,10 @@ use crate::registry_options::{
 use crate::substitute::{Variables, substitute};
 use crate::system_time::strip_system_time;
 
+/// The shortest `'lookup.refresh-interval'`, of the job (`SET`) or of an `'upsert-kafka'`
+/// source: each refresh reads or indexes a whole lookup table.
+const MIN_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Options `SET` accepts.
 const SETTINGS: &[&str] = &["job.name", "lookup.refresh-interval", "lookup.max-memory"];
 const CATALOG_OPTIONS: &[&str] = &["type", "uri", "warehouse", "storage.*"];
@@ -344,7 +348,7 @@ impl<'a> JobParser<'a> {
             "lookup.refresh-interval" => {
                 let d = crate::units::parse_duration(&value)
                     .map_err(|e| SqlError::new(ErrorKind::Option, value_pos, e))?;
-                if d < std::time::Duration::from_millis(100) {
+                if d < MIN_REFRESH_INTERVAL {
                     return Err(SqlError::new(
                         ErrorKind::Option,
                         value_pos,
@@ -1367,11 +1371,14 @@ fn upsert_options(r: &mut OptionReader, what: &str, pos: Pos) -> Result<UpsertOp
         }
     }
     let mut out = UpsertOptions::default();
+    let at = r
+        .string_at("lookup.refresh-interval")
+        .map_or(pos, |(_, at)| at);
     if let Some(d) = r.duration("lookup.refresh-interval")? {
-        if d < std::time::Duration::from_millis(100) {
+        if d < MIN_REFRESH_INTERVAL {
             return Err(SqlError::new(
                 ErrorKind::Option,
-                pos,
+                at,
                 format!("{what}: 'lookup.refresh-interval' must be at least 100ms"),
             ));
         }
