@@ -9,9 +9,12 @@
 //!
 //! A registry that cannot be reached, or answers 5xx or 429, is waited for with backoff
 //! and said so in the log: good records are never dead-lettered because the registry is
-//! down. An id the registry answers 404 for is the record's fault (a bad record); any
-//! other answer (401, 403, a body that is not a schema) stops the job with the URL and
-//! the registry's message.
+//! down. An id the registry answers 404 for is asked for again with backoff for
+//! [`UNKNOWN_ID_WAIT`] (a replica behind a load balancer may not yet have seen a schema
+//! a producer just registered elsewhere); only then is it the record's fault (a bad
+//! record), and the id is asked for again at most every [`UNKNOWN_ID_RECHECK`], never
+//! cached as unknown. Any other answer (401, 403, a body that is not a schema) stops the
+//! job with the URL and the registry's message.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -29,6 +32,19 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const START_CHECK_WAIT: Duration = Duration::from_secs(60);
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an id the registry answers 404 for is asked for again before its records
+/// count as bad.
+pub const UNKNOWN_ID_WAIT: Duration = Duration::from_secs(10);
+/// After that, how often the registry is asked again for such an id (records carrying it
+/// in between are bad without a request).
+pub const UNKNOWN_ID_RECHECK: Duration = Duration::from_secs(1);
+
+/// An id the registry did not know: when it first answered 404, and when it was last asked.
+#[derive(Debug, Clone, Copy)]
+struct Miss {
+    first: Instant,
+    asked: Instant,
+}
 
 /// A registry failure.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +154,11 @@ pub struct Registry {
     base: String,
     http: reqwest::Client,
     auth: Option<Auth>,
-    by_id: Mutex<HashMap<u32, Lookup>>,
+    by_id: Mutex<HashMap<u32, Arc<RegisteredSchema>>>,
+    /// Ids the registry answered 404 for (see the module doc).
+    misses: Mutex<HashMap<u32, Miss>>,
+    /// How long a 404 is asked again before the id counts as unknown.
+    unknown_id_wait: Duration,
     /// Set when the job stops: waiting for an unavailable registry then ends.
     give_up: OnceLock<Arc<AtomicBool>>,
 }
@@ -181,25 +201,79 @@ impl Registry {
             http,
             auth,
             by_id: Mutex::new(HashMap::new()),
+            misses: Mutex::new(HashMap::new()),
+            unknown_id_wait: UNKNOWN_ID_WAIT,
             give_up: OnceLock::new(),
         })
     }
 
+    /// The same client, asking for an unknown id for `wait` before it counts as unknown.
+    pub fn with_unknown_id_wait(mut self, wait: Duration) -> Self {
+        self.unknown_id_wait = wait;
+        self
+    }
+
     /// The writer schema with global id `id`, from the cache or the registry; waits
-    /// while the registry is unavailable.
+    /// while the registry is unavailable, and while an id it answers 404 for may still
+    /// appear (see the module doc).
     pub fn schema(&self, id: u32) -> Result<Lookup, RegistryError> {
         if let Some(found) = self.cached(id) {
-            return Ok(found);
+            return Ok(Lookup::Found(found));
         }
         let url = format!("{}/schemas/ids/{id}", self.base);
-        let found = match self.get_waiting(&url, None)? {
-            None => Lookup::Unknown,
-            Some(body) => Lookup::Found(Arc::new(parse_schema(&url, &body, id, 0)?)),
-        };
-        if let Ok(mut cache) = self.by_id.lock() {
-            cache.insert(id, found.clone());
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if self.recently_missed(id) {
+                return Ok(Lookup::Unknown);
+            }
+            if let Some(body) = self.get_waiting(&url, None)? {
+                let found = Arc::new(parse_schema(&url, &body, id, 0)?);
+                if let Ok(mut cache) = self.by_id.lock() {
+                    cache.insert(id, found.clone());
+                }
+                if let Ok(mut misses) = self.misses.lock() {
+                    misses.remove(&id);
+                }
+                return Ok(Lookup::Found(found));
+            }
+            let first = self.note_miss(id);
+            if first.elapsed() >= self.unknown_id_wait {
+                return Ok(Lookup::Unknown);
+            }
+            warn!(
+                schema_id = id,
+                "the schema registry does not know this id (yet); asking again in {backoff:?}"
+            );
+            if !self.pause(backoff) {
+                return Err(RegistryError::Stopped { url });
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
-        Ok(found)
+    }
+
+    /// Whether `id` was found unknown after its wait, and was asked for too recently to
+    /// ask again.
+    fn recently_missed(&self, id: u32) -> bool {
+        let Ok(misses) = self.misses.lock() else {
+            return false;
+        };
+        misses.get(&id).is_some_and(|m| {
+            m.first.elapsed() >= self.unknown_id_wait && m.asked.elapsed() < UNKNOWN_ID_RECHECK
+        })
+    }
+
+    /// Records a 404 for `id` now; returns when the first one came.
+    fn note_miss(&self, id: u32) -> Instant {
+        let now = Instant::now();
+        let Ok(mut misses) = self.misses.lock() else {
+            return now;
+        };
+        let m = misses.entry(id).or_insert(Miss {
+            first: now,
+            asked: now,
+        });
+        m.asked = now;
+        m.first
     }
 
     /// The newest version registered under `subject`; None when the subject does not
@@ -254,7 +328,7 @@ impl Registry {
             .map(|v| v.version))
     }
 
-    fn cached(&self, id: u32) -> Option<Lookup> {
+    fn cached(&self, id: u32) -> Option<Arc<RegisteredSchema>> {
         self.by_id.lock().ok().and_then(|c| c.get(&id).cloned())
     }
 
@@ -515,6 +589,61 @@ mod tests {
         assert!(
             matches!(looked_up, Err(RegistryError::Stopped { .. })),
             "{looked_up:?}"
+        );
+    }
+
+    fn client_of(url: &str) -> Registry {
+        let options = RegistryOptions {
+            url: url.to_string(),
+            basic_auth: None,
+            bearer_token: None,
+            ca_location: None,
+            subject: floe_sql::job::SubjectName::Topic,
+        };
+        Registry::new(&options, url).expect("client")
+    }
+
+    const SCHEMA: &str = r#"{"type":"record","name":"o","fields":[{"name":"id","type":"long"}]}"#;
+
+    #[test]
+    fn an_id_registered_while_it_is_asked_for_is_found() {
+        let registry = crate::source::test_registry::registry_with(&[], &[]);
+        let client = client_of(registry.server.url());
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(400));
+                registry
+                    .server
+                    .register("orders-value", SCHEMA)
+                    .expect("register")
+            });
+            let looked_up = client.schema(1).expect("lookup");
+            assert!(matches!(looked_up, Lookup::Found(_)), "{looked_up:?}");
+        });
+    }
+
+    #[test]
+    fn an_unknown_id_is_bad_after_its_wait_and_found_once_registered() {
+        let registry = crate::source::test_registry::registry_with(&[], &[]);
+        let client =
+            client_of(registry.server.url()).with_unknown_id_wait(Duration::from_millis(300));
+        let started = Instant::now();
+        assert!(matches!(client.schema(1), Ok(Lookup::Unknown)));
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "asked again for the wait"
+        );
+        // Within the re-check interval, records with the id are bad without a request.
+        assert!(matches!(client.schema(1), Ok(Lookup::Unknown)));
+        registry
+            .server
+            .register("orders-value", SCHEMA)
+            .expect("register");
+        std::thread::sleep(UNKNOWN_ID_RECHECK);
+        let found = client.schema(1).expect("lookup");
+        assert!(
+            matches!(found, Lookup::Found(_)),
+            "not cached as unknown: {found:?}"
         );
     }
 

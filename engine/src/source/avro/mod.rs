@@ -176,9 +176,12 @@ impl AvroPayload {
             WriterSchemas::Registry(registry) => registry.schema(id)?,
         };
         let built = match lookup {
-            Lookup::Unknown => Err(ValueFailure::malformed(format!(
-                "schema id {id} is not in the schema registry"
-            ))),
+            // Not remembered: the registry may know the id when it is asked next.
+            Lookup::Unknown => {
+                return Ok(Err(ValueFailure::malformed(format!(
+                    "schema id {id} is not in the schema registry"
+                ))));
+            }
             Lookup::Found(schema) => build_reader(&schema, &self.payload).map(Arc::new),
         };
         if let Ok(mut m) = self.readers.lock() {

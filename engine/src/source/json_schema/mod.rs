@@ -57,9 +57,12 @@ impl JsonSchemas {
             return Ok(found);
         }
         let failure = match self.registry.schema(id)? {
-            Lookup::Unknown => Some(ValueFailure::malformed(format!(
-                "schema id {id} is not in the schema registry"
-            ))),
+            // Not remembered: the registry may know the id when it is asked next.
+            Lookup::Unknown => {
+                return Ok(Some(ValueFailure::malformed(format!(
+                    "schema id {id} is not in the schema registry"
+                ))));
+            }
             Lookup::Found(schema) => fit(&schema, &self.payload).err(),
         };
         if let Ok(mut m) = self.checked.lock() {

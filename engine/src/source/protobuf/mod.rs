@@ -185,14 +185,20 @@ impl ProtobufPayload {
         if let Some(r) = self.readers.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(r);
         }
-        let built = self.compiled(key.0)?.and_then(|compiled| {
-            let message = compiled
-                .message_at(&key.1)
-                .map_err(|e| ValueFailure::malformed(format!("schema id {}: {e}", key.0)))?;
-            let plan = plan(&message, &self.payload, &format!("id {}", key.0))
-                .map_err(ValueFailure::type_error)?;
-            Ok(Arc::new(Reader { plan }))
-        });
+        // A schema that failed (unknown for now, or not compiling) is remembered, when at
+        // all, by `compiled`.
+        let compiled = match self.compiled(key.0)? {
+            Ok(c) => c,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        let built = compiled
+            .message_at(&key.1)
+            .map_err(|e| ValueFailure::malformed(format!("schema id {}: {e}", key.0)))
+            .and_then(|message| {
+                plan(&message, &self.payload, &format!("id {}", key.0))
+                    .map_err(ValueFailure::type_error)
+            })
+            .map(|plan| Arc::new(Reader { plan }));
         if let Ok(mut m) = self.readers.lock() {
             m.insert(key, built.clone());
         }
@@ -208,9 +214,12 @@ impl ProtobufPayload {
             return Ok(c);
         }
         let built = match self.registry.schema(id)? {
-            Lookup::Unknown => Err(ValueFailure::malformed(format!(
-                "schema id {id} is not in the schema registry"
-            ))),
+            // Not remembered: the registry may know the id when it is asked next.
+            Lookup::Unknown => {
+                return Ok(Err(ValueFailure::malformed(format!(
+                    "schema id {id} is not in the schema registry"
+                ))));
+            }
             Lookup::Found(s) => self.compile(&s)?,
         };
         if let Ok(mut m) = self.compiled.lock() {
