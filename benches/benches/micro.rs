@@ -172,6 +172,7 @@ fn benches(c: &mut Criterion) {
         partition_by: vec![],
         properties: Default::default(),
         add_columns: false,
+        writer: None,
     };
     let mut table = rt
         .block_on(ensure_table(cat.catalog.as_ref(), &spec))

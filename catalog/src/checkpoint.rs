@@ -112,6 +112,37 @@ pub fn checkpoint_records(
     Ok(out)
 }
 
+/// Prefix of the table property in which a job announces the commit interval it is
+/// about to use, before its first commit under it (the checkpoint records the interval
+/// only with a commit).
+pub const INTERVAL_PROPERTY_PREFIX: &str = "floe.commit-interval-ms.";
+
+/// The property key of `job`'s announced commit interval.
+pub fn interval_property(job: &str) -> String {
+    format!("{INTERVAL_PROPERTY_PREFIX}{job}")
+}
+
+/// Every job's longest commit interval on the table: recorded with its checkpoint or
+/// announced before its first commit under a new one.
+pub fn writer_intervals(table: &str, metadata: &TableMetadata) -> Result<Vec<(String, Duration)>> {
+    let mut out: BTreeMap<String, u64> = checkpoint_records(table, metadata)?
+        .into_iter()
+        .map(|(job, r)| (job, r.commit_interval_ms))
+        .collect();
+    for (key, value) in metadata.properties() {
+        let Some(job) = key.strip_prefix(INTERVAL_PROPERTY_PREFIX) else {
+            continue;
+        };
+        let ms: u64 = value.parse().map_err(|e| unreadable(table, key, &e))?;
+        let longest = out.entry(job.to_string()).or_default();
+        *longest = (*longest).max(ms);
+    }
+    Ok(out
+        .into_iter()
+        .map(|(job, ms)| (job, Duration::from_millis(ms)))
+        .collect())
+}
+
 fn unreadable(table: &str, key: &str, e: &dyn std::fmt::Display) -> CatalogError {
     CatalogError::Property {
         table: table.to_string(),

@@ -2,22 +2,35 @@
 //! snapshot, because the writer crashed or was fenced before its commit.
 //!
 //! They are invisible to readers (only snapshots make files part of a table) and safe to
-//! remove once no writer can still commit them: only files older than a grace period
-//! are removed, since a live writer's files are orphans until its commit lands. A writer
-//! keeps a rolled file uncommitted for up to one commit interval, so the grace is always
-//! extended by the longest `commit.interval` any job records in its checkpoint property
-//! on the table (see [`crate::checkpoint`]): `--older-than 0s` can never remove a file a
-//! running job is about to commit.
+//! remove once no writer can still commit them. Two rules make removal safe beside
+//! running writers, Floe's own or anyone's:
+//!
+//! ```text
+//!   1. list storage (data/ and metadata/)        ── what exists now
+//!   2. load the table from the catalog, fresh     ── everything committed before 2
+//!   3. orphan = listed, not reached by (2), older than the grace
+//! ```
+//!
+//! A file committed between 1 and 2 is reached by the fresh table; a file written after 1
+//! is not listed. Comparing with an older table state (one a pass kept from its own last
+//! commit) would count the files other commits added meanwhile as unreferenced.
+//!
+//! The grace covers the longest time a live writer may hold a written file before its
+//! commit lands: the requested age, plus the longest `commit.interval` any job records on
+//! the table (in its checkpoint, or announced before its first commit; see
+//! [`crate::checkpoint`]), plus [`COMMIT_RETRY_DEADLINE`], how long a commit keeps retrying.
+//! So `--older-than 0s` can never remove a file a running job is about to commit.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::TryStreamExt;
+use iceberg::Catalog;
 use iceberg::spec::SnapshotRef;
 use iceberg::table::Table;
 use object_store::ObjectStoreExt;
 
-use crate::checkpoint::checkpoint_records;
+use crate::checkpoint::writer_intervals;
 use crate::error::{CatalogError, Result};
 use crate::manifest_cache::ManifestCache;
 use crate::storage::{ObjectStorage, StoreConfig};
@@ -94,38 +107,57 @@ pub async fn reached<'a>(
     Ok(out)
 }
 
-/// The table's orphan data files, oldest first.
-pub async fn find_orphans(
-    table: &Table,
-    store: &StoreConfig,
-    cache: &ManifestCache,
-) -> Result<Vec<OrphanFile>> {
-    let referenced = referenced(table, cache).await?.files;
-    unreferenced_under(table, store, "data", |l| {
-        l.ends_with(".parquet") && !referenced.contains(l)
-    })
-    .await
+/// What an orphan scan found: the table as loaded after storage was listed, and the
+/// listed files it does not reach.
+#[derive(Debug)]
+pub struct OrphanScan {
+    /// The table, loaded after the listing.
+    pub table: Table,
+    /// Data files no snapshot reaches, oldest first.
+    pub data: Vec<OrphanFile>,
+    /// Manifests, manifest lists and `metadata.json` files no current state reaches
+    /// (commits that never landed, versions that left the metadata log), oldest first.
+    pub metadata: Vec<OrphanFile>,
 }
 
-/// Metadata files no current state reaches, oldest first: metadata JSON files that left
-/// the metadata log, manifests and manifest lists of commits that never landed.
-pub async fn find_metadata_orphans(
+/// Lists `table`'s storage, then loads the table fresh from `catalog`, then compares
+/// (see the module doc); `table` only names the table and its location.
+pub async fn scan_orphans(
+    catalog: &dyn Catalog,
     table: &Table,
     store: &StoreConfig,
     cache: &ManifestCache,
-) -> Result<Vec<OrphanFile>> {
-    let reached = referenced(table, cache).await?;
-    let md = table.metadata();
-    let known: HashSet<String> = md
+) -> Result<OrphanScan> {
+    let data = list_under(table, store, "data").await?;
+    let metadata = list_under(table, store, "metadata").await?;
+    let fresh = catalog
+        .load_table(table.identifier())
+        .await
+        .map_err(|e| CatalogError::iceberg(format!("loading {}", table.identifier()), e))?;
+    let reached = referenced(&fresh, cache).await?;
+    let md = fresh.metadata();
+    let known: HashSet<&str> = md
         .metadata_log()
         .iter()
-        .map(|l| l.metadata_file.clone())
-        .chain(table.metadata_location().map(str::to_string))
-        .chain(reached.lists)
-        .chain(reached.manifests)
+        .map(|l| l.metadata_file.as_str())
+        .chain(fresh.metadata_location())
+        .chain(reached.lists.iter().map(String::as_str))
+        .chain(reached.manifests.iter().map(String::as_str))
         .collect();
     let ours = |l: &str| l.ends_with(".avro") || l.ends_with(".metadata.json");
-    unreferenced_under(table, store, "metadata", |l| ours(l) && !known.contains(l)).await
+    let data = data
+        .into_iter()
+        .filter(|f| f.location.ends_with(".parquet") && !reached.files.contains(&f.location))
+        .collect();
+    let metadata = metadata
+        .into_iter()
+        .filter(|f| ours(&f.location) && !known.contains(f.location.as_str()))
+        .collect();
+    Ok(OrphanScan {
+        table: fresh,
+        data,
+        metadata,
+    })
 }
 
 /// Removes the `metadata.json` files older than every version the metadata log still
@@ -151,10 +183,11 @@ pub async fn remove_superseded_metadata(
     let Some(floor) = floor else {
         return Ok(vec![]);
     };
-    let found = unreferenced_under(table, store, "metadata", |l| {
-        metadata_version(l).is_some_and(|v| v < floor)
-    })
-    .await?;
+    let found = list_under(table, store, "metadata")
+        .await?
+        .into_iter()
+        .filter(|f| metadata_version(&f.location).is_some_and(|v| v < floor))
+        .collect();
     remove_older(table, store, found, Duration::ZERO).await
 }
 
@@ -165,13 +198,8 @@ fn metadata_version(location: &str) -> Option<u64> {
     stem.split_once('-')?.0.parse().ok()
 }
 
-/// Files under the table's `dir` that `orphan` picks, oldest first.
-async fn unreferenced_under(
-    table: &Table,
-    store: &StoreConfig,
-    dir: &str,
-    orphan: impl Fn(&str) -> bool,
-) -> Result<Vec<OrphanFile>> {
+/// Every file under the table's `dir`, oldest first.
+async fn list_under(table: &Table, store: &StoreConfig, dir: &str) -> Result<Vec<OrphanFile>> {
     let storage = ObjectStorage::new(store.clone());
     let dir = format!(
         "{}/{dir}",
@@ -190,22 +218,22 @@ async fn unreferenced_under(
         .map_err(|e| error(table, &format!("listing {dir}"), e))?;
     let mut out: Vec<OrphanFile> = listed
         .into_iter()
-        .filter_map(|meta| {
-            let location = storage.location(&meta.location);
-            if !orphan(&location) {
-                return None;
-            }
+        .map(|meta| {
             let modified = std::time::SystemTime::from(meta.last_modified);
-            Some(OrphanFile {
-                location,
+            OrphanFile {
+                location: storage.location(&meta.location),
                 size: meta.size,
                 age: now.duration_since(modified).unwrap_or_default(),
-            })
+            }
         })
         .collect();
     out.sort_by_key(|f| std::cmp::Reverse(f.age));
     Ok(out)
 }
+
+/// How long a commit keeps retrying before it gives up: the commit loops' deadline. A
+/// written file may wait this long beyond its writer's commit interval.
+pub const COMMIT_RETRY_DEADLINE: Duration = Duration::from_secs(120);
 
 /// How long orphans are kept, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,45 +244,33 @@ pub struct Grace {
     pub slowest_writer: Option<(String, Duration)>,
 }
 
-/// The grace that protects every writer of `table`: `requested` plus the longest commit
-/// interval any job has recorded on it.
+/// The grace that protects every writer of `table`: `requested`, plus the longest commit
+/// interval any job has recorded or announced on it, plus [`COMMIT_RETRY_DEADLINE`].
 pub fn safe_grace(table: &Table, requested: Duration) -> Result<Grace> {
     let name = table.identifier().to_string();
-    let slowest_writer = checkpoint_records(&name, table.metadata())?
+    let slowest_writer = writer_intervals(&name, table.metadata())?
         .into_iter()
-        .map(|(job, r)| (job, Duration::from_millis(r.commit_interval_ms)))
         .max_by_key(|(_, interval)| *interval);
+    let interval = slowest_writer.as_ref().map_or(Duration::ZERO, |(_, d)| *d);
     Ok(Grace {
         keep_younger_than: requested
-            .saturating_add(slowest_writer.as_ref().map_or(Duration::ZERO, |(_, d)| *d)),
+            .saturating_add(interval)
+            .saturating_add(COMMIT_RETRY_DEADLINE),
         slowest_writer,
     })
 }
 
-/// Removes the orphans older than the safe grace for `requested` (pass a freshly loaded
-/// `table`); returns the removed ones and the grace applied.
+/// Removes what `scan` found that is older than the safe grace for `requested`; returns
+/// the removed files (data, then metadata) and the grace applied.
 pub async fn remove_orphans(
-    table: &Table,
+    scan: &OrphanScan,
     store: &StoreConfig,
     requested: Duration,
-    cache: &ManifestCache,
 ) -> Result<(Vec<OrphanFile>, Grace)> {
-    let grace = safe_grace(table, requested)?;
-    let found = find_orphans(table, store, cache).await?;
-    let removed = remove_older(table, store, found, grace.keep_younger_than).await?;
+    let grace = safe_grace(&scan.table, requested)?;
+    let found = scan.data.iter().chain(&scan.metadata).cloned().collect();
+    let removed = remove_older(&scan.table, store, found, grace.keep_younger_than).await?;
     Ok((removed, grace))
-}
-
-/// Removes the metadata orphans older than the safe grace for `requested`.
-pub async fn remove_metadata_orphans(
-    table: &Table,
-    store: &StoreConfig,
-    requested: Duration,
-    cache: &ManifestCache,
-) -> Result<Vec<OrphanFile>> {
-    let grace = safe_grace(table, requested)?;
-    let found = find_metadata_orphans(table, store, cache).await?;
-    remove_older(table, store, found, grace.keep_younger_than).await
 }
 
 async fn remove_older(

@@ -6,13 +6,24 @@
 //! replace commit and the job's appends re-plan on each other's commits (see
 //! `floe_sinks::maintain`). Dropping the [`Maintainer`] stops the thread after the pass in
 //! progress; a pass cut short by the process ending leaves only orphans behind.
+//!
+//! Between passes the thread waits on an async timer and channel, never blocking its
+//! runtime: connections it opened in pools shared with the job (the object store's
+//! client, a REST catalog's, a PostgreSQL pool) stay served. Each step of a pass fails on
+//! its own; a failed step is logged, counted in `floe_maintenance_failures_total` and
+//! held back with a growing back-off while the other steps go on. A panic in a pass is
+//! caught and reported like a failure, and the thread lives on.
 
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
+
+use futures::FutureExt;
 
 use floe_catalog::{ManifestCache, OpenCatalog};
 use floe_sinks::{
-    CompactionConfig, ExpiryConfig, MaintenanceConfig, MaintenanceReport, RetryPolicy, maintain,
+    CompactionConfig, ExpiryConfig, MaintenanceConfig, MaintenanceReport, RetryPolicy, Step,
+    maintain,
 };
 use floe_sql::job::{MaintenanceOptions, TableName};
 use iceberg::TableIdent;
@@ -60,13 +71,14 @@ pub fn config_of(m: &MaintenanceOptions, target_file_size: u64, job: &str) -> Ma
         orphan_age: Some(m.orphan_age),
         file_prefix: format!("{job}-compacted"),
         publish_to: None,
+        paused: BTreeSet::new(),
     }
 }
 
 /// The running maintenance thread; dropping it stops the thread.
 #[derive(Debug)]
 pub struct Maintainer {
-    _stop: mpsc::Sender<()>,
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// How much lower than the job's threads the maintenance thread is scheduled (a `nice`
@@ -100,7 +112,7 @@ pub fn start(tables: Vec<MaintainedTable>, policy: RetryPolicy) -> Option<Mainta
     if tables.is_empty() {
         return None;
     }
-    let (stop, stopped) = mpsc::channel::<()>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // Its blocking pool (file reads and deletes) carries the same name, so the thread
     // list shows all of maintenance's CPU.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -127,53 +139,133 @@ pub fn start(tables: Vec<MaintainedTable>, policy: RetryPolicy) -> Option<Mainta
     Some(Maintainer { _stop: stop })
 }
 
-/// Runs each table's pass when it is due, until the sender is dropped; orphan cleanup
-/// joins a pass when it is due itself (see [`ORPHANS_EVERY`]).
-async fn passes(tables: Vec<MaintainedTable>, policy: RetryPolicy, stopped: mpsc::Receiver<()>) {
-    let mut due: Vec<Instant> = tables.iter().map(|t| Instant::now() + t.interval).collect();
-    let mut orphans_due: Vec<Instant> = vec![Instant::now(); tables.len()];
-    loop {
-        let next = due.iter().min().copied().unwrap_or_else(Instant::now);
-        match stopped.recv_timeout(next.saturating_duration_since(Instant::now())) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+/// Longest back-off of a failing step.
+const MAX_STEP_BACKOFF: Duration = Duration::from_secs(15 * 60);
+
+/// When a table's passes and steps are due.
+struct Schedule {
+    next_pass: Instant,
+    next_orphans: Instant,
+    /// Failing steps: consecutive failures and when the step may run again.
+    backoff: BTreeMap<Step, (u32, Instant)>,
+    /// Steps the table cannot take, already said.
+    said: BTreeSet<Step>,
+}
+
+impl Schedule {
+    /// The pass settings for now: orphan cleanup only when it is due, failing steps held
+    /// back until their back-off ends.
+    fn pass_of(&mut self, t: &MaintainedTable, now: Instant) -> MaintainedTable {
+        let mut pass = t.clone();
+        match t.config.orphan_age {
+            Some(age) if self.next_orphans <= now => {
+                self.next_orphans = now + ORPHANS_EVERY.min(age).max(t.interval);
+            }
+            _ => pass.config.orphan_age = None,
         }
-        for ((t, at), orphans_at) in tables
+        pass.config.paused = self
+            .backoff
             .iter()
-            .zip(due.iter_mut())
-            .zip(orphans_due.iter_mut())
-        {
-            if *at > Instant::now() {
-                continue;
+            .filter(|(_, (_, until))| *until > now)
+            .map(|(step, _)| *step)
+            .collect();
+        pass
+    }
+
+    /// Backs failed steps off and forgives the ones that ran; says once what the table
+    /// cannot take.
+    fn note(
+        &mut self,
+        name: &str,
+        report: &MaintenanceReport,
+        paused: &BTreeSet<Step>,
+        interval: Duration,
+    ) {
+        let failed: BTreeSet<Step> = report.failures.iter().map(|f| f.step).collect();
+        for f in &report.failures {
+            let n = self.backoff.get(&f.step).map_or(0, |(n, _)| *n);
+            let wait = backoff(interval, n + 1);
+            self.backoff.insert(f.step, (n + 1, Instant::now() + wait));
+            warn!(table = %name, step = f.step.name(), error = %f.error, retry_in_s = wait.as_secs(),
+                "maintenance step failed; the other steps went on");
+        }
+        self.backoff
+            .retain(|step, _| failed.contains(step) || paused.contains(step));
+        for (step, why) in &report.skipped {
+            if self.said.insert(*step) {
+                info!(table = %name, step = step.name(), "maintenance step skipped: {why}");
             }
-            let mut pass = t.clone();
-            match t.config.orphan_age {
-                Some(age) if *orphans_at <= Instant::now() => {
-                    *orphans_at = Instant::now() + ORPHANS_EVERY.min(age).max(t.interval);
-                }
-                _ => pass.config.orphan_age = None,
-            }
-            run_pass(&pass, &policy).await;
-            *at = Instant::now() + t.interval;
         }
     }
 }
 
-/// One pass over `t`, logged and counted; failures are logged and the next pass tries
-/// again (maintenance never stops the job).
+/// The wait after the `n`th failure in a row: the pass interval doubled per failure.
+fn backoff(interval: Duration, n: u32) -> Duration {
+    let base = interval.max(Duration::from_secs(1));
+    base.saturating_mul(1 << n.min(16)).min(MAX_STEP_BACKOFF)
+}
+
+/// Runs each table's pass when it is due, until the sender is dropped; orphan cleanup
+/// joins a pass when it is due itself (see [`ORPHANS_EVERY`]).
+async fn passes(
+    tables: Vec<MaintainedTable>,
+    policy: RetryPolicy,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let start = Instant::now();
+    let mut schedules: Vec<Schedule> = tables
+        .iter()
+        .map(|t| Schedule {
+            next_pass: start + t.interval,
+            next_orphans: start,
+            backoff: BTreeMap::new(),
+            said: BTreeSet::new(),
+        })
+        .collect();
+    loop {
+        let next = schedules.iter().map(|s| s.next_pass).min().unwrap_or(start);
+        tokio::select! {
+            _ = &mut stopped => return,
+            () = tokio::time::sleep_until(next.into()) => {}
+        }
+        for (t, schedule) in tables.iter().zip(schedules.iter_mut()) {
+            let now = Instant::now();
+            if schedule.next_pass > now {
+                continue;
+            }
+            let pass = schedule.pass_of(t, now);
+            if let Some(report) = run_pass(&pass, &policy).await {
+                schedule.note(
+                    &t.name.to_string(),
+                    &report,
+                    &pass.config.paused,
+                    t.interval,
+                );
+            }
+            schedule.next_pass = Instant::now() + t.interval;
+        }
+    }
+}
+
+/// One pass over `t`, logged and counted. A step that fails is in the report's
+/// failures; None when the table could not be loaded or the pass panicked (logged and
+/// counted as the `pass` step). Maintenance never stops the job.
 pub async fn run_pass(t: &MaintainedTable, policy: &RetryPolicy) -> Option<MaintenanceReport> {
     let name = t.name.to_string();
     let started = Instant::now();
-    let result = async {
+    let pass = async {
         let table = t
             .catalog
             .catalog
             .load_table(&t.ident)
             .await
-            .map_err(|e| floe_sinks::SinkError::iceberg(&name, "loading the table", e))?;
-        maintain(&t.catalog, table, &t.config, policy, &t.cache).await
-    }
-    .await;
+            .map_err(|e| format!("loading the table: {e}"))?;
+        Ok::<_, String>(maintain(&t.catalog, table, &t.config, policy, &t.cache).await)
+    };
+    let result = AssertUnwindSafe(pass)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(format!("the pass panicked: {}", panic_message(&*panic))));
     t.cache.end_pass();
     match result {
         Ok((_, report)) => {
@@ -183,10 +275,20 @@ pub async fn run_pass(t: &MaintainedTable, policy: &RetryPolicy) -> Option<Maint
         }
         Err(e) => {
             metrics().maintenance_runs.add(&[&name, "failed"], 1.0);
+            metrics().maintenance_failures.add(&[&name, "pass"], 1.0);
             warn!(table = %name, error = %e, "maintenance pass failed; the next pass tries again");
             None
         }
     }
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 fn count(name: &str, r: &MaintenanceReport) {
@@ -202,6 +304,11 @@ fn count(name: &str, r: &MaintenanceReport) {
         if ran {
             m.add(&[name, kind], 1.0);
         }
+    }
+    for f in &r.failures {
+        metrics()
+            .maintenance_failures
+            .add(&[name, f.step.name()], 1.0);
     }
     for (step, cpu) in r.cpu.steps() {
         metrics()

@@ -188,8 +188,9 @@ fn transform(t: Transform) -> iceberg::spec::Transform {
     }
 }
 
-/// What the sink needs to create or check the table.
-pub fn table_spec(def: &TableDef) -> Result<TableSpec> {
+/// What the sink needs to create or check the table, its columns bound through `job`'s
+/// column binding (see `floe_sinks::ColumnBinding`).
+pub fn table_spec(def: &TableDef, job: &str) -> Result<TableSpec> {
     Ok(TableSpec {
         ident: table_ident(&def.name)?,
         schema: def.schema(),
@@ -200,6 +201,7 @@ pub fn table_spec(def: &TableDef) -> Result<TableSpec> {
             .collect(),
         properties: def.options.properties.clone().into_iter().collect(),
         add_columns: def.options.schema_evolution == SchemaEvolution::AddColumns,
+        writer: Some(job.to_string()),
     })
 }
 
@@ -226,7 +228,7 @@ pub async fn ensure_tables(
     let mut out = vec![];
     for t in &job.tables {
         let cat = catalog_of(catalogs, &t.name)?;
-        let spec = table_spec(t)?;
+        let spec = table_spec(t, &job.name)?;
         let mut table = ensure_table(cat.catalog.as_ref(), &spec).await?;
         if spec.add_columns {
             (table, _) = evolve_table(cat, &spec, table, &RetryPolicy::default()).await?;

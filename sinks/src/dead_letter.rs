@@ -70,6 +70,7 @@ pub fn dead_letter_spec(ident: TableIdent) -> TableSpec {
         partition_by: vec![("caught_at".into(), Transform::Day)],
         properties: HashMap::from([("floe.table-kind".to_string(), "dead-letter".to_string())]),
         add_columns: false,
+        writer: None,
     }
 }
 

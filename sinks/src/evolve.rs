@@ -14,7 +14,8 @@
 //!           is left to do: another replica evolved the table the same way)
 //! ```
 //!
-//! Columns are matched by name, and only ever added or promoted: a column the
+//! Columns are matched through the job's column binding (by field id once bound, see
+//! `crate::binding`), and only ever added or promoted: a column the
 //! declaration no longer has stays in the table (its new rows are NULL), so files
 //! written before and after the change read alike. The change commits before the first
 //! data file that needs it is committed; a data file written against the older schema
@@ -102,14 +103,16 @@ pub(crate) fn evolved_schema(
     let m = table.metadata();
     let current = m.current_schema();
     let declared = spec.iceberg_schema()?;
+    let binding = spec.binding(table)?;
     let mut changes = vec![];
     let mut fields: Vec<NestedFieldRef> = vec![];
     for f in current.as_struct().fields() {
-        let wider = declared.as_struct().field_by_name(&f.name).and_then(|d| {
-            match (&*f.field_type, &*d.field_type) {
-                (Type::Primitive(a), Type::Primitive(b)) if promotes(a, b) => Some((a, b)),
-                _ => None,
-            }
+        let declared_field = binding
+            .declared_name(f.id)
+            .and_then(|n| declared.as_struct().field_by_name(n));
+        let wider = declared_field.and_then(|d| match (&*f.field_type, &*d.field_type) {
+            (Type::Primitive(a), Type::Primitive(b)) if promotes(a, b) => Some((a, b)),
+            _ => None,
         });
         match wider {
             Some((from, to)) => {
@@ -123,7 +126,7 @@ pub(crate) fn evolved_schema(
     }
     let mut last_id = m.last_column_id();
     for d in declared.as_struct().fields() {
-        if current.as_struct().field_by_name(&d.name).is_none() {
+        if binding.field(current, &d.name)?.is_none() {
             changes.push(format!("{} {} added", d.name, d.field_type));
             let mut added = (*fresh_ids(d, &mut last_id)).clone();
             added.required = false;

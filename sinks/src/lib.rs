@@ -3,6 +3,8 @@
 //! offsets exactly once ([`commit()`]).
 #![warn(missing_docs)]
 
+mod announce;
+pub mod binding;
 pub mod commit;
 pub mod commit_gate;
 mod dead_letter;
@@ -11,17 +13,21 @@ mod evolve;
 mod fenced_catalog;
 mod maintain;
 mod newest_table;
+pub mod position_deletes;
 mod table_spec;
 mod writer;
 
+pub use announce::announce_interval;
+pub use binding::ColumnBinding;
 pub use commit::{CommitOutcome, CommitRequest, RetryPolicy, commit, refresh};
 pub use dead_letter::{DeadLetter, DeadLetterBatch, dead_letter_schema, dead_letter_spec};
 pub use error::{Result, SinkError};
 pub use evolve::evolve_table;
 pub use maintain::{
     CompactionConfig, CompactionReport, ExpiryConfig, ExpiryOutcome, MAINTENANCE_KEY,
-    MaintenanceConfig, MaintenancePlan, MaintenanceReport, ReplaceOutcome, StepCpu, maintain,
-    plan as plan_maintenance,
+    MaintenanceConfig, MaintenancePlan, MaintenanceReport, ReplaceOutcome, Step, StepCpu,
+    StepFailure, maintain, plan as plan_maintenance,
+    row_delta::{RowDelta, commit_row_delta},
 };
 pub use newest_table::NewestTable;
 pub use table_spec::{TableSpec, check_compatible, ensure_table};

@@ -8,6 +8,7 @@ use iceberg::spec::{NestedField, PrimitiveType, Schema, Transform, Type, Unbound
 use iceberg::table::Table;
 use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 
+use crate::binding::ColumnBinding;
 use crate::error::{Result, SinkError};
 
 /// What a job declares about a table.
@@ -25,9 +26,22 @@ pub struct TableSpec {
     /// columns or hold narrower types ([`crate::evolve_table`] brings it up to date),
     /// and may keep optional columns the job no longer declares.
     pub add_columns: bool,
+    /// The job whose column binding (see [`crate::binding`]) maps declared columns to
+    /// the table's fields; None matches them by name.
+    pub writer: Option<String>,
 }
 
 impl TableSpec {
+    /// How the declared columns map to `table`'s fields.
+    pub fn binding(&self, table: &Table) -> Result<ColumnBinding> {
+        ColumnBinding::resolve(
+            &self.ident.to_string(),
+            table.metadata(),
+            self.writer.as_deref(),
+            self.schema.fields().iter().map(|f| f.name().as_str()),
+        )
+    }
+
     /// The declared columns as an Iceberg schema: top-level columns get ids 1…n, nested
     /// fields the ids after them, level by level (Iceberg's own assignment).
     pub(crate) fn iceberg_schema(&self) -> Result<Schema> {
@@ -120,7 +134,9 @@ pub async fn ensure_table(catalog: &dyn Catalog, spec: &TableSpec) -> Result<Tab
 }
 
 /// Errors unless `table` has exactly the declared columns (types and nullability that
-/// accept the job's rows) and partition spec.
+/// accept the job's rows) and partition spec. Declared columns are found through the
+/// job's column binding, so a column another writer renamed still matches; a type the
+/// table promoted (int to long, say) accepts the declared one.
 pub fn check_compatible(spec: &TableSpec, table: &Table) -> Result<()> {
     let name = spec.ident.to_string();
     let incompatible = |message: String| SinkError::Incompatible {
@@ -129,8 +145,9 @@ pub fn check_compatible(spec: &TableSpec, table: &Table) -> Result<()> {
     };
     let declared = spec.iceberg_schema()?;
     let existing = table.metadata().current_schema();
+    let binding = spec.binding(table)?;
     for f in declared.as_struct().fields() {
-        let Some(e) = existing.field_by_name(&f.name) else {
+        let Some(e) = binding.field(existing, &f.name)? else {
             if spec.add_columns {
                 continue;
             }
@@ -139,7 +156,7 @@ pub fn check_compatible(spec: &TableSpec, table: &Table) -> Result<()> {
                 f.name
             )));
         };
-        if spec.add_columns && promotable(e, f) {
+        if takes(e, f) || spec.add_columns && promotable(e, f) {
             continue;
         }
         if let Some(difference) = field_difference(&f.name, e, f) {
@@ -147,7 +164,7 @@ pub fn check_compatible(spec: &TableSpec, table: &Table) -> Result<()> {
         }
     }
     for e in existing.as_struct().fields() {
-        if declared.field_by_name(&e.name).is_some() || (spec.add_columns && !e.required) {
+        if binding.declared_name(e.id).is_some() || (spec.add_columns && !e.required) {
             continue;
         }
         return Err(incompatible(format!(
@@ -156,15 +173,22 @@ pub fn check_compatible(spec: &TableSpec, table: &Table) -> Result<()> {
             e.name
         )));
     }
+    check_partitioning(spec, table, &binding)
+}
+
+/// The table's partitioning must be the declared one (columns by their declared names).
+fn check_partitioning(spec: &TableSpec, table: &Table, binding: &ColumnBinding) -> Result<()> {
+    let existing = table.metadata().current_schema();
     let spec_fields: Vec<(String, Transform)> = table
         .metadata()
         .default_partition_spec()
         .fields()
         .iter()
         .map(|pf| {
-            let col = existing
-                .field_by_id(pf.source_id)
-                .map(|f| f.name.clone())
+            let col = binding
+                .declared_name(pf.source_id)
+                .map(str::to_string)
+                .or_else(|| existing.field_by_id(pf.source_id).map(|f| f.name.clone()))
                 .unwrap_or_default();
             (col, pf.transform)
         })
@@ -176,13 +200,25 @@ pub fn check_compatible(spec: &TableSpec, table: &Table) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        return Err(incompatible(format!(
-            "the existing table is partitioned by ({}) but the job declares ({})",
-            show(&spec_fields),
-            show(&spec.partition_by)
-        )));
+        return Err(SinkError::Incompatible {
+            table: spec.ident.to_string(),
+            message: format!(
+                "the existing table is partitioned by ({}) but the job declares ({})",
+                show(&spec_fields),
+                show(&spec.partition_by)
+            ),
+        });
     }
     Ok(())
+}
+
+/// Whether the existing column `e` takes the declared `d`'s values as they are or cast
+/// up: the same type, or one the table promoted it to (by another writer, say).
+fn takes(e: &NestedField, d: &NestedField) -> bool {
+    let (Type::Primitive(a), Type::Primitive(b)) = (&*e.field_type, &*d.field_type) else {
+        return false;
+    };
+    promotes(b, a) && (d.required || !e.required)
 }
 
 /// Whether the existing table's column `e` and the declared `d` differ only in a type
@@ -269,6 +305,7 @@ mod tests {
             partition_by: vec![],
             properties: HashMap::new(),
             add_columns: false,
+            writer: None,
         }
     }
 

@@ -24,6 +24,7 @@ use iceberg::writer::partitioning::unpartitioned_writer::UnpartitionedWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use crate::binding::ColumnBinding;
 use crate::error::{Result, SinkError};
 
 type FileWriterBuilder =
@@ -53,6 +54,9 @@ pub struct WriterConfig {
 pub struct TableWriter {
     table_name: String,
     schema: SchemaRef,
+    /// For each field of `schema`, the batch column that holds its values (None: the
+    /// rows have none, NULL).
+    sources: Vec<Option<String>>,
     inner: Inner,
     rows: u64,
     bytes: u64,
@@ -75,8 +79,46 @@ pub fn write_schema(table: &Table) -> Result<SchemaRef> {
 }
 
 impl TableWriter {
-    /// A writer for `table` as it is now.
+    /// A writer for `table` as it is now, taking each field's values from the batch
+    /// column of the same name (rows already in the table's current schema).
     pub fn new(table: &Table, config: &WriterConfig) -> Result<Self> {
+        let sources = table
+            .metadata()
+            .current_schema()
+            .as_struct()
+            .fields()
+            .iter()
+            .map(|f| Some(f.name.clone()))
+            .collect();
+        Self::with_sources(table, config, sources)
+    }
+
+    /// A writer for `table` as it is now, taking each field's values from the batch
+    /// column of the declared name `binding` binds to the field's id: a field another
+    /// writer renamed gets the declared column's values; one it dropped is an error. A
+    /// field bound to no declared column takes the batch column of its own name, unless
+    /// that name is a declared column's (which writes its own field).
+    pub fn bound(table: &Table, config: &WriterConfig, binding: &ColumnBinding) -> Result<Self> {
+        let schema = table.metadata().current_schema();
+        binding.check_fields(schema)?;
+        let sources = schema
+            .as_struct()
+            .fields()
+            .iter()
+            .map(|f| match binding.declared_name(f.id) {
+                Some(declared) => Some(declared.to_string()),
+                None if binding.binds(&f.name) => None,
+                None => Some(f.name.clone()),
+            })
+            .collect();
+        Self::with_sources(table, config, sources)
+    }
+
+    fn with_sources(
+        table: &Table,
+        config: &WriterConfig,
+        sources: Vec<Option<String>>,
+    ) -> Result<Self> {
         let name = table.identifier().to_string();
         let err = |ctx: &str, e| SinkError::iceberg(&name, ctx.to_string(), e);
         let schema = write_schema(table)?;
@@ -113,6 +155,7 @@ impl TableWriter {
         Ok(Self {
             table_name: name,
             schema,
+            sources,
             inner,
             rows: 0,
             bytes: 0,
@@ -129,14 +172,14 @@ impl TableWriter {
         self.bytes
     }
 
-    /// Lines the batch's columns up with the table's write schema, by name, casting
-    /// where the Arrow types differ, and rejects NULLs in required columns. An optional
-    /// column the rows lack (one the table gained after they were written, or that
-    /// their INSERT does not yield) is NULL.
+    /// Lines the batch's columns up with the table's write schema (each field from its
+    /// source column), casting where the Arrow types differ, and rejects NULLs in
+    /// required columns. An optional column the rows lack (one the table gained after
+    /// they were written, or that their INSERT does not yield) is NULL.
     fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
-        for f in self.schema.fields() {
-            let col = match batch.column_by_name(f.name()) {
+        for (f, source) in self.schema.fields().iter().zip(&self.sources) {
+            let col = match source.as_deref().and_then(|s| batch.column_by_name(s)) {
                 Some(col) => col,
                 None if f.is_nullable() => {
                     cols.push(new_null_array(f.data_type(), batch.num_rows()));
@@ -145,7 +188,10 @@ impl TableWriter {
                 None => {
                     return Err(SinkError::BadRows {
                         table: self.table_name.clone(),
-                        message: format!("rows have no column {}", f.name()),
+                        message: format!(
+                            "rows have no column {}",
+                            source.as_deref().unwrap_or(f.name())
+                        ),
                     });
                 }
             };

@@ -1,12 +1,14 @@
 //! Commit protocol against a real SQL catalog (SQLite) and local storage.
 
-use std::collections::{BTreeMap, HashMap};
+mod common;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use floe_catalog::offsets::{ancestry, latest_checkpoint};
-use floe_catalog::{CatalogConfig, CatalogKind, OffsetMap, TopicPartition, open_catalog};
+use floe_catalog::{OffsetMap, TopicPartition};
 use floe_sinks::{
     CommitRequest, RetryPolicy, SinkError, TableSpec, TableWriter, WriterConfig, commit,
     ensure_table,
@@ -29,20 +31,13 @@ fn spec(id_type: DataType) -> TableSpec {
         partition_by: vec![("id".into(), Transform::Bucket(2))],
         properties: HashMap::new(),
         add_columns: false,
+        writer: None,
     }
 }
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = CatalogConfig {
-        name: "lake".into(),
-        kind: CatalogKind::Sql {
-            uri: format!("sqlite://{}/c.db", dir.path().display()),
-        },
-        warehouse: format!("file://{}/wh", dir.path().display()),
-        storage: BTreeMap::new(),
-    };
-    let catalog = open_catalog(&cfg).await.expect("catalog").catalog;
+    let catalog = common::sqlite_lake(&dir).await.catalog;
     let spec = spec(DataType::Int64);
     let table = ensure_table(catalog.as_ref(), &spec).await.expect("table");
     Fixture {

@@ -2,12 +2,14 @@
 //! types promoted in place, changes the table cannot take refused, and a second writer's
 //! stale view of the table reconciled by reloading.
 
-use std::collections::{BTreeMap, HashMap};
+mod common;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use floe_catalog::{CatalogConfig, CatalogKind, OpenCatalog, open_catalog};
+use floe_catalog::OpenCatalog;
 use floe_sinks::{
     RetryPolicy, TableSpec, TableWriter, WriterConfig, ensure_table, evolve_table, write_schema,
 };
@@ -21,6 +23,7 @@ fn spec(columns: Vec<Field>, add_columns: bool) -> TableSpec {
         partition_by: vec![],
         properties: HashMap::new(),
         add_columns,
+        writer: None,
     }
 }
 
@@ -43,15 +46,7 @@ fn second() -> Vec<Field> {
 }
 
 async fn lake(dir: &tempfile::TempDir) -> OpenCatalog {
-    let cfg = CatalogConfig {
-        name: "lake".into(),
-        kind: CatalogKind::Sql {
-            uri: format!("sqlite://{}/c.db", dir.path().display()),
-        },
-        warehouse: format!("file://{}/wh", dir.path().display()),
-        storage: BTreeMap::new(),
-    };
-    open_catalog(&cfg).await.expect("catalog")
+    common::sqlite_lake(dir).await
 }
 
 #[tokio::test]

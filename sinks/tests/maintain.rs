@@ -1,7 +1,9 @@
 //! Table maintenance against a real SQL catalog (SQLite) and local storage; rows are
 //! read back through iceberg-rust's own scan.
 
-use std::collections::{BTreeMap, HashMap};
+mod common;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,15 +11,12 @@ use arrow_array::{Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use floe_catalog::counts::{RecordCounts, job_counts};
 use floe_catalog::offsets::{COUNTS_KEY, latest_checkpoint};
-use floe_catalog::{
-    CatalogConfig, CatalogKind, ManifestCache, OffsetMap, OpenCatalog, TopicPartition, open_catalog,
-};
+use floe_catalog::{ManifestCache, OffsetMap, OpenCatalog, TopicPartition};
 use floe_sinks::{
     CommitOutcome, CommitRequest, CompactionConfig, ExpiryConfig, MAINTENANCE_KEY,
     MaintenanceConfig, MaintenanceReport, NewestTable, RetryPolicy, TableSpec, TableWriter,
     WriterConfig, commit, ensure_table, maintain,
 };
-use futures::TryStreamExt;
 use iceberg::TableIdent;
 use iceberg::spec::{DataFile, Operation, Transform};
 use iceberg::table::Table;
@@ -32,21 +31,14 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = CatalogConfig {
-        name: "lake".into(),
-        kind: CatalogKind::Sql {
-            uri: format!("sqlite://{}/c.db", dir.path().display()),
-        },
-        warehouse: format!("file://{}/wh", dir.path().display()),
-        storage: BTreeMap::new(),
-    };
-    let lake = open_catalog(&cfg).await.expect("catalog");
+    let lake = common::sqlite_lake(&dir).await;
     let spec = TableSpec {
         ident: TableIdent::from_strs(["ns", "t"]).expect("ident"),
         schema: Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
         partition_by: vec![("id".into(), Transform::Bucket(2))],
         properties: HashMap::new(),
         add_columns: false,
+        writer: None,
     };
     let table = ensure_table(lake.catalog.as_ref(), &spec)
         .await
@@ -122,22 +114,7 @@ async fn appended(f: &Fixture, commits: i64) -> Table {
 }
 
 async fn ids(lake: &OpenCatalog, table: &Table) -> Vec<i64> {
-    let t = lake
-        .catalog
-        .load_table(table.identifier())
-        .await
-        .expect("load");
-    let batches: Vec<RecordBatch> = t
-        .scan()
-        .select_all()
-        .build()
-        .expect("scan")
-        .to_arrow()
-        .await
-        .expect("arrow")
-        .try_collect()
-        .await
-        .expect("read");
+    let batches = common::scan(lake, table).await;
     let mut out = vec![];
     for b in batches {
         let col = b
@@ -153,9 +130,7 @@ async fn ids(lake: &OpenCatalog, table: &Table) -> Vec<i64> {
 
 /// One pass with `cfg` and the default retry policy.
 async fn pass(f: &Fixture, table: Table, cfg: &MaintenanceConfig) -> (Table, MaintenanceReport) {
-    let done = maintain(&f.lake, table, cfg, &RetryPolicy::default(), &f.cache)
-        .await
-        .expect("maintenance pass");
+    let done = no_failures(maintain(&f.lake, table, cfg, &RetryPolicy::default(), &f.cache).await);
     f.cache.end_pass();
     done
 }
@@ -176,7 +151,18 @@ fn config(
         orphan_age: None,
         file_prefix: "compacted".into(),
         publish_to: None,
+        paused: Default::default(),
     }
+}
+
+/// A pass's outcome, asserting that every step succeeded.
+fn no_failures(done: (Table, MaintenanceReport)) -> (Table, MaintenanceReport) {
+    assert!(
+        done.1.failures.is_empty(),
+        "failed steps: {:?}",
+        done.1.failures
+    );
+    done
 }
 
 async fn live_files(table: &Table) -> Vec<String> {
@@ -292,15 +278,16 @@ async fn expiry_removes_the_files_only_expired_snapshots_reached() {
         max_age: Duration::ZERO,
         min_snapshots: 1,
     };
-    let (after, report) = maintain(
-        &f.lake,
-        before,
-        &config(true, 100, Some(expiry)),
-        &RetryPolicy::default(),
-        &f.cache,
-    )
-    .await
-    .expect("maintain");
+    let (after, report) = no_failures(
+        maintain(
+            &f.lake,
+            before,
+            &config(true, 100, Some(expiry)),
+            &RetryPolicy::default(),
+            &f.cache,
+        )
+        .await,
+    );
     assert_eq!(report.expiry.expired, 8);
     assert_eq!(after.metadata().snapshots().count(), 1);
     for path in &small {
@@ -338,9 +325,8 @@ async fn a_replace_commit_whose_response_was_lost_is_found_not_repeated() {
         faults: Some(Arc::new(|fault: &str| fault == "compaction-lost-response")),
         ..RetryPolicy::default()
     };
-    let (after, report) = maintain(&f.lake, before, &config(true, 100, None), &policy, &f.cache)
-        .await
-        .expect("maintain");
+    let (after, report) =
+        no_failures(maintain(&f.lake, before, &config(true, 100, None), &policy, &f.cache).await);
     let c = report.compaction.expect("compacted");
     assert!(c.commit.recovered, "found in the table after the error");
     assert_eq!(
@@ -429,16 +415,12 @@ async fn a_later_pass_never_reuses_an_earlier_passs_file_names() {
     let cfg = config(true, 100, None);
     let policy = RetryPolicy::default();
     let first = appended(&f, 6).await;
-    let (after_first, _) = maintain(&f.lake, first, &cfg, &policy, &f.cache)
-        .await
-        .expect("first pass");
+    let (after_first, _) = no_failures(maintain(&f.lake, first, &cfg, &policy, &f.cache).await);
     let mut t = after_first;
     for c in 6..12 {
         t = append(&f.lake, t, c * 10, c * 10 + 10).await;
     }
-    let (after_second, report) = maintain(&f.lake, t, &cfg, &policy, &f.cache)
-        .await
-        .expect("second pass");
+    let (after_second, report) = no_failures(maintain(&f.lake, t, &cfg, &policy, &f.cache).await);
     assert!(report.compaction.is_some());
     let (live, deleted) = entries(&after_second).await;
     let reused: Vec<&String> = deleted.iter().filter(|p| live.contains(p)).collect();

@@ -105,7 +105,7 @@ fn a_crash_between_writing_files_and_committing_loses_nothing() {
         !with_orphans.is_empty(),
         "the aborted commit's files are orphans"
     );
-    for t in with_orphans {
+    for t in &with_orphans {
         assert!(
             lake.describe(t).contains("referenced by no snapshot"),
             "describe mentions them"
@@ -115,8 +115,19 @@ fn a_crash_between_writing_files_and_committing_loses_nothing() {
             kept.contains("removed 0 of"),
             "young orphans are kept: {kept}"
         );
+        let still_kept = orphans(t, &["--remove", "--older-than", "0s"]);
+        assert!(
+            still_kept.contains("removed 0 of"),
+            "orphans younger than the commit retry deadline are kept: {still_kept}"
+        );
+    }
+    lake.age_files(Duration::from_secs(3600));
+    for t in with_orphans {
         let removed = orphans(t, &["--remove", "--older-than", "0s"]);
-        assert!(removed.contains("removed"), "{removed}");
+        assert!(
+            removed.contains("removed") && !removed.contains("removed 0 of"),
+            "{removed}"
+        );
         assert!(orphans(t, &[]).contains("no orphan data files"));
     }
     assert_exactly_once(&lake, total);

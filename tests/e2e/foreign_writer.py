@@ -8,6 +8,10 @@ Usage: foreign_writer.py CATALOG_URI WAREHOUSE COMMAND NAMESPACE.TABLE [ARGS ...
                                 many snapshots are left
   rollback TABLE MILLIS         makes the newest snapshot older than MILLIS (epoch
                                 milliseconds) the current one
+  rename TABLE OLD NEW          renames a column (its field id stays)
+  drop-column TABLE NAME        drops a column
+  create-v1 TABLE               creates the orders job's orders_clean table as a
+                                format-version 1 table (day(order_ts) partitions)
 """
 import datetime
 import sys
@@ -19,7 +23,7 @@ from pyiceberg.expressions import GreaterThanOrEqual
 uri, warehouse, command, name = sys.argv[1:5]
 args = sys.argv[5:]
 catalog = SqlCatalog("lake", uri=uri, warehouse=warehouse)
-table = catalog.load_table(name)
+table = catalog.load_table(name) if command != "create-v1" else None
 
 
 def column(field, ids):
@@ -54,5 +58,32 @@ elif command == "expire":
     print(len(catalog.load_table(name).snapshots()))
 elif command == "rollback":
     table.manage_snapshots().rollback_to_timestamp(int(args[0])).commit()
+elif command == "rename":
+    with table.update_schema() as update:
+        update.rename_column(args[0], args[1])
+elif command == "drop-column":
+    with table.update_schema() as update:
+        update.delete_column(args[0])
+elif command == "create-v1":
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import DayTransform
+    from pyiceberg.types import (
+        DateType, DecimalType, IntegerType, LongType, NestedField, StringType, TimestampType,
+    )
+    schema = Schema(
+        NestedField(1, "order_id", LongType(), required=True),
+        NestedField(2, "customer_id", LongType(), required=False),
+        NestedField(3, "amount", DecimalType(12, 2), required=False),
+        NestedField(4, "currency", StringType(), required=False),
+        NestedField(5, "order_ts", TimestampType(), required=True),
+        NestedField(6, "order_date", DateType(), required=False),
+        NestedField(7, "part", IntegerType(), required=False),
+        NestedField(8, "off", LongType(), required=False),
+    )
+    spec = PartitionSpec(PartitionField(5, 1000, DayTransform(), "order_ts_day"))
+    namespace = name.split(".")[0]
+    catalog.create_namespace_if_not_exists(namespace)
+    catalog.create_table(name, schema, partition_spec=spec, properties={"format-version": "1"})
 else:
     raise SystemExit(f"unknown command {command}")

@@ -20,5 +20,6 @@ mod rest;
 mod scrape;
 mod services;
 mod shared_catalog;
+mod shared_tables;
 mod startup;
 mod trouble;

@@ -14,12 +14,12 @@ use crate::scrape::{free_port, has, scrape, sum};
 
 /// Maintenance that acts within seconds: a pass every 2 s, partitions compacted from 4
 /// small files, manifests merged past 4, snapshots kept for 1 s (at least 2).
-const EAGER: &str = "'maintenance.interval' = '2s', 'maintenance.compaction.min-input-files' = '4', \
+pub const EAGER: &str = "'maintenance.interval' = '2s', 'maintenance.compaction.min-input-files' = '4', \
      'maintenance.max-manifests' = '4', 'maintenance.snapshot-retention' = '1s', \
      'maintenance.min-snapshots' = '2', 'maintenance.orphan-age' = '5s'";
 
 /// The orders job committing every 200 ms, with `extra` table options on both tables.
-fn lake_with(extra: &str) -> Lake {
+pub fn lake_with(extra: &str) -> Lake {
     Lake::with_job(|d: &Path| {
         orders_job_of(&sqlite_catalog(d), "200ms", &[ORDERS_CLEAN, BIG_ORDERS]).replace(
             "'commit.interval' = '200ms'",
@@ -30,7 +30,7 @@ fn lake_with(extra: &str) -> Lake {
 
 /// Starts the job and produces orders `0..chunks * 100` of every partition, a chunk at
 /// a time, each once the job has committed the previous one.
-fn run_producing(
+pub fn run_producing(
     lake: &Lake,
     broker: &Broker,
     chunks: u64,
@@ -42,9 +42,23 @@ fn run_producing(
         "the job is assigned its partitions: {}",
         log.text()
     );
-    for c in 0..chunks {
+    produce_chunks(lake, broker, &log, 0..chunks, 0);
+    (child, log)
+}
+
+/// Produces the chunks `chunks` (orders `c * 100..(c + 1) * 100` of every partition),
+/// each once the running job has committed the previous one; `missing` clean orders
+/// are known to be gone from the table (deleted by another writer).
+pub fn produce_chunks(
+    lake: &Lake,
+    broker: &Broker,
+    log: &StderrLog,
+    chunks: std::ops::Range<u64>,
+    missing: usize,
+) {
+    for c in chunks {
         broker.produce_all(400, 4, c * 100);
-        let clean = expected_clean_ids(&produced(4, (c + 1) * 100)).len();
+        let clean = expected_clean_ids(&produced(4, (c + 1) * 100)).len() - missing;
         assert!(
             wait_until(Duration::from_secs(60), || lake
                 .ids("lake.sales.orders_clean")
@@ -54,7 +68,6 @@ fn run_producing(
             log.text()
         );
     }
-    (child, log)
 }
 
 /// Both tables hold the orders `0..per_partition` of every partition exactly once, read
@@ -181,6 +194,7 @@ fn a_pass_by_hand_says_what_it_would_do_then_does_it() {
         listed.contains("-compacted-"),
         "the aborted rewrite's files: {listed}"
     );
+    lake.age_files(Duration::from_secs(3600));
     let removed = orphans(&["--remove", "--older-than", "0s"]);
     assert!(!removed.contains("removed 0 of"), "{removed}");
     assert!(orphans(&[]).contains("no orphan data files"));
@@ -257,7 +271,9 @@ fn a_job_killed_right_after_its_rewrite_commit_resumes_exactly() {
         log.text()
     );
 
-    // Restarted, the job reads on from its checkpoint and maintains again.
+    // Restarted, the job reads on from its checkpoint and maintains again; the killed
+    // run's files have outlived any commit it could still make.
+    lake.age_files(Duration::from_secs(3600));
     lake.env.retain(|(k, _)| k != "FLOE_FAILPOINTS");
     let (mut child, log) = lake.spawn_replica(&broker, "floe-e2e", "8s");
     assert!(child.wait().expect("floe run").success(), "{}", log.text());

@@ -16,7 +16,7 @@ use crate::setup::{
     table_ident,
 };
 use floe_catalog::ManifestCache;
-use floe_catalog::orphans::find_orphans;
+use floe_catalog::orphans::scan_orphans;
 
 /// Prints what the catalog knows about `table` (as named in the job) and, for the job,
 /// the offsets it has committed per partition.
@@ -158,7 +158,14 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
             }
         }
     }
-    let orphans = find_orphans(&t, &cat.store, &ManifestCache::default()).await?;
+    let orphans = scan_orphans(
+        cat.catalog.as_ref(),
+        &t,
+        &cat.store,
+        &ManifestCache::default(),
+    )
+    .await?
+    .data;
     if !orphans.is_empty() {
         println!();
         println!(

@@ -46,8 +46,8 @@ pub async fn maintain(job_path: &Path, table: &str, dry_run: bool) -> Result<()>
     })?;
     match (&report.compaction, &report.abandoned) {
         (Some(c), _) => println!(
-            "{name}: compacted {} files ({} bytes) into {} ({} bytes)",
-            c.files_in, c.bytes_in, c.files_out, c.bytes_out
+            "{name}: compacted {} files ({} bytes) into {} ({} bytes), applying {} position-delete files",
+            c.files_in, c.bytes_in, c.files_out, c.bytes_out, c.deletes_applied
         ),
         (None, Some(why)) => println!("{name}: compaction abandoned: {why}"),
         (None, None) => println!("{name}: nothing to compact"),
@@ -63,6 +63,19 @@ pub async fn maintain(job_path: &Path, table: &str, dry_run: bool) -> Result<()>
         "{name}: expired {} snapshots, removed {} files they alone referenced and {} orphan files",
         report.expiry.expired, report.expiry.files_removed, report.orphans_removed
     );
+    for (step, why) in &report.skipped {
+        println!("{name}: {} skipped: {why}", step.name());
+    }
+    for f in &report.failures {
+        println!("{name}: {} failed: {}", f.step.name(), f.error);
+    }
+    if let Some(f) = report.failures.first() {
+        return Err(EngineError::Other(format!(
+            "table {name}: {} of the pass's steps failed (first: {}); the others ran",
+            report.failures.len(),
+            f.step.name()
+        )));
+    }
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use floe_catalog::ManifestCache;
-use floe_catalog::orphans::{find_orphans, remove_orphans};
+use floe_catalog::orphans::{remove_orphans, scan_orphans};
 
 use crate::error::{EngineError, Result};
 use crate::setup::{catalog_of, load_job_for_catalogs, open_catalogs, resolve_table, table_ident};
@@ -21,12 +21,19 @@ pub async fn orphans(job_path: &Path, table: &str, remove: bool, grace: Duration
         .load_table(&table_ident(&name)?)
         .await
         .map_err(|e| EngineError::Other(format!("table {name}: {e}")))?;
-    let found = find_orphans(&t, &cat.store, &ManifestCache::default()).await?;
+    let scan = scan_orphans(
+        cat.catalog.as_ref(),
+        &t,
+        &cat.store,
+        &ManifestCache::default(),
+    )
+    .await?;
+    let found = &scan.data;
     if found.is_empty() {
         println!("{name}: no orphan data files");
         return Ok(());
     }
-    for f in &found {
+    for f in found {
         println!(
             "{:>12} bytes  {:>8}s old  {}",
             f.size,
@@ -42,15 +49,24 @@ pub async fn orphans(job_path: &Path, table: &str, remove: bool, grace: Duration
         );
         return Ok(());
     }
-    let (removed, applied) =
-        remove_orphans(&t, &cat.store, grace, &ManifestCache::default()).await?;
-    if let Some((job, interval)) = &applied.slowest_writer {
-        println!(
-            "kept orphans younger than {}s: job '{job}' commits this table every {}s, so its newest files may still be committed",
-            applied.keep_younger_than.as_secs(),
-            interval.as_secs()
-        );
-    }
+    // Data files only: the metadata orphans are left to maintenance passes.
+    let data_only = floe_catalog::orphans::OrphanScan {
+        table: scan.table.clone(),
+        data: scan.data.clone(),
+        metadata: vec![],
+    };
+    let (removed, applied) = remove_orphans(&data_only, &cat.store, grace).await?;
+    let slowest = applied
+        .slowest_writer
+        .as_ref()
+        .map_or_else(String::new, |(job, interval)| {
+            format!(" job '{job}' commits this table every {interval:?}, and")
+        });
+    println!(
+        "kept orphans younger than {:?}:{slowest} a commit may retry for {:?}, so the newest files may still be committed",
+        applied.keep_younger_than,
+        floe_catalog::orphans::COMMIT_RETRY_DEADLINE
+    );
     println!(
         "removed {} of {} orphan data files ({} bytes); younger ones are left for writers that may still commit them",
         removed.len(),

@@ -176,6 +176,10 @@ async fn job_states(
     let mut states = target_states(compiled, catalogs).await?;
     let lanes = dead_letter_lanes(compiled, catalogs, &states).await?;
     states.extend(lanes);
+    let policy = RetryPolicy::default();
+    for s in &mut states {
+        s.announce_interval(&policy).await?;
+    }
     Ok(states)
 }
 
@@ -296,6 +300,7 @@ async fn target_states(
             def.options.clone(),
             &job.name,
             sources_of(compiled, &def.name),
+            &column_names(&def.schema()),
         )?;
         state.check_checkpoint()?;
         match state.checkpoint {
@@ -311,6 +316,11 @@ async fn target_states(
         states.push(state);
     }
     Ok(states)
+}
+
+/// The names of a schema's columns.
+fn column_names(schema: &arrow_schema::SchemaRef) -> Vec<String> {
+    schema.fields().iter().map(|f| f.name().clone()).collect()
 }
 
 /// The sources the INSERTs into `target` read.
@@ -350,6 +360,7 @@ async fn dead_letter_lanes(
                 },
                 &lane_job(&job.name, &def.name),
                 sources_of(compiled, &def.name),
+                &column_names(&floe_sinks::dead_letter_schema()),
             )?;
             lane.dead_letters_of = Some(def.name.clone());
             if lane.checkpoint.is_none() {

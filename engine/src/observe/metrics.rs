@@ -58,6 +58,8 @@ pub struct Metrics {
     pub maintenance_runs: Family,
     /// CPU seconds of maintenance, per table and step.
     pub maintenance_cpu: Family,
+    /// Maintenance steps that failed (the pass went on), per table and step.
+    pub maintenance_failures: Family,
     /// Rows of the lookup table version joins use now, per lookup table.
     pub lookup_rows: Family,
     /// Memory of that version (rows and index), per lookup table.
@@ -228,10 +230,16 @@ impl Metrics {
                 Counter,
                 TK,
             ),
+            maintenance_failures: Family::new(
+                "floe_maintenance_failures_total",
+                "Maintenance steps that failed, per step (compaction, manifests, expiry, metadata, orphans, or pass: the table could not be loaded, or the pass panicked); the other steps still ran, and the failed one is tried again after a back-off.",
+                Counter,
+                &["table", "step"],
+            ),
         }
     }
 
-    fn families(&self) -> [&Family; 26] {
+    fn families(&self) -> [&Family; 27] {
         [
             &self.records_read,
             &self.read_bytes,
@@ -255,6 +263,7 @@ impl Metrics {
             &self.last_commit,
             &self.maintenance_runs,
             &self.maintenance_cpu,
+            &self.maintenance_failures,
             &self.lookup_rows,
             &self.lookup_bytes,
             &self.lookup_loads,

@@ -9,9 +9,10 @@ use arrow_array::RecordBatch;
 use floe_catalog::checkpoint::{CheckpointSource, find_checkpoint, holds_rows};
 use floe_catalog::offsets::{COUNTS_KEY, LOOKUPS_KEY, latest_checkpoint};
 use floe_catalog::{OffsetMap, TopicPartition};
+use floe_sinks::binding::binding_property;
 use floe_sinks::{
-    CommitOutcome, CommitRequest, NewestTable, RetryPolicy, TableWriter, WriterConfig, commit,
-    refresh,
+    ColumnBinding, CommitOutcome, CommitRequest, NewestTable, RetryPolicy, TableWriter,
+    WriterConfig, announce_interval, commit, refresh,
 };
 use floe_sql::job::{TableName, TableOptions};
 use iceberg::Catalog;
@@ -59,6 +60,11 @@ pub struct TableState {
     /// The table state the other committers of this table in this process (its
     /// maintenance, other dead-letter lanes) last committed.
     newest: NewestTable,
+    /// Which field each declared column writes (by field id, see
+    /// `floe_sinks::binding`), fixed at start.
+    binding: ColumnBinding,
+    /// Renames of bound fields already logged.
+    renames_said: BTreeSet<(String, String)>,
 }
 
 impl std::fmt::Debug for TableState {
@@ -70,7 +76,8 @@ impl std::fmt::Debug for TableState {
 }
 
 impl TableState {
-    /// State for `table`, reading the job's committed offsets from its ancestry.
+    /// State for `table`, reading the job's committed offsets from its ancestry and
+    /// binding the `columns` its rows carry to the table's fields.
     pub fn new(
         name: TableName,
         catalog: Arc<dyn Catalog>,
@@ -78,12 +85,21 @@ impl TableState {
         options: TableOptions,
         job: &str,
         sources: Vec<usize>,
+        columns: &[String],
     ) -> Result<Self> {
         let found = find_checkpoint(&name.to_string(), table.metadata(), job)?;
+        let binding = ColumnBinding::resolve(
+            &name.to_string(),
+            table.metadata(),
+            Some(job),
+            columns.iter().map(String::as_str),
+        )?;
         let checkpoint = found.as_ref().map(|(_, source)| *source);
         let committed = found.map(|(c, _)| c.offsets).unwrap_or_default();
         let last_snapshot = table.metadata().current_snapshot_id();
         Ok(Self {
+            binding,
+            renames_said: BTreeSet::new(),
             checkpoint,
             dead_letters_of: None,
             newest: NewestTable::default(),
@@ -112,6 +128,26 @@ impl TableState {
     pub fn share_newest(&mut self, newest: NewestTable) {
         newest.offer(&self.table);
         self.newest = newest;
+    }
+
+    /// Announces the commit interval this run uses on the table before any file is
+    /// written (see `floe_sinks::announce_interval`).
+    pub async fn announce_interval(&mut self, policy: &RetryPolicy) -> Result<()> {
+        let interval = self.options.commit_interval;
+        let table = announce_interval(
+            &self.catalog,
+            self.table.clone(),
+            &self.job,
+            interval,
+            policy,
+        );
+        self.table = noting_waits(
+            "announcing the commit interval",
+            &self.name.to_string(),
+            table,
+        )
+        .await?;
+        Ok(())
     }
 
     /// The table name, and for a dead-letter lane the target it serves.
@@ -166,7 +202,8 @@ impl TableState {
                     self.checkpoints
                 ),
             };
-            self.writer = Some(TableWriter::new(&self.table, &config)?);
+            self.note_renames();
+            self.writer = Some(TableWriter::bound(&self.table, &config, &self.binding)?);
         }
         if let Some(w) = self.writer.as_mut() {
             for b in batches {
@@ -174,6 +211,17 @@ impl TableState {
             }
         }
         Ok(())
+    }
+
+    /// Logs, once each, the declared columns whose field another writer renamed: the job
+    /// keeps writing them under their new names.
+    fn note_renames(&mut self) {
+        for (declared, now) in self.binding.renamed(self.table.metadata().current_schema()) {
+            if self.renames_said.insert((declared.clone(), now.clone())) {
+                info!(table = %self.name, column = %declared, now_named = %now,
+                    "another writer renamed the column; the job keeps writing the same field");
+            }
+        }
     }
 
     /// Counts filtered, dropped and dead-lettered records of the pending work.
@@ -273,7 +321,7 @@ impl TableState {
             properties: self.summary_properties(),
             id: None,
             commit_interval: self.options.commit_interval,
-            table_properties: Default::default(),
+            table_properties: self.binding_to_store(),
         };
         crate::failpoint::hit("before-commit");
         let started = Instant::now();
@@ -312,6 +360,15 @@ impl TableState {
             "committed"
         );
         Ok(outcome)
+    }
+
+    /// The column binding as a table property, unless the table stores it already.
+    fn binding_to_store(&self) -> BTreeMap<String, String> {
+        let table = self.newest.newest(self.table.clone());
+        if self.binding.is_stored(table.metadata(), &self.job) {
+            return BTreeMap::new();
+        }
+        BTreeMap::from([(binding_property(&self.job), self.binding.to_json())])
     }
 
     /// Notes the lookup table versions that rows written since the last commit were

@@ -57,11 +57,3 @@ pub(crate) async fn manifests_of(
         crate::error::SinkError::iceberg(table.identifier(), "reading the manifests", e)
     })
 }
-
-/// Whether the current snapshot has live delete files: rewriting data files would then
-/// drop the rows those deletes remove from view, so compaction leaves such tables alone.
-pub(crate) fn has_live_deletes(manifests: &[ManifestContents]) -> bool {
-    manifests
-        .iter()
-        .any(|m| !m.is_data() && m.entries.iter().any(|e| e.is_alive()))
-}

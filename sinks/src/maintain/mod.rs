@@ -20,17 +20,19 @@
 
 mod compact;
 mod cpu;
+mod deletes;
 mod expire;
 mod live_files;
 mod replace;
+pub mod row_delta;
 
 use std::time::Duration;
 
-use floe_catalog::orphans::{
-    find_metadata_orphans, find_orphans, remove_metadata_orphans, remove_orphans,
-    remove_superseded_metadata,
-};
+use std::collections::{BTreeSet, HashSet};
+
+use floe_catalog::orphans::{remove_orphans, remove_superseded_metadata, scan_orphans};
 use floe_catalog::{ManifestCache, OpenCatalog};
+use iceberg::spec::FormatVersion;
 use iceberg::table::Table;
 use tracing::info;
 
@@ -43,8 +45,37 @@ use crate::commit::RetryPolicy;
 use crate::error::{Result, SinkError};
 use crate::newest_table::NewestTable;
 use crate::writer::WriterConfig;
-use live_files::{has_live_deletes, manifests_of};
+use deletes::{LiveDeletes, named_data_files};
+use live_files::{ManifestContents, manifests_of};
 use replace::{Replacement, commit_replace};
+
+/// The steps of a pass, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Step {
+    /// Small data files rewritten into target-size files.
+    Compaction,
+    /// Small manifests merged.
+    Manifests,
+    /// Old snapshots expired and the files only they reached removed.
+    Expiry,
+    /// `metadata.json` files older than the metadata log removed.
+    Metadata,
+    /// Files no snapshot reaches removed.
+    Orphans,
+}
+
+impl Step {
+    /// The step's name in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Compaction => "compaction",
+            Self::Manifests => "manifests",
+            Self::Expiry => "expiry",
+            Self::Metadata => "metadata",
+            Self::Orphans => "orphans",
+        }
+    }
+}
 
 /// What a pass does; `None` turns a step off.
 #[derive(Debug, Clone)]
@@ -63,6 +94,20 @@ pub struct MaintenanceConfig {
     /// Where each commit of a pass publishes the table state it made, for the other
     /// committers of the table in this process (see [`NewestTable`]).
     pub publish_to: Option<NewestTable>,
+    /// Steps the caller holds back this pass (backing off after failures).
+    pub paused: BTreeSet<Step>,
+}
+
+/// A step that failed; the pass went on with the next one.
+#[derive(Debug, Clone)]
+pub struct StepFailure {
+    /// The step.
+    pub step: Step,
+    /// What went wrong.
+    pub error: String,
+    /// Whether the next pass may succeed without anything changing (a catalog or store
+    /// that was down); a permanent failure backs off longer.
+    pub retryable: bool,
 }
 
 /// What compaction did.
@@ -76,6 +121,8 @@ pub struct CompactionReport {
     pub bytes_in: u64,
     /// Bytes written.
     pub bytes_out: u64,
+    /// Position-delete files whose deletes the rewrite applied (and dropped).
+    pub deletes_applied: usize,
     /// The replace snapshot.
     pub commit: ReplaceOutcome,
 }
@@ -95,6 +142,11 @@ pub struct MaintenanceReport {
     pub orphans_removed: usize,
     /// `metadata.json` files older than the metadata log removed.
     pub superseded_removed: usize,
+    /// Steps that failed (the others still ran).
+    pub failures: Vec<StepFailure>,
+    /// Steps this table cannot take, and why (for example compaction of a format-version
+    /// 1 table); the caller says so once.
+    pub skipped: Vec<(Step, String)>,
     /// CPU per step (see [`StepCpu`] for when it means something).
     pub cpu: StepCpu,
 }
@@ -116,61 +168,192 @@ pub struct MaintenancePlan {
     pub orphans: (usize, usize),
 }
 
-/// Runs one pass on `table` (freshly loaded) and returns the table as it left it.
-/// Manifests are read through `cache`; a caller that runs passes repeatedly keeps one
-/// cache per table and calls [`ManifestCache::end_pass`] after each.
+/// Runs one pass on `table` (freshly loaded) and returns the table as it left it. Each
+/// step runs on its own: one that fails is recorded in the report and the next step
+/// runs on the table reloaded. Manifests are read through `cache`; a caller that runs
+/// passes repeatedly keeps one cache per table and calls [`ManifestCache::end_pass`]
+/// after each.
 pub async fn maintain(
     catalog: &OpenCatalog,
     table: Table,
     config: &MaintenanceConfig,
     policy: &RetryPolicy,
     cache: &ManifestCache,
-) -> Result<(Table, MaintenanceReport)> {
-    let name = table.identifier().to_string();
-    let mut report = MaintenanceReport::default();
-    let mut table = table;
-    let mut clock = cpu::StepClock::start();
-    if let Some(c) = &config.compaction {
-        match compact_once(catalog, table.clone(), c, config, policy, cache).await {
-            Ok((t, r)) => {
-                table = t;
-                report.compaction = r;
-                config.publish(&table);
-            }
-            Err(SinkError::RewriteAbandoned { message, .. }) => {
-                info!(table = %name, "compaction abandoned: {message}");
-                report.abandoned = Some(message);
-                table = crate::commit::refresh(catalog.catalog.as_ref(), &table, policy).await?;
-            }
-            Err(e) => return Err(e),
+) -> (Table, MaintenanceReport) {
+    let mut pass = Pass {
+        catalog,
+        config,
+        policy,
+        cache,
+        table,
+        report: MaintenanceReport::default(),
+        clock: cpu::StepClock::start(),
+    };
+    let rewrites = rewrite_unsupported(&pass.table);
+    if config.compaction.is_some() && pass.runs(Step::Compaction) {
+        match &rewrites {
+            Some(why) => pass.skip(Step::Compaction, why),
+            None => pass.compaction().await,
         }
-        report.cpu.compaction = Some(clock.lap());
+        pass.report.cpu.compaction = Some(pass.clock.lap());
     }
-    if report.compaction.is_none() {
-        let (t, merged) =
-            merge_manifests(catalog, table, config.max_manifests, policy, cache).await?;
-        table = t;
-        report.manifests = merged;
-        config.publish(&table);
-        report.cpu.manifests = Some(clock.lap());
+    if pass.report.compaction.is_none() && pass.runs(Step::Manifests) {
+        match &rewrites {
+            Some(why) => pass.skip(Step::Manifests, why),
+            None => pass.manifests().await,
+        }
+        pass.report.cpu.manifests = Some(pass.clock.lap());
     }
-    if let Some(e) = &config.expiry {
+    if config.expiry.is_some() && pass.runs(Step::Expiry) {
+        pass.expiry().await;
+        pass.report.cpu.expiry = Some(pass.clock.lap());
+    }
+    if pass.runs(Step::Metadata) {
+        let removed = remove_superseded_metadata(&pass.table, &catalog.store).await;
+        if let Some(removed) = pass
+            .outcome(Step::Metadata, removed.map_err(SinkError::from))
+            .await
+        {
+            pass.report.superseded_removed = removed.len();
+        }
+    }
+    if let Some(age) = config.orphan_age.filter(|_| pass.runs(Step::Orphans)) {
+        pass.orphans(age).await;
+        pass.report.cpu.orphans = Some(pass.clock.lap());
+    }
+    (pass.table, pass.report)
+}
+
+/// Why this table's files or manifests cannot be rewritten (its format version), if so.
+fn rewrite_unsupported(table: &Table) -> Option<String> {
+    let v = table.metadata().format_version();
+    (v != FormatVersion::V2).then(|| {
+        format!(
+            "rewriting files and manifests needs a format-version 2 table; this one is {v} \
+             (expiry and orphan cleanup still run)"
+        )
+    })
+}
+
+/// One pass in progress: the table as the last step left it, and the report so far.
+struct Pass<'a> {
+    catalog: &'a OpenCatalog,
+    config: &'a MaintenanceConfig,
+    policy: &'a RetryPolicy,
+    cache: &'a ManifestCache,
+    table: Table,
+    report: MaintenanceReport,
+    clock: cpu::StepClock,
+}
+
+impl Pass<'_> {
+    fn runs(&self, step: Step) -> bool {
+        !self.config.paused.contains(&step)
+    }
+
+    fn skip(&mut self, step: Step, why: &str) {
+        self.report.skipped.push((step, why.to_string()));
+    }
+
+    /// The step's result, or None after recording its failure and reloading the table.
+    async fn outcome<T>(&mut self, step: Step, result: Result<T>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.report.failures.push(StepFailure {
+                    step,
+                    error: e.to_string(),
+                    retryable: e.is_retryable(),
+                });
+                let reloaded = self
+                    .catalog
+                    .catalog
+                    .load_table(self.table.identifier())
+                    .await;
+                if let Ok(t) = reloaded {
+                    self.table = t;
+                }
+                None
+            }
+        }
+    }
+
+    async fn compaction(&mut self) {
+        let Some(c) = &self.config.compaction else {
+            return;
+        };
+        let (catalog, config, policy, cache) = (self.catalog, self.config, self.policy, self.cache);
+        let result = compact_once(catalog, self.table.clone(), c, config, policy, cache).await;
+        let result = match result {
+            Err(SinkError::RewriteAbandoned { message, .. }) => {
+                info!(table = %self.table.identifier(), "compaction abandoned: {message}");
+                self.report.abandoned = Some(message);
+                crate::commit::refresh(catalog.catalog.as_ref(), &self.table, policy)
+                    .await
+                    .map(|t| (t, None))
+            }
+            other => other,
+        };
+        if let Some((t, r)) = self.outcome(Step::Compaction, result).await {
+            self.table = t;
+            self.report.compaction = r;
+            config.publish(&self.table);
+        }
+    }
+
+    async fn manifests(&mut self) {
+        let (catalog, policy, cache) = (self.catalog, self.policy, self.cache);
+        let max = self.config.max_manifests;
+        let result = merge_manifests(catalog, self.table.clone(), max, policy, cache).await;
+        if let Some((t, merged)) = self.outcome(Step::Manifests, result).await {
+            self.table = t;
+            self.report.manifests = merged;
+            self.config.publish(&self.table);
+        }
+    }
+
+    async fn expiry(&mut self) {
+        let Some(e) = &self.config.expiry else {
+            return;
+        };
+        let config = self.config;
         let publish = |t: &Table| config.publish(t);
-        let (t, outcome) = expire::expire(catalog, table, e, policy, cache, &publish).await?;
-        table = t;
-        report.expiry = outcome;
-        report.cpu.expiry = Some(clock.lap());
+        let result = expire::expire(
+            self.catalog,
+            self.table.clone(),
+            e,
+            self.policy,
+            self.cache,
+            &publish,
+        )
+        .await;
+        if let Some((t, outcome)) = self.outcome(Step::Expiry, result).await {
+            self.table = t;
+            self.report.expiry = outcome;
+        }
     }
-    report.superseded_removed = remove_superseded_metadata(&table, &catalog.store)
-        .await?
-        .len();
-    if let Some(age) = config.orphan_age {
-        let (data, _) = remove_orphans(&table, &catalog.store, age, cache).await?;
-        let metadata = remove_metadata_orphans(&table, &catalog.store, age, cache).await?;
-        report.orphans_removed = data.len() + metadata.len();
-        report.cpu.orphans = Some(clock.lap());
+
+    /// Lists storage, then compares with the table loaded fresh (never with the state
+    /// this pass left: other writers may have committed since).
+    async fn orphans(&mut self, age: Duration) {
+        let store = &self.catalog.store;
+        let result = async {
+            let scan = scan_orphans(
+                self.catalog.catalog.as_ref(),
+                &self.table,
+                store,
+                self.cache,
+            )
+            .await?;
+            let (removed, _) = remove_orphans(&scan, store, age).await?;
+            Ok::<_, SinkError>((scan.table, removed.len()))
+        }
+        .await;
+        if let Some((t, removed)) = self.outcome(Step::Orphans, result).await {
+            self.table = t;
+            self.report.orphans_removed = removed;
+        }
     }
-    Ok((table, report))
 }
 
 impl MaintenanceConfig {
@@ -190,9 +373,6 @@ async fn compact_once(
     cache: &ManifestCache,
 ) -> Result<(Table, Option<CompactionReport>)> {
     let manifests = manifests_of(&table, cache).await?;
-    if has_live_deletes(&manifests) {
-        return Ok((table, None));
-    }
     let bins = compact::plan(&table, &manifests, c);
     if bins.is_empty() {
         return Ok((table, None));
@@ -204,11 +384,24 @@ async fn compact_once(
         file_prefix: format!("{}-{}", config.file_prefix, uuid::Uuid::new_v4().simple()),
     };
     let added = compact::rewrite(&table, &bins, &writer).await?;
-    let removed: Vec<_> = bins.into_iter().flat_map(|b| b.files).collect();
+    let removed: Vec<_> = bins
+        .iter()
+        .flat_map(|b| &b.files)
+        .map(|c| c.file.file.clone())
+        .collect();
+    let removed_deletes = applied_deletes(&table, &manifests, &bins).await?;
     let r = Replacement {
         removed,
         added,
+        spec_id: table.metadata().default_partition_spec_id(),
+        removed_deletes,
+        known_deletes: LiveDeletes::of(&table, &manifests)
+            .paths()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
         kind: "compaction",
+        ..Replacement::default()
     };
     let (t, commit) =
         commit_replace(catalog, table, &r, config.max_manifests, policy, cache).await?;
@@ -218,9 +411,49 @@ async fn compact_once(
         files_out: r.added.len(),
         bytes_in: bytes(&r.removed),
         bytes_out: bytes(&r.added),
+        deletes_applied: r.removed_deletes.len(),
         commit,
     };
     Ok((t, Some(report)))
+}
+
+/// The position-delete files the rewrite of `bins` leaves nothing for: every data file
+/// they name is rewritten (or no longer live). The others stay; they still apply to
+/// files the rewrite did not touch.
+async fn applied_deletes(
+    table: &Table,
+    manifests: &[ManifestContents],
+    bins: &[compact::Bin],
+) -> Result<Vec<iceberg::spec::DataFile>> {
+    let rewritten: HashSet<&str> = bins
+        .iter()
+        .flat_map(|b| &b.files)
+        .map(|c| c.file.file.file_path())
+        .collect();
+    let live: HashSet<&str> = manifests
+        .iter()
+        .flat_map(|m| m.live().map(|e| e.file_path()))
+        .collect();
+    let mut candidates: Vec<&iceberg::spec::DataFile> = bins
+        .iter()
+        .flat_map(|b| &b.files)
+        .flat_map(|c| &c.deletes)
+        .collect();
+    candidates.sort_by_key(|d| d.file_path());
+    candidates.dedup_by_key(|d| d.file_path());
+    let mut out = vec![];
+    for d in candidates {
+        let named = named_data_files(table, d)
+            .await
+            .map_err(|e| SinkError::iceberg(table.identifier(), "reading position deletes", e))?;
+        let done = named
+            .iter()
+            .all(|p| rewritten.contains(p.as_str()) || !live.contains(p.as_str()));
+        if done {
+            out.push(d.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Merges small manifests when the list holds more than `max_manifests`, or drops
@@ -262,8 +495,8 @@ pub async fn plan(
     };
     match &config.compaction {
         None => plan.compaction_skipped = Some("compaction is off".into()),
-        Some(_) if has_live_deletes(&manifests) => {
-            plan.compaction_skipped = Some("the table has delete files".into());
+        Some(_) if rewrite_unsupported(table).is_some() => {
+            plan.compaction_skipped = rewrite_unsupported(table);
         }
         Some(c) => {
             plan.bins = compact::plan(table, &manifests, c)
@@ -284,9 +517,9 @@ pub async fn plan(
             .count();
     }
     if let Some(age) = config.orphan_age {
-        let grace = floe_catalog::orphans::safe_grace(table, age)?.keep_younger_than;
-        let mut all = find_orphans(table, &catalog.store, &cache).await?;
-        all.extend(find_metadata_orphans(table, &catalog.store, &cache).await?);
+        let scan = scan_orphans(catalog.catalog.as_ref(), table, &catalog.store, &cache).await?;
+        let grace = floe_catalog::orphans::safe_grace(&scan.table, age)?.keep_younger_than;
+        let all: Vec<_> = scan.data.iter().chain(&scan.metadata).collect();
         plan.orphans = (all.len(), all.iter().filter(|f| f.age >= grace).count());
     }
     Ok(plan)

@@ -10,8 +10,11 @@
 //!   │    holding a removed file, or small while
 //!   │    the list is past max_manifests ────────▶ their other live entries: one EXISTING manifest per spec
 //!   │    delete-only (no live entry) ──────────▶ dropped
-//!   │  + one ADDED manifest (new files) + one DELETED manifest (removed files)
-//!   ├─ manifest list + snapshot {operation: replace, parent: base head, seq: next}
+//!   │  + one ADDED manifest (new files, under the spec they were written with)
+//!   │  + DELETED manifests (removed data files; position deletes the rewrite applied),
+//!   │    one per content and spec
+//!   ├─ manifest list + snapshot {operation: replace (overwrite or delete for a row
+//!   │    delta, see `super::row_delta`), parent: base head, seq: next}
 //!   └─ commit through the catalog's compare-and-swap, requiring main == base head
 //!        ├─ ok ─────────────────────────────────────────▶ done
 //!        └─ error ─▶ reload ─┬─ our snapshot id in the table ─▶ done (response lost)
@@ -32,12 +35,14 @@ use floe_catalog::table_change::TableChange;
 use floe_catalog::{ManifestCache, OpenCatalog, is_transient};
 use iceberg::ErrorKind;
 use iceberg::spec::{
-    DataFile, FormatVersion, ManifestEntryRef, ManifestFile, ManifestListWriter,
-    ManifestWriterBuilder, Operation, Snapshot, SnapshotSummaryCollector, Summary,
+    DataFile, FormatVersion, ManifestContentType, ManifestEntryRef, ManifestFile,
+    ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotSummaryCollector,
+    Summary,
 };
 use iceberg::table::Table;
 use tracing::info;
 
+use super::deletes::{LiveDeletes, LiveFile};
 use super::live_files::{ManifestContents, manifests_of};
 use crate::commit::RetryPolicy;
 use crate::error::{Result, SinkError};
@@ -55,6 +60,20 @@ pub(crate) struct Replacement {
     pub(crate) removed: Vec<DataFile>,
     /// Data files that hold the removed files' rows.
     pub(crate) added: Vec<DataFile>,
+    /// The partition spec `added` were written with.
+    pub(crate) spec_id: i32,
+    /// Position-delete files the rewrite applied to every file they name (all must be
+    /// live in the base).
+    pub(crate) removed_deletes: Vec<DataFile>,
+    /// Every delete file live when the rewrite was planned: it read them all, so only
+    /// one outside this set can apply to a removed file without the rewrite knowing.
+    pub(crate) known_deletes: HashSet<String>,
+    /// Delete files that join the table (a row delta), under `spec_id`.
+    pub(crate) added_deletes: Vec<DataFile>,
+    /// Data files that must still be live (those the added deletes name).
+    pub(crate) named: Vec<String>,
+    /// More snapshot-summary entries.
+    pub(crate) properties: HashMap<String, String>,
     /// `compaction` or `manifests`, recorded in the summary.
     pub(crate) kind: &'static str,
 }
@@ -88,7 +107,8 @@ pub(crate) async fn commit_replace(
     let (mut base, mut conflicts) = (table, 0u32);
     loop {
         let manifests = manifests_of(&base, cache).await?;
-        check_still_live(&name, &manifests, &r.removed)?;
+        check_still_live(&name, &manifests, r)?;
+        check_no_new_deletes(&name, &base, &manifests, r)?;
         let planned_on = base.metadata().current_snapshot_id();
         let (snapshot, after) = build_snapshot(&base, &manifests, r, max_manifests)
             .await
@@ -139,18 +159,20 @@ pub(crate) async fn commit_replace(
     }
 }
 
-fn check_still_live(
-    name: &str,
-    manifests: &[ManifestContents],
-    removed: &[DataFile],
-) -> Result<()> {
+/// Every file the replacement removes must still be live: a file another writer removed
+/// meanwhile would come back with the rewritten rows.
+fn check_still_live(name: &str, manifests: &[ManifestContents], r: &Replacement) -> Result<()> {
     let live: HashSet<&str> = manifests
         .iter()
-        .flat_map(|m| m.live().map(|e| e.file_path()))
+        .flat_map(|m| m.entries.iter().filter(|e| e.is_alive()))
+        .map(|e| e.file_path())
         .collect();
-    let gone: Vec<&str> = removed
+    let gone: Vec<&str> = r
+        .removed
         .iter()
+        .chain(&r.removed_deletes)
         .map(DataFile::file_path)
+        .chain(r.named.iter().map(String::as_str))
         .filter(|p| !live.contains(p))
         .collect();
     if gone.is_empty() {
@@ -164,6 +186,48 @@ fn check_still_live(
             gone[0]
         ),
     })
+}
+
+/// No delete file that the rewrite did not read may apply to a file it removes: its
+/// deleted rows would be in the new files, which it does not apply to (their sequence
+/// number is newer). The next pass rewrites the files with those deletes applied.
+fn check_no_new_deletes(
+    name: &str,
+    base: &Table,
+    manifests: &[ManifestContents],
+    r: &Replacement,
+) -> Result<()> {
+    let deletes = LiveDeletes::of(base, manifests);
+    if deletes.is_empty() || r.removed.is_empty() {
+        return Ok(());
+    }
+    let removed: HashSet<&str> = r.removed.iter().map(DataFile::file_path).collect();
+    let new: HashSet<&str> = deletes
+        .paths()
+        .into_iter()
+        .filter(|p| !r.known_deletes.contains(*p))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    for m in manifests.iter().filter(|m| m.is_data()) {
+        for e in m.live().filter(|e| removed.contains(e.file_path())) {
+            let file = LiveFile::of(e, m.file.partition_spec_id);
+            let mut applying = deletes.position_for(&file);
+            applying.extend(deletes.equality_for(&file));
+            let hit = applying.iter().any(|d| new.contains(d.file_path()));
+            if hit {
+                return Err(SinkError::RewriteAbandoned {
+                    table: name.to_string(),
+                    message: format!(
+                        "another writer committed deletes for {} while it was rewritten",
+                        e.file_path()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes the new manifests and manifest list; returns the snapshot and the number of
@@ -186,21 +250,27 @@ async fn build_snapshot(
     }
     let snapshot_id = unique_snapshot_id(base);
     let mut files = ManifestFiles::new(base, snapshot_id);
-    let removed: HashSet<&str> = r.removed.iter().map(DataFile::file_path).collect();
+    let removed: HashSet<&str> = r
+        .removed
+        .iter()
+        .chain(&r.removed_deletes)
+        .map(DataFile::file_path)
+        .collect();
     let (kept, merged) = choose_manifests(manifests, &removed, max_manifests);
     let mut list: Vec<ManifestFile> = kept.iter().map(|m| m.file.clone()).collect();
     list.extend(files.existing(&merged, &removed).await?);
     if !r.added.is_empty() {
-        list.push(files.added(&r.added).await?);
+        list.push(
+            files
+                .added((ManifestContentType::Data, r.spec_id), &r.added)
+                .await?,
+        );
     }
-    let removed_entries: Vec<&ManifestEntryRef> = merged
-        .iter()
-        .flat_map(|m| m.live())
-        .filter(|e| removed.contains(e.file_path()))
-        .collect();
-    if !removed_entries.is_empty() {
-        list.push(files.deleted(&removed_entries).await?);
+    if !r.added_deletes.is_empty() {
+        let group = (ManifestContentType::Deletes, r.spec_id);
+        list.push(files.added(group, &r.added_deletes).await?);
     }
+    list.extend(files.deleted(&merged, &removed).await?);
     let count = list.len();
     let list_path = format!(
         "{}/metadata/snap-{snapshot_id}-0-{}.avro",
@@ -233,7 +303,10 @@ fn choose_manifests<'a>(
 ) -> (Vec<&'a ManifestContents>, Vec<&'a ManifestContents>) {
     let (mut kept, mut merged) = (vec![], vec![]);
     for m in manifests {
-        let touched = m.is_data() && m.live().any(|e| removed.contains(e.file_path()));
+        let touched = m
+            .entries
+            .iter()
+            .any(|e| e.is_alive() && removed.contains(e.file_path()));
         let dead = m.entries.iter().all(|e| !e.is_alive());
         if dead {
             continue;
@@ -277,7 +350,10 @@ impl<'a> ManifestFiles<'a> {
         }
     }
 
-    fn writer(&mut self, spec_id: i32) -> iceberg::Result<iceberg::spec::ManifestWriter> {
+    fn writer(
+        &mut self,
+        (content, spec_id): Group,
+    ) -> iceberg::Result<iceberg::spec::ManifestWriter> {
         let md = self.base.metadata();
         let spec = md.partition_spec_by_id(spec_id).ok_or_else(|| {
             iceberg::Error::new(
@@ -288,29 +364,28 @@ impl<'a> ManifestFiles<'a> {
         let path = format!("{}-m{}.avro", self.prefix, self.next);
         self.next += 1;
         let out = self.base.file_io().new_output(path)?;
-        Ok(ManifestWriterBuilder::new(
+        let builder = ManifestWriterBuilder::new(
             out,
             Some(self.snapshot_id),
             md.current_schema().clone(),
             spec.as_ref().clone(),
-        )
-        .build_v2_data())
+        );
+        Ok(match content {
+            ManifestContentType::Data => builder.build_v2_data(),
+            ManifestContentType::Deletes => builder.build_v2_deletes(),
+        })
     }
 
-    /// The live entries of `merged` that stay, as EXISTING entries, one manifest per spec.
+    /// The live entries of `merged` that stay, as EXISTING entries, one manifest per
+    /// content and spec.
     async fn existing(
         &mut self,
         merged: &[&ManifestContents],
         removed: &HashSet<&str>,
     ) -> iceberg::Result<Vec<ManifestFile>> {
-        let mut by_spec: BTreeMap<i32, Vec<&ManifestEntryRef>> = BTreeMap::new();
-        for m in merged.iter().filter(|m| m.is_data()) {
-            let spec = by_spec.entry(m.file.partition_spec_id).or_default();
-            spec.extend(m.live().filter(|e| !removed.contains(e.file_path())));
-        }
         let mut out = vec![];
-        for (spec_id, entries) in by_spec.into_iter().filter(|(_, e)| !e.is_empty()) {
-            let mut w = self.writer(spec_id)?;
+        for (group, entries) in grouped(merged, |e| !removed.contains(e.file_path())) {
+            let mut w = self.writer(group)?;
             for e in entries {
                 let (snapshot, seq) = inherited(e)?;
                 w.add_existing_file(e.data_file().clone(), snapshot, seq, e.file_sequence_number)?;
@@ -320,8 +395,8 @@ impl<'a> ManifestFiles<'a> {
         Ok(out)
     }
 
-    async fn added(&mut self, files: &[DataFile]) -> iceberg::Result<ManifestFile> {
-        let mut w = self.writer(self.base.metadata().default_partition_spec_id())?;
+    async fn added(&mut self, group: Group, files: &[DataFile]) -> iceberg::Result<ManifestFile> {
+        let mut w = self.writer(group)?;
         for f in files {
             // -1: the data sequence number is inherited from the snapshot.
             w.add_file(f.clone(), -1)?;
@@ -329,14 +404,55 @@ impl<'a> ManifestFiles<'a> {
         w.write_manifest_file().await
     }
 
-    async fn deleted(&mut self, entries: &[&ManifestEntryRef]) -> iceberg::Result<ManifestFile> {
-        let mut w = self.writer(self.base.metadata().default_partition_spec_id())?;
-        for e in entries {
-            let (_, seq) = inherited(e)?;
-            w.add_delete_file(e.data_file().clone(), seq, e.file_sequence_number)?;
+    /// The live entries of `merged` that leave, as DELETED entries, one manifest per
+    /// content and spec.
+    async fn deleted(
+        &mut self,
+        merged: &[&ManifestContents],
+        removed: &HashSet<&str>,
+    ) -> iceberg::Result<Vec<ManifestFile>> {
+        let mut out = vec![];
+        for (group, entries) in grouped(merged, |e| removed.contains(e.file_path())) {
+            let mut w = self.writer(group)?;
+            for e in entries {
+                let (_, seq) = inherited(e)?;
+                w.add_delete_file(e.data_file().clone(), seq, e.file_sequence_number)?;
+            }
+            out.push(w.write_manifest_file().await?);
         }
-        w.write_manifest_file().await
+        Ok(out)
     }
+}
+
+/// What one manifest holds: data or deletes, of one partition spec.
+type Group = (ManifestContentType, i32);
+
+/// The live entries of `manifests` that `pick` chooses, grouped by content and spec.
+fn grouped<'m>(
+    manifests: &[&'m ManifestContents],
+    pick: impl Fn(&ManifestEntryRef) -> bool,
+) -> Vec<(Group, Vec<&'m ManifestEntryRef>)> {
+    let mut by_group: BTreeMap<(u8, i32), Vec<&ManifestEntryRef>> = BTreeMap::new();
+    for m in manifests {
+        let content = u8::from(!m.is_data());
+        let entries = m.entries.iter().filter(|e| e.is_alive() && pick(e));
+        by_group
+            .entry((content, m.file.partition_spec_id))
+            .or_default()
+            .extend(entries);
+    }
+    by_group
+        .into_iter()
+        .filter(|(_, entries)| !entries.is_empty())
+        .map(|((content, spec), entries)| {
+            let content = if content == 0 {
+                ManifestContentType::Data
+            } else {
+                ManifestContentType::Deletes
+            };
+            ((content, spec), entries)
+        })
+        .collect()
 }
 
 /// The snapshot id and data sequence number of an entry read from a manifest (filled in
@@ -358,12 +474,15 @@ fn inherited(e: &ManifestEntryRef) -> iceberg::Result<(i64, i64)> {
 fn summary(base: &Table, manifests: &[ManifestContents], r: &Replacement) -> Summary {
     let md = base.metadata();
     let schema = md.current_schema().clone();
-    let spec = md.default_partition_spec().clone();
+    let spec = md
+        .partition_spec_by_id(r.spec_id)
+        .unwrap_or_else(|| md.default_partition_spec())
+        .clone();
     let mut collector = SnapshotSummaryCollector::default();
-    for f in &r.added {
+    for f in r.added.iter().chain(&r.added_deletes) {
         collector.add_file(f, schema.clone(), spec.clone());
     }
-    for f in &r.removed {
+    for f in r.removed.iter().chain(&r.removed_deletes) {
         collector.remove_file(f, schema.clone(), spec.clone());
     }
     let mut props: HashMap<String, String> = collector.build();
@@ -382,7 +501,8 @@ fn summary(base: &Table, manifests: &[ManifestContents], r: &Replacement) -> Sum
     }
     let sum =
         |fs: &[DataFile], f: fn(&DataFile) -> u64| fs.iter().map(|d| f(d) as i64).sum::<i64>();
-    let delete_files = live.len() as i64 - files;
+    let delete_files =
+        live.len() as i64 - files - r.removed_deletes.len() as i64 + r.added_deletes.len() as i64;
     props.insert(
         "total-data-files".into(),
         (files + r.added.len() as i64 - r.removed.len() as i64).to_string(),
@@ -400,15 +520,29 @@ fn summary(base: &Table, manifests: &[ManifestContents], r: &Replacement) -> Sum
     );
     props.insert("total-delete-files".into(), delete_files.to_string());
     let previous = md.current_snapshot().map(|s| s.summary());
-    for key in ["total-position-deletes", "total-equality-deletes"] {
-        let carried = previous
+    let moved = sum(&r.added_deletes, DataFile::record_count)
+        - sum(&r.removed_deletes, DataFile::record_count);
+    for (key, change) in [
+        ("total-position-deletes", moved),
+        ("total-equality-deletes", 0),
+    ] {
+        let carried: i64 = previous
             .and_then(|s| s.additional_properties.get(key))
-            .cloned();
-        props.insert(key.into(), carried.unwrap_or_else(|| "0".into()));
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        props.insert(key.into(), (carried + change).max(0).to_string());
     }
-    props.insert(MAINTENANCE_KEY.into(), r.kind.into());
+    let operation = match (r.added_deletes.is_empty(), r.added.is_empty()) {
+        (true, _) => {
+            props.insert(MAINTENANCE_KEY.into(), r.kind.into());
+            Operation::Replace
+        }
+        (false, true) => Operation::Delete,
+        (false, false) => Operation::Overwrite,
+    };
+    props.extend(r.properties.clone());
     Summary {
-        operation: Operation::Replace,
+        operation,
         additional_properties: props,
     }
 }
