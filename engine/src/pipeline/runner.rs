@@ -149,7 +149,11 @@ pub async fn run(
                 if let Some(idle) = opts.stop_when_idle {
                     // Idleness counts only once partitions were assigned (joining a group
                     // takes seconds), or after ten idle periods without any assignment.
+                    // A record waiting for its schema to appear in the registry is work.
                     let limit = if state.assigned { idle } else { idle * 10 };
+                    if state.sources.iter().any(|s| s.shared.waiting_for_schemas()) {
+                        state.last_record = Instant::now();
+                    }
                     if state.last_record.elapsed() >= limit {
                         break "no records arrived for the idle timeout";
                     }

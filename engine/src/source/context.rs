@@ -43,6 +43,8 @@ pub struct SourceShared {
     pub lag: AtomicI64,
     /// Where to start partitions a table knows nothing of.
     pub startup: StartupMode,
+    /// Lookups of the source's registries waiting for a schema id not known yet.
+    schema_waits: Mutex<Vec<Arc<std::sync::atomic::AtomicUsize>>>,
 }
 
 impl SourceShared {
@@ -54,7 +56,26 @@ impl SourceShared {
             any_revoked: AtomicBool::new(false),
             lag: AtomicI64::new(-1),
             startup,
+            schema_waits: Mutex::new(vec![]),
         })
+    }
+
+    /// Counts `waits` (see [`Self::waiting_for_schemas`]).
+    pub fn note_schema_waits(&self, waits: Vec<Arc<std::sync::atomic::AtomicUsize>>) {
+        self.schema_waits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(waits);
+    }
+
+    /// Whether a record of this source waits for its writer schema to appear in the
+    /// registry: the source is busy then, not idle.
+    pub fn waiting_for_schemas(&self) -> bool {
+        self.schema_waits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|w| w.load(Ordering::SeqCst) > 0)
     }
 
     /// Records the offsets the tables that read this source hold now.

@@ -176,6 +176,16 @@ impl DecodePlan {
         Ok(watch.judge(id, version, &fields))
     }
 
+    /// The counters of lookups waiting for a schema id the registry does not know yet,
+    /// of the value's and the key's registries (see [`Registry::unknown_waits`]).
+    pub fn unknown_id_waits(&self) -> Vec<Arc<std::sync::atomic::AtomicUsize>> {
+        let mut out: Vec<_> = self.registry.iter().map(|r| r.unknown_waits()).collect();
+        if let Some(k) = &self.key {
+            out.extend(k.plan.unknown_id_waits());
+        }
+        out
+    }
+
     /// Makes decoding stop waiting for an unavailable schema registry once `stop` is
     /// set (see [`Registry::give_up_when`]).
     pub fn give_up_when(&self, stop: Arc<AtomicBool>) {

@@ -168,6 +168,7 @@ impl KafkaSource {
         let stop = Arc::new(AtomicBool::new(false));
         let mut plan = DecodePlan::new(def)?;
         plan.give_up_when(stop.clone());
+        shared.note_schema_waits(plan.unknown_id_waits());
         if let Some(watch) = watch {
             plan.watch_schemas(watch);
         }

@@ -17,7 +17,7 @@
 //! job with the URL and the registry's message.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -159,6 +159,9 @@ pub struct Registry {
     misses: Mutex<HashMap<u32, Miss>>,
     /// How long a 404 is asked again before the id counts as unknown.
     unknown_id_wait: Duration,
+    /// Lookups waiting now for an id the registry does not know yet: the job is busy,
+    /// not idle, while one waits (`--stop-when-idle`).
+    unknown_waits: Arc<AtomicUsize>,
     /// Set when the job stops: waiting for an unavailable registry then ends.
     give_up: OnceLock<Arc<AtomicBool>>,
 }
@@ -203,6 +206,7 @@ impl Registry {
             by_id: Mutex::new(HashMap::new()),
             misses: Mutex::new(HashMap::new()),
             unknown_id_wait: UNKNOWN_ID_WAIT,
+            unknown_waits: Arc::new(AtomicUsize::new(0)),
             give_up: OnceLock::new(),
         })
     }
@@ -244,11 +248,19 @@ impl Registry {
                 schema_id = id,
                 "the schema registry does not know this id (yet); asking again in {backoff:?}"
             );
-            if !self.pause(backoff) {
+            self.unknown_waits.fetch_add(1, Ordering::SeqCst);
+            let paused = self.pause(backoff);
+            self.unknown_waits.fetch_sub(1, Ordering::SeqCst);
+            if !paused {
                 return Err(RegistryError::Stopped { url });
             }
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
+    }
+
+    /// How many lookups wait now for an id the registry does not know yet.
+    pub fn unknown_waits(&self) -> Arc<AtomicUsize> {
+        self.unknown_waits.clone()
     }
 
     /// Whether `id` was found unknown after its wait, and was asked for too recently to
