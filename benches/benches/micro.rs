@@ -6,7 +6,6 @@
 
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -178,7 +177,6 @@ fn benches(c: &mut Criterion) {
         .block_on(ensure_table(cat.catalog.as_ref(), &spec))
         .expect("table");
     let rows = floe_engine::pipeline::rules::without_row_column(&out[0]).expect("rows");
-    let catalog: Arc<dyn iceberg::Catalog> = cat.catalog.clone();
     let mut next = 0i64;
     c.bench_function(
         "write one file + commit with offsets (SQLite catalog)",
@@ -213,8 +211,10 @@ fn benches(c: &mut Criterion) {
                         id: None,
                         commit_interval: std::time::Duration::from_secs(1),
                         table_properties: Default::default(),
+                        adopted: Default::default(),
+                        written_with: None,
                     };
-                    let (t, _) = commit(&catalog, table.clone(), &req, &RetryPolicy::default())
+                    let (t, _) = commit(&cat, table.clone(), &req, &RetryPolicy::default())
                         .await
                         .expect("commit");
                     table = t;

@@ -32,8 +32,30 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some(EngineError::Job(_) | EngineError::Io { .. } | EngineError::NoCheckpoint { .. }) => {
             CONFIGURATION
         }
+        // An existing table that does not fit the job (another writer dropped a declared
+        // column, say) is the job's configuration against that table.
+        Some(EngineError::Sink(SinkError::Incompatible { .. })) => CONFIGURATION,
         Some(EngineError::Rejected { .. }) => DATA_POLICY,
         Some(EngineError::Sink(SinkError::Fenced { .. })) => FENCED,
         _ => RUNTIME,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_that_does_not_fit_the_job_is_a_configuration_error() {
+        let e = anyhow::Error::new(EngineError::Sink(SinkError::Incompatible {
+            table: "lake.sales.orders".into(),
+            message: "column currency (field id 4) was dropped".into(),
+        }));
+        assert_eq!(exit_code(&e), CONFIGURATION);
+        let fenced = anyhow::Error::new(EngineError::Sink(SinkError::Fenced {
+            table: "lake.sales.orders".into(),
+            message: "moved".into(),
+        }));
+        assert_eq!(exit_code(&fenced), FENCED);
     }
 }

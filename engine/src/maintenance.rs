@@ -212,6 +212,9 @@ async fn passes(
     policy: RetryPolicy,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
+    if tables.is_empty() {
+        return;
+    }
     let start = Instant::now();
     let mut schedules: Vec<Schedule> = tables
         .iter()
@@ -337,6 +340,63 @@ fn log(name: &str, r: &MaintenanceReport, took: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table of a SQLite lake in `dir` with passes every hour.
+    async fn hourly_table(dir: &tempfile::TempDir) -> MaintainedTable {
+        let config = floe_catalog::CatalogConfig {
+            name: "lake".into(),
+            kind: floe_catalog::CatalogKind::Sql {
+                uri: format!("sqlite://{}/c.db", dir.path().display()),
+            },
+            warehouse: format!("file://{}/wh", dir.path().display()),
+            storage: Default::default(),
+        };
+        let catalog = floe_catalog::open_catalog(&config).await.expect("catalog");
+        MaintainedTable {
+            name: TableName {
+                catalog: "lake".into(),
+                namespace: vec!["ns".into()],
+                name: "t".into(),
+            },
+            ident: TableIdent::from_strs(["ns", "t"]).expect("ident"),
+            catalog,
+            config: config_of(&MaintenanceOptions::default(), 1 << 20, "job"),
+            interval: Duration::from_secs(3600),
+            cache: ManifestCache::default(),
+        }
+    }
+
+    #[test]
+    fn the_maintenance_runtime_serves_its_other_tasks_between_passes() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let ticks = runtime.block_on(async {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let table = hourly_table(&dir).await;
+                let (stop, stopped) = tokio::sync::oneshot::channel();
+                // Another task of the runtime (a connection pool's, say) runs meanwhile.
+                let other = async move {
+                    let mut ticks = 0;
+                    for _ in 0..10 {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        ticks += 1;
+                    }
+                    drop(stop);
+                    ticks
+                };
+                let ((), ticks) =
+                    tokio::join!(passes(vec![table], RetryPolicy::default(), stopped), other);
+                ticks
+            });
+            let _ = done.send(ticks);
+        });
+        let ticks = finished.recv_timeout(Duration::from_secs(20));
+        assert_eq!(ticks.ok(), Some(10), "the runtime was not blocked");
+    }
 
     #[cfg(target_os = "linux")]
     #[test]

@@ -15,6 +15,7 @@ use iceberg::table::Table;
 use tracing::warn;
 
 use crate::error::{EngineError, Result};
+use crate::pipeline::lane_job;
 
 /// Reads and parses the job file at `path`.
 pub fn load_job(path: &Path) -> Result<JobFile> {
@@ -268,8 +269,14 @@ pub async fn ensure_dead_letter_tables(
     let mut out = vec![];
     for (name, options) in dead_letter_tables(job) {
         let cat = catalog_of(catalogs, &name)?;
-        let table =
-            ensure_table(cat.catalog.as_ref(), &dead_letter_spec(table_ident(&name)?)).await?;
+        // Lanes bind alike; the first lane's binding checks the table.
+        let lane = job
+            .tables
+            .iter()
+            .find(|t| t.quality.dead_letter.as_ref() == Some(&name))
+            .map(|t| lane_job(&job.name, &t.name));
+        let spec = dead_letter_spec(table_ident(&name)?, lane);
+        let table = ensure_table(cat.catalog.as_ref(), &spec).await?;
         out.push((name, options, table));
     }
     Ok(out)

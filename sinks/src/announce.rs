@@ -10,17 +10,17 @@
 //! commits: a conflict only means reloading and setting it again (if still needed).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use floe_catalog::checkpoint::interval_property;
-use floe_catalog::is_transient;
+use iceberg::Catalog;
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use iceberg::{Catalog, ErrorKind};
 
-use crate::commit::{RetryPolicy, refresh};
+use crate::commit::RetryPolicy;
+use crate::commit_loop::{self, Attempt, Tried};
 use crate::error::{Result, SinkError};
-use crate::fenced_catalog::FencedCatalog;
+use crate::fenced_catalog::commit_planned_on;
 
 /// Sets `job`'s announced commit interval on `table` to `interval` unless it already
 /// says so; returns the table as committed.
@@ -31,41 +31,39 @@ pub async fn announce_interval(
     interval: Duration,
     policy: &RetryPolicy,
 ) -> Result<Table> {
-    let key = interval_property(job);
-    let ms = interval.as_millis().to_string();
-    let name = table.identifier().to_string();
-    let started = Instant::now();
-    let mut backoff = policy.min_backoff;
-    let mut base = table;
-    loop {
-        if base.metadata().properties().get(&key) == Some(&ms) {
-            return Ok(base);
+    let mut announce = Announce {
+        catalog: catalog.as_ref(),
+        key: interval_property(job),
+        ms: interval.as_millis().to_string(),
+    };
+    let (table, (), _) = commit_loop::run(catalog.as_ref(), table, policy, &mut announce).await?;
+    Ok(table)
+}
+
+/// The announcement, as the commit loop drives it: done once the table says it.
+struct Announce<'a> {
+    catalog: &'a dyn Catalog,
+    key: String,
+    ms: String,
+}
+
+impl Attempt for Announce<'_> {
+    type Output = ();
+
+    fn what(&self) -> &'static str {
+        "announcing the commit interval"
+    }
+
+    async fn attempt(&mut self, base: &Table) -> Result<Tried<()>> {
+        if base.metadata().properties().get(&self.key) == Some(&self.ms) {
+            return Ok(Tried::Landed(base.clone(), ()));
         }
-        let tx = Transaction::new(&base);
+        let tx = Transaction::new(base);
         let tx = tx
             .update_table_properties()
-            .set(key.clone(), ms.clone())
+            .set(self.key.clone(), self.ms.clone())
             .apply(tx)
-            .map_err(|e| SinkError::iceberg(&name, "announcing the commit interval", e))?;
-        let fenced = FencedCatalog {
-            inner: catalog.as_ref(),
-            planned: base.clone(),
-        };
-        let err = match tx.commit(&fenced).await {
-            Ok(t) => return Ok(t),
-            Err(e) => e,
-        };
-        if !is_transient(&err) || started.elapsed() > policy.deadline {
-            return Err(SinkError::iceberg(
-                &name,
-                "announcing the commit interval",
-                err,
-            ));
-        }
-        if err.kind() != ErrorKind::CatalogCommitConflicts {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(policy.max_backoff);
-        }
-        base = refresh(catalog.as_ref(), &base, policy).await?;
+            .map_err(|e| SinkError::iceberg(base.identifier(), self.what(), e))?;
+        Ok(commit_planned_on(self.catalog, base, tx).await)
     }
 }

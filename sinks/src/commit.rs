@@ -28,15 +28,16 @@ use floe_catalog::counts::{RecordCounts, job_counts};
 use floe_catalog::offsets::{
     COUNTS_KEY, commit_id, find_commit, latest_checkpoint, summary_properties,
 };
-use floe_catalog::{OffsetMap, TopicPartition, is_transient};
+use floe_catalog::{OffsetMap, OpenCatalog, TopicPartition};
 use iceberg::spec::DataFile;
+use iceberg::spec::{Schema, SchemaRef, Type};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, ErrorKind};
-use tracing::{info, warn};
 
+use crate::commit_loop::{self, Attempt, Tried};
 use crate::error::{Result, SinkError};
-use crate::fenced_catalog::FencedCatalog;
+use crate::fenced_catalog::{FencedCatalog, Pinned};
 
 /// One checkpoint's work for one table.
 #[derive(Debug, Clone)]
@@ -59,6 +60,14 @@ pub struct CommitRequest {
     pub commit_interval: Duration,
     /// More table properties to set in the same catalog commit.
     pub table_properties: BTreeMap<String, String>,
+    /// Where this writer adopted partitions it had no offset for (a new dead-letter lane
+    /// starts where its target is), as opposed to offsets it read from the table.
+    pub adopted: OffsetMap,
+    /// The schema the files were written with. When set, the commit requires the table's
+    /// current schema (so that a schema change landing meanwhile fails it), and refuses
+    /// to commit into a table that no longer has one of the fields the files hold (a
+    /// column dropped by another writer): their values would be lost with it.
+    pub written_with: Option<SchemaRef>,
 }
 
 /// What a successful commit did.
@@ -136,118 +145,139 @@ fn advanced(req: &CommitRequest) -> Vec<(TopicPartition, i64)> {
 /// Commits `req` to `table` (whose state the caller last saw), returning the new table
 /// state and what happened. Never appends the same files twice.
 pub async fn commit(
-    catalog: &Arc<dyn Catalog>,
+    catalog: &OpenCatalog,
     table: Table,
     req: &CommitRequest,
     policy: &RetryPolicy,
 ) -> Result<(Table, CommitOutcome)> {
     let name = table.identifier().to_string();
-    let id = req
-        .id
-        .unwrap_or_else(|| commit_id(&req.job, &name, &req.from, &req.to));
-    let moved = advanced(req);
-    let started = Instant::now();
-    let mut backoff = policy.min_backoff;
-    let mut base = table;
-    let mut attempts = 0u32;
-    let (mut retries, mut conflicts) = (0u32, 0u32);
-    loop {
-        attempts += 1;
+    let mut append = Append {
+        catalog,
+        id: req
+            .id
+            .unwrap_or_else(|| commit_id(&req.job, &name, &req.from, &req.to)),
+        moved: advanced(req),
+        name,
+        req,
+        policy,
+        planned: None,
+    };
+    let (table, (snapshot_id, offsets), stats) =
+        commit_loop::run(catalog.catalog.as_ref(), table, policy, &mut append).await?;
+    Ok((
+        table,
+        CommitOutcome {
+            snapshot_id,
+            offsets,
+            attempts: stats.attempts,
+            retries: stats.retries,
+            conflicts: stats.conflicts,
+            recovered: stats.recovered,
+        },
+    ))
+}
+
+/// The job's append, as the commit loop drives it.
+struct Append<'a> {
+    catalog: &'a OpenCatalog,
+    name: String,
+    req: &'a CommitRequest,
+    policy: &'a RetryPolicy,
+    id: uuid::Uuid,
+    moved: Vec<(TopicPartition, i64)>,
+    /// The last attempt's base snapshot and offsets, to recognise it once landed.
+    planned: Option<(Option<i64>, OffsetMap)>,
+}
+
+impl Attempt for Append<'_> {
+    type Output = (i64, OffsetMap);
+
+    fn what(&self) -> &'static str {
+        "committing"
+    }
+
+    async fn attempt(&mut self, base: &Table) -> Result<Tried<Self::Output>> {
         // Fence: the table must still record, for every partition we advance, the offset
         // our records started from; otherwise someone else wrote them.
-        let current = latest_checkpoint(&name, base.metadata(), &req.job)?
+        let current = latest_checkpoint(&self.name, base.metadata(), &self.req.job)?
             .map(|c| c.offsets)
             .unwrap_or_default();
-        for (tp, _) in &moved {
-            let now = current.get(tp);
-            let was = req.from.get(tp);
-            if now != was {
-                return Err(SinkError::Fenced {
-                    table: name,
-                    message: format!(
-                        "offset of {tp} is {} in the table but this writer started from {}; its files are abandoned",
-                        show(now),
-                        show(was)
-                    ),
-                });
+        let mut offsets = current.clone();
+        for (tp, o) in &self.moved {
+            match fence(self.req, &current, tp, *o) {
+                Fence::Advance => offsets.set(tp.clone(), *o),
+                Fence::KeepTheTables => {}
+                Fence::Fenced(message) => {
+                    return Err(SinkError::Fenced {
+                        table: self.name.clone(),
+                        message,
+                    });
+                }
             }
         }
-        let mut offsets = current.clone();
-        for (tp, o) in &moved {
-            offsets.set(tp.clone(), *o);
+        if let Some(written_with) = &self.req.written_with {
+            still_holds(&self.name, written_with, base.metadata().current_schema())?;
         }
-        let planned_on = base.metadata().current_snapshot_id();
-        let result = try_commit(catalog.as_ref(), &base, req, &id, &offsets, policy).await;
-        let err = match result {
+        self.planned = Some((base.metadata().current_snapshot_id(), offsets.clone()));
+        let tried = try_commit(
+            self.catalog,
+            base,
+            self.req,
+            &self.id,
+            &offsets,
+            self.policy,
+        )
+        .await;
+        Ok(match tried {
             Ok(t) => {
                 let snapshot_id = t.metadata().current_snapshot_id().unwrap_or_default();
-                return Ok((
-                    t,
-                    CommitOutcome {
-                        snapshot_id,
-                        offsets,
-                        attempts,
-                        retries,
-                        conflicts,
-                        recovered: false,
-                    },
-                ));
+                Tried::Landed(t, (snapshot_id, offsets))
             }
-            Err(e) => e,
-        };
-        // The outcome is unknown until the ancestry says otherwise.
-        let reloaded = reload(
-            catalog.as_ref(),
-            &base,
-            policy,
-            started,
-            "reloading after a failed commit",
-        )
-        .await?;
-        if let Some(snapshot_id) = find_commit(reloaded.metadata(), &id, planned_on) {
-            info!(table = %name, snapshot_id, "commit had landed although the catalog reported an error");
-            return Ok((
-                reloaded,
-                CommitOutcome {
-                    snapshot_id,
-                    offsets,
-                    attempts,
-                    retries,
-                    conflicts,
-                    recovered: true,
-                },
-            ));
-        }
-        let conflict = matches!(
-            err.kind(),
-            ErrorKind::CatalogCommitConflicts | ErrorKind::DataInvalid
-        ) && reloaded.metadata().current_snapshot_id() != planned_on;
-        let retryable = is_transient(&err);
-        if !retryable && !conflict {
-            return Err(SinkError::iceberg(
-                &name,
-                "committing (the error cannot heal by retrying)",
-                err,
-            ));
-        }
-        if started.elapsed() > policy.deadline {
-            return Err(SinkError::iceberg(
-                &name,
-                format!("committing (gave up after {attempts} attempts)"),
-                err,
-            ));
-        }
-        if conflict {
-            conflicts += 1;
-            info!(table = %name, attempts, "another writer committed first; re-planning the commit");
-        } else {
-            retries += 1;
-            warn!(table = %name, attempts, error = %err, "commit failed; retrying in {backoff:?}");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(policy.max_backoff);
-        }
-        base = reloaded;
+            Err(e) => Tried::Failed(e),
+        })
     }
+
+    fn landed(&self, reloaded: &Table) -> Option<Self::Output> {
+        let (planned_on, offsets) = self.planned.as_ref()?;
+        let snapshot_id = find_commit(reloaded.metadata(), &self.id, *planned_on)?;
+        Some((snapshot_id, offsets.clone()))
+    }
+}
+
+/// What the fence says of one partition a commit advances.
+enum Fence {
+    /// The table is where this writer started: advance it.
+    Advance,
+    /// Only adopted, and another writer committed it first: its offset stands.
+    KeepTheTables,
+    /// Another writer wrote records this one is about to write: abandon the files.
+    Fenced(String),
+}
+
+/// The fence for `tp`, which `req` moves to `to`: the table must still record the
+/// offset the writer's records started from. A partition the writer adopted (it had no
+/// offset there) passes while the table has none or one at or below the adopted start
+/// (another replica adopted it too, and wrote nothing past it); if the writer read no
+/// record of it since, whatever the table has stands.
+fn fence(req: &CommitRequest, current: &OffsetMap, tp: &TopicPartition, to: i64) -> Fence {
+    let now = current.get(tp);
+    let was = req.from.get(tp);
+    if now == was {
+        return Fence::Advance;
+    }
+    if let (None, Some(start)) = (was, req.adopted.get(tp)) {
+        if to == start && now.is_some() {
+            return Fence::KeepTheTables;
+        }
+        if now.is_none_or(|n| n <= start) {
+            return Fence::Advance;
+        }
+    }
+    Fence::Fenced(format!(
+        "offset of {tp} is {} in the table but this writer started from {}; its files are abandoned",
+        show(now),
+        show(was)
+    ))
 }
 
 fn show(o: Option<i64>) -> String {
@@ -255,7 +285,7 @@ fn show(o: Option<i64>) -> String {
 }
 
 async fn try_commit(
-    catalog: &dyn Catalog,
+    catalog: &OpenCatalog,
     base: &Table,
     req: &CommitRequest,
     id: &uuid::Uuid,
@@ -302,8 +332,12 @@ async fn try_commit(
         );
     let tx = action.apply(tx)?;
     let fenced = FencedCatalog {
-        inner: catalog,
+        inner: catalog.catalog.as_ref(),
         planned: base.clone(),
+        pinned: req.written_with.as_ref().map(|_| Pinned {
+            catalog,
+            schema_id: base.metadata().current_schema_id(),
+        }),
     };
     let table = tx.commit(&fenced).await?;
     if policy.inject("commit-lost-response") {
@@ -313,6 +347,36 @@ async fn try_commit(
         ));
     }
     Ok(table)
+}
+
+/// Refuses a table whose current schema lost a field the files hold (another writer
+/// dropped it, or changed its type to one the values cannot be read as).
+fn still_holds(table: &str, written_with: &Schema, current: &Schema) -> Result<()> {
+    for f in written_with.as_struct().fields() {
+        let kept = current.field_by_id(f.id).is_some_and(|now| {
+            now.field_type == f.field_type || reads_as(&f.field_type, &now.field_type)
+        });
+        if !kept {
+            return Err(SinkError::Incompatible {
+                table: table.to_string(),
+                message: format!(
+                    "column {} (field id {}) was dropped from the table by another writer, or its \
+                     type changed, while the job wrote it; nothing was committed, and the job \
+                     stops rather than lose its values",
+                    f.name, f.id
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether values written as `from` read as `to` (an Iceberg type promotion).
+fn reads_as(from: &Type, to: &Type) -> bool {
+    match (from, to) {
+        (Type::Primitive(a), Type::Primitive(b)) => crate::table_spec::promotes(a, b),
+        _ => false,
+    }
 }
 
 /// The job's running totals on `base` plus what this commit counts, kept in the
@@ -331,28 +395,5 @@ fn running_totals(base: &Table, req: &CommitRequest) -> RecordCounts {
 
 /// The table's newest state, retrying transient catalog failures within the policy's deadline.
 pub async fn refresh(catalog: &dyn Catalog, table: &Table, policy: &RetryPolicy) -> Result<Table> {
-    reload(catalog, table, policy, Instant::now(), "reloading").await
-}
-
-async fn reload(
-    catalog: &dyn Catalog,
-    base: &Table,
-    policy: &RetryPolicy,
-    started: Instant,
-    context: &str,
-) -> Result<Table> {
-    let mut backoff = policy.min_backoff;
-    loop {
-        match catalog.load_table(base.identifier()).await {
-            Ok(t) => return Ok(t),
-            Err(e) if is_transient(&e) && started.elapsed() < policy.deadline => {
-                warn!(table = %base.identifier(), error = %e, "cannot reload the table; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(policy.max_backoff);
-            }
-            Err(e) => {
-                return Err(SinkError::iceberg(base.identifier(), context, e));
-            }
-        }
-    }
+    commit_loop::reload(catalog, table, policy, Instant::now()).await
 }

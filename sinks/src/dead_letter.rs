@@ -62,15 +62,16 @@ pub fn dead_letter_schema() -> SchemaRef {
     SCHEMA.clone()
 }
 
-/// The declaration a dead-letter table is created or checked with.
-pub fn dead_letter_spec(ident: TableIdent) -> TableSpec {
+/// The declaration a dead-letter table is created or checked with; `writer` is the lane
+/// whose column binding maps its columns to the table's fields (see `crate::binding`).
+pub fn dead_letter_spec(ident: TableIdent, writer: Option<String>) -> TableSpec {
     TableSpec {
         ident,
         schema: dead_letter_schema(),
         partition_by: vec![("caught_at".into(), Transform::Day)],
         properties: HashMap::from([("floe.table-kind".to_string(), "dead-letter".to_string())]),
         add_columns: false,
-        writer: None,
+        writer,
     }
 }
 

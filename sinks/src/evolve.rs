@@ -22,16 +22,16 @@
 //! simply has no values for the new columns, which readers take as NULL.
 
 use std::sync::Arc;
-use std::time::Instant;
 
+use floe_catalog::OpenCatalog;
 use floe_catalog::table_change::TableChange;
-use floe_catalog::{OpenCatalog, is_transient};
 use iceberg::spec::{ListType, MapType, NestedField, NestedFieldRef, Schema, StructType, Type};
 use iceberg::table::Table;
-use iceberg::{ErrorKind, TableRequirement, TableUpdate};
+use iceberg::{TableRequirement, TableUpdate};
 use tracing::info;
 
-use crate::commit::{RetryPolicy, refresh};
+use crate::commit::RetryPolicy;
+use crate::commit_loop::{self, Attempt, Tried};
 use crate::error::{Result, SinkError};
 use crate::table_spec::{TableSpec, check_compatible, promotes};
 
@@ -43,34 +43,40 @@ pub async fn evolve_table(
     table: Table,
     policy: &RetryPolicy,
 ) -> Result<(Table, Vec<String>)> {
-    let name = spec.ident.to_string();
-    let started = Instant::now();
-    let mut backoff = policy.min_backoff;
-    let mut base = table;
-    loop {
-        check_compatible(spec, &base)?;
-        let Some((schema, changes)) = evolved_schema(spec, &base)? else {
-            return Ok((base, vec![]));
+    let mut evolve = Evolve { catalog, spec };
+    let (table, changes, _) =
+        commit_loop::run(catalog.catalog.as_ref(), table, policy, &mut evolve).await?;
+    Ok((table, changes))
+}
+
+/// A schema change, as the commit loop drives it: each attempt computes what is left
+/// to do on the table as it is (nothing, when another replica evolved it the same way
+/// or a lost response had landed).
+struct Evolve<'a> {
+    catalog: &'a OpenCatalog,
+    spec: &'a TableSpec,
+}
+
+impl Attempt for Evolve<'_> {
+    type Output = Vec<String>;
+
+    fn what(&self) -> &'static str {
+        "evolving the schema"
+    }
+
+    async fn attempt(&mut self, base: &Table) -> Result<Tried<Self::Output>> {
+        check_compatible(self.spec, base)?;
+        let Some((schema, changes)) = evolved_schema(self.spec, base)? else {
+            return Ok(Tried::Landed(base.clone(), vec![]));
         };
-        let change = schema_change(&base, schema);
-        let err = match catalog.commit_change(&base, change).await {
+        let change = schema_change(base, schema);
+        Ok(match self.catalog.commit_change(base, change).await {
             Ok(t) => {
-                info!(table = %name, schema_id = t.metadata().current_schema_id(), changes = %changes.join(", "), "the table's schema evolved");
-                return Ok((t, changes));
+                info!(table = %self.spec.ident, schema_id = t.metadata().current_schema_id(), changes = %changes.join(", "), "the table's schema evolved");
+                Tried::Landed(t, changes)
             }
-            Err(e) => e,
-        };
-        let conflict = err.kind() == ErrorKind::CatalogCommitConflicts;
-        if !conflict && !is_transient(&err) || started.elapsed() > policy.deadline {
-            return Err(SinkError::iceberg(&name, "evolving the schema", err));
-        }
-        if !conflict {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(policy.max_backoff);
-        }
-        // Whether it landed (a lost response) or another writer moved the table, the
-        // reloaded table says what is left to do.
-        base = refresh(catalog.catalog.as_ref(), &base, policy).await?;
+            Err(e) => Tried::Failed(e),
+        })
     }
 }
 

@@ -19,6 +19,7 @@ use iceberg::{Catalog, TableIdent};
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    lake: floe_catalog::OpenCatalog,
     catalog: Arc<dyn Catalog>,
     table: Table,
     spec: TableSpec,
@@ -37,11 +38,13 @@ fn spec(id_type: DataType) -> TableSpec {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let catalog = common::sqlite_lake(&dir).await.catalog;
+    let lake = common::sqlite_lake(&dir).await;
+    let catalog = lake.catalog.clone();
     let spec = spec(DataType::Int64);
     let table = ensure_table(catalog.as_ref(), &spec).await.expect("table");
     Fixture {
         _dir: dir,
+        lake,
         catalog,
         table,
         spec,
@@ -82,6 +85,8 @@ fn request(files: Vec<DataFile>, from: OffsetMap, to: OffsetMap) -> CommitReques
         id: None,
         commit_interval: std::time::Duration::from_secs(1),
         table_properties: Default::default(),
+        adopted: Default::default(),
+        written_with: None,
     }
 }
 
@@ -99,10 +104,10 @@ async fn a_commit_whose_response_was_lost_is_not_appended_again() {
     );
     let policy = RetryPolicy::default();
     // The first attempt lands, but its caller never hears of it and still holds the old table.
-    commit(&f.catalog, f.table.clone(), &req, &policy)
+    commit(&f.lake, f.table.clone(), &req, &policy)
         .await
         .expect("first commit");
-    let (table, outcome) = commit(&f.catalog, f.table.clone(), &req, &policy)
+    let (table, outcome) = commit(&f.lake, f.table.clone(), &req, &policy)
         .await
         .expect("retry");
     assert!(
@@ -130,11 +135,11 @@ async fn commits_of_other_partitions_are_rebased_and_merged() {
         OffsetMap::new(),
         offsets(&[(1, 7)]),
     );
-    commit(&f.catalog, f.table.clone(), &a, &policy)
+    commit(&f.lake, f.table.clone(), &a, &policy)
         .await
         .expect("a");
     // b was planned on the table before a's commit.
-    let (table, outcome) = commit(&f.catalog, f.table.clone(), &b, &policy)
+    let (table, outcome) = commit(&f.lake, f.table.clone(), &b, &policy)
         .await
         .expect("b");
     assert!(!outcome.recovered);
@@ -159,7 +164,7 @@ async fn a_transient_failure_is_retried_and_counted() {
         OffsetMap::new(),
         offsets(&[(0, 1)]),
     );
-    let (table, outcome) = commit(&f.catalog, f.table.clone(), &req, &policy)
+    let (table, outcome) = commit(&f.lake, f.table.clone(), &req, &policy)
         .await
         .expect("commit");
     assert_eq!(
@@ -183,10 +188,10 @@ async fn a_stale_writer_of_the_same_partition_is_fenced() {
         OffsetMap::new(),
         offsets(&[(0, 12)]),
     );
-    let (table, _) = commit(&f.catalog, f.table.clone(), &a, &policy)
+    let (table, _) = commit(&f.lake, f.table.clone(), &a, &policy)
         .await
         .expect("a");
-    let err = commit(&f.catalog, f.table.clone(), &b, &policy)
+    let err = commit(&f.lake, f.table.clone(), &b, &policy)
         .await
         .expect_err("b must be fenced");
     assert!(matches!(err, SinkError::Fenced { .. }), "{err}");
@@ -197,6 +202,57 @@ async fn a_stale_writer_of_the_same_partition_is_fenced() {
         .await
         .expect("load");
     assert_eq!(snapshots(&now), 1);
+}
+
+/// Two replicas meet a new dead-letter lane at once: each adopts every partition at its
+/// target's offsets and reads records of its own partitions only.
+#[tokio::test]
+async fn writers_that_adopt_the_same_partitions_fence_neither() {
+    let f = fixture().await;
+    let policy = RetryPolicy::default();
+    let adopted = offsets(&[(0, 50), (1, 50)]);
+    let a = CommitRequest {
+        adopted: adopted.clone(),
+        ..request(
+            files(&f.table, &[1]).await,
+            OffsetMap::new(),
+            offsets(&[(0, 100), (1, 50)]),
+        )
+    };
+    let b = CommitRequest {
+        adopted: adopted.clone(),
+        ..request(
+            files(&f.table, &[2]).await,
+            OffsetMap::new(),
+            offsets(&[(0, 50), (1, 120)]),
+        )
+    };
+    let (_, first) = commit(&f.lake, f.table.clone(), &a, &policy)
+        .await
+        .expect("a");
+    assert_eq!(first.offsets, offsets(&[(0, 100), (1, 50)]));
+    let (table, second) = commit(&f.lake, f.table.clone(), &b, &policy)
+        .await
+        .expect("b is not fenced");
+    assert_eq!(
+        second.offsets,
+        offsets(&[(0, 100), (1, 120)]),
+        "b's read partition advances; a's stands"
+    );
+
+    // A writer that adopted below what was written past it is fenced as any other.
+    let late = CommitRequest {
+        adopted: offsets(&[(0, 40)]),
+        ..request(
+            files(&f.table, &[3]).await,
+            OffsetMap::new(),
+            offsets(&[(0, 60)]),
+        )
+    };
+    let err = commit(&f.lake, table, &late, &policy)
+        .await
+        .expect_err("fenced");
+    assert!(matches!(err, SinkError::Fenced { .. }), "{err}");
 }
 
 #[tokio::test]
@@ -260,7 +316,7 @@ async fn the_checkpoint_survives_expiry_behind_a_foreign_snapshot() {
         OffsetMap::new(),
         offsets(&[(0, 10), (1, 4)]),
     );
-    let (table, _) = commit(&f.catalog, f.table.clone(), &a, &policy)
+    let (table, _) = commit(&f.lake, f.table.clone(), &a, &policy)
         .await
         .expect("a");
     let table = foreign_append(&f.catalog, &table, &[100]).await;
@@ -276,7 +332,7 @@ async fn the_checkpoint_survives_expiry_behind_a_foreign_snapshot() {
         offsets(&[(0, 10), (1, 4)]),
         offsets(&[(0, 15), (1, 4)]),
     );
-    let (table, outcome) = commit(&f.catalog, table, &b, &policy)
+    let (table, outcome) = commit(&f.lake, table, &b, &policy)
         .await
         .expect("b continues from the kept checkpoint");
     assert_eq!(outcome.offsets, offsets(&[(0, 15), (1, 4)]));
@@ -299,12 +355,12 @@ async fn a_lost_response_is_recognised_after_its_snapshot_expired() {
     );
     // It lands, its caller never hears of it; another writer appends and the job's
     // snapshot is expired before the caller retries on the state it had.
-    let (table, _) = commit(&f.catalog, f.table.clone(), &req, &policy)
+    let (table, _) = commit(&f.lake, f.table.clone(), &req, &policy)
         .await
         .expect("first attempt");
     let table = foreign_append(&f.catalog, &table, &[100]).await;
     expire_all_but_current(&f.catalog, &table).await;
-    let (table, outcome) = commit(&f.catalog, f.table.clone(), &req, &policy)
+    let (table, outcome) = commit(&f.lake, f.table.clone(), &req, &policy)
         .await
         .expect("retry");
     assert!(outcome.recovered, "the retry finds its commit id");
@@ -326,12 +382,12 @@ async fn a_retry_never_overwrites_the_manifests_of_an_attempt_that_landed() {
         OffsetMap::new(),
         offsets(&[(0, 3)]),
     );
-    let (landed, first) = commit(&f.catalog, f.table.clone(), &req, &policy)
+    let (landed, first) = commit(&f.lake, f.table.clone(), &req, &policy)
         .await
         .expect("first attempt");
     // The retry was planned before the first attempt was seen: it writes its own
     // manifests, fails the catalog's compare-and-swap, and finds the landed commit.
-    let (_, retry) = commit(&f.catalog, f.table.clone(), &req, &policy)
+    let (_, retry) = commit(&f.lake, f.table.clone(), &req, &policy)
         .await
         .expect("retry");
     assert!(retry.recovered);
@@ -383,7 +439,7 @@ async fn a_commit_to_a_dropped_table_fails_at_once_naming_it() {
     };
     let err = tokio::time::timeout(
         std::time::Duration::from_secs(60),
-        commit(&f.catalog, f.table.clone(), &req, &patient),
+        commit(&f.lake, f.table.clone(), &req, &patient),
     )
     .await
     .expect("the commit gives up instead of retrying")

@@ -98,8 +98,10 @@ async fn append_with_outcome(
         id: None,
         commit_interval: Duration::from_secs(1),
         table_properties: Default::default(),
+        adopted: Default::default(),
+        written_with: None,
     };
-    commit(&lake.catalog, table, &req, &RetryPolicy::default())
+    commit(lake, table, &req, &RetryPolicy::default())
         .await
         .expect("append")
 }

@@ -17,10 +17,13 @@ use floe_sinks::binding::binding_property;
 use floe_sinks::position_deletes::write_position_deletes;
 use floe_sinks::{
     ColumnBinding, CommitRequest, CompactionConfig, CompactionReport, MaintenanceConfig,
-    RetryPolicy, RowDelta, TableSpec, TableWriter, WriterConfig, check_compatible, commit,
-    commit_row_delta, ensure_table, maintain,
+    MaintenanceReport, RetryPolicy, RowDelta, TableSpec, TableWriter, WriterConfig,
+    check_compatible, commit, commit_row_delta, ensure_table, maintain,
 };
-use iceberg::spec::{NestedField, Schema as IcebergSchema, Struct};
+use iceberg::spec::{
+    NestedField, PrimitiveType, Schema as IcebergSchema, Struct, Transform, Type,
+    UnboundPartitionSpec,
+};
 use iceberg::table::Table;
 use iceberg::{TableIdent, TableRequirement, TableUpdate};
 
@@ -62,6 +65,40 @@ fn currency_of(id: i64) -> String {
     ["EUR", "USD", "GBP"][(id % 3) as usize].to_string()
 }
 
+/// The partitioned job's declaration: `id`, `currency` and `part` (`id % 2`), by
+/// identity of `part`.
+fn partitioned_spec() -> TableSpec {
+    let mut fields: Vec<Field> = declared().fields().iter().map(|f| (**f).clone()).collect();
+    fields.push(Field::new("part", DataType::Int32, true));
+    TableSpec {
+        ident: TableIdent::from_strs(["ns", "parts"]).expect("ident"),
+        schema: Arc::new(Schema::new(fields)),
+        partition_by: vec![("part".into(), Transform::Identity)],
+        ..spec()
+    }
+}
+
+/// The rows `from..to` of the declared columns `declared`.
+fn batch_of(declared: &Arc<Schema>, from: i64, to: i64) -> RecordBatch {
+    let ids: Vec<i64> = (from..to).collect();
+    let columns: Vec<arrow_array::ArrayRef> = declared
+        .fields()
+        .iter()
+        .map(|f| -> arrow_array::ArrayRef {
+            match f.name().as_str() {
+                "id" => Arc::new(Int64Array::from(ids.clone())),
+                "currency" => Arc::new(StringArray::from_iter_values(
+                    ids.iter().map(|i| currency_of(*i)),
+                )),
+                _ => Arc::new(arrow_array::Int32Array::from_iter_values(
+                    ids.iter().map(|i| (i % 2) as i32),
+                )),
+            }
+        })
+        .collect();
+    RecordBatch::try_new(declared.clone(), columns).expect("batch")
+}
+
 /// Commits rows `from..to` as the job does: through a writer bound by field id, with
 /// the binding stored beside the checkpoint.
 async fn append(lake: &OpenCatalog, table: Table, from: i64, to: i64) -> Table {
@@ -70,25 +107,21 @@ async fn append(lake: &OpenCatalog, table: Table, from: i64, to: i64) -> Table {
 
 /// [`append`], and the path of the data file it wrote (rows in id order).
 async fn append_file(lake: &OpenCatalog, table: Table, from: i64, to: i64) -> (Table, String) {
-    let binding =
-        ColumnBinding::resolve("ns.orders", table.metadata(), Some(JOB), ["id", "currency"])
-            .expect("binding");
-    let ids: Vec<i64> = (from..to).collect();
-    let currencies: Vec<String> = ids.iter().map(|i| currency_of(*i)).collect();
-    let batch = RecordBatch::try_new(
-        declared(),
-        vec![
-            Arc::new(Int64Array::from(ids)),
-            Arc::new(StringArray::from(currencies)),
-        ],
-    )
-    .expect("batch");
+    append_declared(lake, table, &spec(), from, to).await
+}
+
+/// Files of rows `from..to` written as the job writes them (bound by field id), their
+/// schema, and the request that commits them with the binding.
+async fn written(table: &Table, spec: &TableSpec, from: i64, to: i64) -> CommitRequest {
+    let binding = spec.binding(table).expect("binding");
     let config = WriterConfig {
         target_file_size: 1 << 20,
         file_prefix: format!("job-{}", uuid::Uuid::new_v4().simple()),
     };
-    let mut w = TableWriter::bound(&table, &config, &binding).expect("writer");
-    w.write(&batch).await.expect("write");
+    let mut w = TableWriter::bound(table, &config, &binding).expect("writer");
+    w.write(&batch_of(&spec.schema, from, to))
+        .await
+        .expect("write");
     let offsets = |o: i64| {
         let mut m = OffsetMap::new();
         if o > 0 {
@@ -96,23 +129,45 @@ async fn append_file(lake: &OpenCatalog, table: Table, from: i64, to: i64) -> (T
         }
         m
     };
-    let files = w.close().await.expect("close");
-    let path = files[0].file_path().to_string();
-    let req = CommitRequest {
+    CommitRequest {
         job: JOB.into(),
-        files,
+        files: w.close().await.expect("close"),
         from: offsets(from),
         to: offsets(to),
         properties: BTreeMap::new(),
         id: None,
         commit_interval: Duration::from_secs(1),
         table_properties: [(binding_property(JOB), binding.to_json())].into(),
-    };
-    let table = commit(&lake.catalog, table, &req, &RetryPolicy::default())
+        adopted: OffsetMap::new(),
+        written_with: Some(table.metadata().current_schema().clone()),
+    }
+}
+
+/// Commits rows `from..to` of `spec`'s declared columns as the job does.
+async fn append_declared(
+    lake: &OpenCatalog,
+    table: Table,
+    spec: &TableSpec,
+    from: i64,
+    to: i64,
+) -> (Table, String) {
+    let req = written(&table, spec, from, to).await;
+    let path = req.files[0].file_path().to_string();
+    let table = commit(lake, table, &req, &RetryPolicy::default())
         .await
         .expect("append")
         .0;
     (table, path)
+}
+
+/// A lake whose table holds rows 0..10, committed as the job commits them.
+async fn ten_rows() -> (Lake, Table) {
+    let l = lake().await;
+    let t = ensure_table(l.lake.catalog.as_ref(), &spec())
+        .await
+        .expect("table");
+    let t = append(&l.lake, t, 0, 10).await;
+    (l, t)
 }
 
 /// Another engine's schema change: the current schema with `change` applied.
@@ -146,6 +201,10 @@ async fn change_schema(
     lake.commit_change(table, change)
         .await
         .expect("schema change")
+}
+
+fn without(fields: Vec<NestedField>, name: &str) -> Vec<NestedField> {
+    fields.into_iter().filter(|f| f.name != name).collect()
 }
 
 fn rename(fields: Vec<NestedField>, from: &str, to: &str) -> Vec<NestedField> {
@@ -183,17 +242,15 @@ async fn rows(lake: &OpenCatalog, table: &Table, column: &str) -> Vec<(i64, Opti
     out
 }
 
+/// One compaction pass with `policy` and a fresh manifest cache.
+async fn pass(l: &Lake, t: Table, policy: &RetryPolicy) -> (Table, MaintenanceReport) {
+    maintain(&l.lake, t, &compaction(), policy, &ManifestCache::default()).await
+}
+
 /// One compaction pass that must rewrite: the table after it, and what it did.
 async fn compacted(l: &Lake, t: Table) -> (Table, CompactionReport) {
     let policy = RetryPolicy::default();
-    let (t, report) = maintain(
-        &l.lake,
-        t,
-        &compaction(),
-        &policy,
-        &ManifestCache::default(),
-    )
-    .await;
+    let (t, report) = pass(l, t, &policy).await;
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     (t, report.compaction.expect("compacted"))
 }
@@ -244,15 +301,8 @@ async fn a_column_renamed_by_another_writer_keeps_its_values_in_new_rows_and_com
 
 #[tokio::test]
 async fn a_column_dropped_by_another_writer_stops_the_job_naming_it() {
-    let l = lake().await;
-    let t = ensure_table(l.lake.catalog.as_ref(), &spec())
-        .await
-        .expect("table");
-    let t = append(&l.lake, t, 0, 10).await;
-    let t = change_schema(&l.lake, &t, |f| {
-        f.into_iter().filter(|f| f.name != "currency").collect()
-    })
-    .await;
+    let (l, t) = ten_rows().await;
+    let t = change_schema(&l.lake, &t, |f| without(f, "currency")).await;
     let err = check_compatible(&spec(), &t).expect_err("dropped");
     assert!(
         err.to_string()
@@ -418,23 +468,146 @@ async fn deletes_committed_while_compaction_rewrites_are_never_lost() {
         })),
         ..RetryPolicy::default()
     };
-    let cache = ManifestCache::default();
-    let (t, report) = maintain(&l.lake, t, &compaction(), &policy, &cache).await;
+    let (t, report) = pass(&l, t, &policy).await;
     assert!(
         fired.load(Ordering::SeqCst),
         "the deletes were committed mid-rewrite"
     );
     assert!(report.failures.is_empty(), "{:?}", report.failures);
-    assert!(report.compaction.is_none(), "the rewrite did not commit");
-    let why = report.abandoned.expect("abandoned");
+    // The rewrite gave up, and the pass planned it again with the new deletes applied.
+    let why = report.abandoned.expect("abandoned once");
     assert!(why.contains("committed deletes"), "{why}");
+    let c = report.compaction.expect("compacted on the second attempt");
+    assert_eq!((c.retries, c.deletes_applied), (1, 1));
+    assert_eq!(live_delete_files(&t), 0);
     let expected: Vec<(i64, Option<String>)> = (5..60).map(|i| (i, Some(currency_of(i)))).collect();
     assert_eq!(rows(&l.lake, &t, "currency").await, expected);
+}
 
-    // The next pass rewrites the files with the new deletes applied.
-    cache.end_pass();
-    let (t, report) = maintain(&l.lake, t, &compaction(), &RetryPolicy::default(), &cache).await;
-    assert_eq!(report.compaction.map(|c| c.deletes_applied), Some(1));
-    assert_eq!(live_delete_files(&t), 0);
+/// Another engine's `ALTER TABLE … ALTER COLUMN part TYPE BIGINT`.
+fn promote_to_long(fields: Vec<NestedField>, name: &str) -> Vec<NestedField> {
+    fields
+        .into_iter()
+        .map(|mut f| {
+            if f.name == name {
+                f.field_type = Box::new(Type::Primitive(PrimitiveType::Long));
+            }
+            f
+        })
+        .collect()
+}
+
+/// Another engine's `ALTER TABLE … REPLACE PARTITION FIELD part WITH bucket(2, id)`.
+async fn repartition_by_id_bucket(lake: &OpenCatalog) {
+    let ident = partitioned_spec().ident;
+    let table = lake.catalog.load_table(&ident).await.expect("load");
+    let spec = UnboundPartitionSpec::builder()
+        .add_partition_field(1, "id_bucket_2", Transform::Bucket(2))
+        .expect("field")
+        .build();
+    let change = TableChange {
+        requirements: vec![TableRequirement::DefaultSpecIdMatch {
+            default_spec_id: table.metadata().default_partition_spec_id(),
+        }],
+        updates: vec![
+            TableUpdate::AddSpec { spec },
+            TableUpdate::SetDefaultSpec { spec_id: -1 },
+        ],
+    };
+    lake.commit_change(&table, change)
+        .await
+        .expect("spec change");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_copes_with_a_promoted_partition_column_and_a_spec_change_mid_rewrite() {
+    let l = lake().await;
+    let spec = partitioned_spec();
+    let mut t = ensure_table(l.lake.catalog.as_ref(), &spec)
+        .await
+        .expect("table");
+    for c in 0..4 {
+        t = append_declared(&l.lake, t, &spec, c * 10, c * 10 + 10)
+            .await
+            .0;
+    }
+    t = change_schema(&l.lake, &t, |f| promote_to_long(f, "part")).await;
+    check_compatible(&spec, &t).expect("the job's INT fits the promoted column");
+    for c in 4..8 {
+        t = append_declared(&l.lake, t, &spec, c * 10, c * 10 + 10)
+            .await
+            .0;
+    }
+    let fired = Arc::new(AtomicBool::new(false));
+    let (lake, hook_fired) = (l.lake.clone(), fired.clone());
+    let policy = RetryPolicy {
+        faults: Some(Arc::new(move |fault: &str| {
+            if fault == "compaction-before-commit" && !hook_fired.swap(true, Ordering::SeqCst) {
+                tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(repartition_by_id_bucket(&lake))
+                });
+            }
+            false
+        })),
+        ..RetryPolicy::default()
+    };
+    let (t, report) = pass(&l, t, &policy).await;
+    assert!(
+        fired.load(Ordering::SeqCst),
+        "the spec changed mid-rewrite: {report:?}"
+    );
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let c = report.compaction.expect("compacted");
+    assert_eq!(
+        (c.files_in, c.files_out),
+        (16, 2),
+        "two partitions, each its own file"
+    );
+    assert_ne!(t.metadata().default_partition_spec_id(), 0);
+    let expected: Vec<(i64, Option<String>)> = (0..80).map(|i| (i, Some(currency_of(i)))).collect();
     assert_eq!(rows(&l.lake, &t, "currency").await, expected);
+}
+
+#[tokio::test]
+async fn files_written_before_another_writer_drops_their_column_are_never_committed() {
+    let (l, t) = ten_rows().await;
+    // Written while the column exists; the drop lands before their commit.
+    let req = written(&t, &spec(), 10, 20).await;
+    change_schema(&l.lake, &t, |f| without(f, "currency")).await;
+    let err = commit(&l.lake, t.clone(), &req, &RetryPolicy::default())
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("column currency (field id 2) was dropped"),
+        "{err}"
+    );
+    let now = l
+        .lake
+        .catalog
+        .load_table(t.identifier())
+        .await
+        .expect("load");
+    assert_eq!(
+        now.metadata().current_snapshot_id(),
+        t.metadata().current_snapshot_id(),
+        "nothing was committed"
+    );
+}
+
+#[tokio::test]
+async fn files_written_before_another_writer_renames_their_column_land_under_the_new_schema() {
+    let (l, t) = ten_rows().await;
+    let req = written(&t, &spec(), 10, 20).await;
+    let renamed = change_schema(&l.lake, &t, |f| rename(f, "currency", "ccy")).await;
+    assert_ne!(
+        renamed.metadata().current_schema_id(),
+        t.metadata().current_schema_id()
+    );
+    let (t, outcome) = commit(&l.lake, t, &req, &RetryPolicy::default())
+        .await
+        .expect("lands on the renamed table");
+    assert_eq!(outcome.conflicts, 1, "planned again on the new schema");
+    let expected: Vec<(i64, Option<String>)> = (0..20).map(|i| (i, Some(currency_of(i)))).collect();
+    assert_eq!(rows(&l.lake, &t, "ccy").await, expected);
 }

@@ -272,16 +272,35 @@ fn data_files(lake: &Lake) -> usize {
     count(&lake.dir.path().join("warehouse"))
 }
 
-#[test]
-fn removing_orphans_spares_the_files_a_running_job_has_not_committed_yet() {
-    let broker = Broker::start(&["orders:4"]);
-    // Commits once an hour, rolling small files long before that.
-    let lake = Lake::with_job(|d| {
+/// The orders job committing once an hour, rolling small files long before that.
+fn hourly_small_files_lake() -> Lake {
+    Lake::with_job(|d| {
         orders_job_of(&sqlite_catalog(d), "1h", &[ORDERS_CLEAN]).replace(
             "'commit.interval' = '1h'",
             "'commit.interval' = '1h', 'write.target-file-size' = '2KB'",
         )
-    });
+    })
+}
+
+/// `floe orphans --remove --older-than 0s` on orders_clean: what it printed.
+fn remove_orphans_now(lake: &Lake) -> String {
+    let out = succeeded(
+        lake.floe().args(["orphans", "--job"]).arg(&lake.job).args([
+            "lake.sales.orders_clean",
+            "--remove",
+            "--older-than",
+            "0s",
+        ]),
+        "floe orphans",
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn removing_orphans_spares_the_files_a_running_job_has_not_committed_yet() {
+    let broker = Broker::start(&["orders:4"]);
+    // Commits once an hour, rolling small files long before that.
+    let lake = hourly_small_files_lake();
     broker.produce_all(400, 4, 0);
     lake.run_until_idle(&broker, "3s");
     let committed_files = data_files(&lake);
@@ -297,16 +316,7 @@ fn removing_orphans_spares_the_files_a_running_job_has_not_committed_yet() {
     );
     // The rolled files are orphans until the commit; the one-hour commit interval
     // recorded on the table keeps them, whatever --older-than says.
-    let out = succeeded(
-        lake.floe().args(["orphans", "--job"]).arg(&lake.job).args([
-            "lake.sales.orders_clean",
-            "--remove",
-            "--older-than",
-            "0s",
-        ]),
-        "floe orphans",
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = remove_orphans_now(&lake);
     assert!(
         text.contains("removed 0 of") && text.contains("commits this table every 3600s"),
         "{text}"
@@ -340,4 +350,33 @@ fn a_job_without_a_name_is_refused_before_it_runs() {
             "{command}: {err}"
         );
     }
+}
+
+#[test]
+fn a_job_announces_its_commit_interval_before_its_first_commit() {
+    let broker = Broker::start(&["orders:4"]);
+    // A table new to the job, committed once an hour: no checkpoint records the
+    // interval until then, yet files are rolled within seconds.
+    let lake = hourly_small_files_lake();
+    let (mut job, log) = lake.spawn_replica(&broker, "floe-e2e", "5s");
+    assert!(log.wait_for("partition assigned", Duration::from_secs(60)));
+    broker.produce_all(2000, 4, 0);
+    assert!(
+        wait_until(Duration::from_secs(60), || data_files(&lake) > 2),
+        "the job rolls files before its first commit: {}",
+        log.text()
+    );
+    // Ten minutes pass: past the commit retry deadline, well within the interval.
+    lake.age_files(Duration::from_secs(600));
+    let text = remove_orphans_now(&lake);
+    assert!(
+        text.contains("removed 0 of") && text.contains("commits this table every 3600s"),
+        "the announced interval keeps the job's files: {text}"
+    );
+    assert!(job.wait().expect("floe run").success(), "{}", log.text());
+    assert_same_ids(
+        "orders_clean",
+        &pyiceberg_ids(&lake, "sales.orders_clean"),
+        &expected_clean_ids(&produced(4, 500)),
+    );
 }

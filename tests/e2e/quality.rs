@@ -128,6 +128,28 @@ fn dead_letters_of(lake: &Lake, target: &str, only: bool) -> BTreeMap<u64, (Stri
     out
 }
 
+/// A quality job that dropped its bad records through 350 records per partition, now
+/// given a dead-letter table, with 350 more records per partition waiting.
+fn gaining_a_dead_letter_table() -> (Broker, Lake) {
+    let broker = Broker::start(&["orders:4"]);
+    let lake = Lake::with_job(|d| quality_job(d, "'on-violation' = 'drop'"));
+    broker.produce_dirty_from(350 * u64::from(PARTITIONS), PARTITIONS, DIRTY_EVERY, 0);
+    lake.run_until_idle(&broker, "4s");
+    std::fs::write(&lake.job, quality_job(lake.dir.path(), DEAD_LETTER)).expect("write job");
+    broker.produce_dirty_from(350 * u64::from(PARTITIONS), PARTITIONS, DIRTY_EVERY, 350);
+    (broker, lake)
+}
+
+/// The dead letters of the records `from..to` of every partition.
+fn dead_after(from: u64, to: u64) -> BTreeMap<u64, (String, String)> {
+    let before = expected(from).dead;
+    expected(to)
+        .dead
+        .into_iter()
+        .filter(|(id, _)| !before.contains_key(id))
+        .collect()
+}
+
 /// The count after `label` in `floe describe` output (0 when absent).
 fn described(text: &str, label: &str) -> u64 {
     text.lines()
@@ -537,22 +559,11 @@ fn a_dead_letter_table_keeps_each_targets_bad_records_exactly_once() {
 
 #[test]
 fn a_dead_letter_table_added_to_a_target_takes_its_bad_records_from_its_checkpoint_on() {
-    let broker = Broker::start(&["orders:4"]);
-    let lake = Lake::with_job(|d| quality_job(d, "'on-violation' = 'drop'"));
-    broker.produce_dirty_from(350 * u64::from(PARTITIONS), PARTITIONS, DIRTY_EVERY, 0);
-    lake.run_until_idle(&broker, "4s");
-
     // The table gains a dead-letter table: the bad records it already dropped stay
     // dropped; those after its checkpoint are dead-lettered, once.
-    std::fs::write(&lake.job, quality_job(lake.dir.path(), DEAD_LETTER)).expect("write job");
-    broker.produce_dirty_from(350 * u64::from(PARTITIONS), PARTITIONS, DIRTY_EVERY, 350);
+    let (broker, lake) = gaining_a_dead_letter_table();
     lake.run_until_idle(&broker, "4s");
-    let before = expected(350).dead;
-    let after: BTreeMap<u64, (String, String)> = expected(700)
-        .dead
-        .into_iter()
-        .filter(|(id, _)| !before.contains_key(id))
-        .collect();
+    let after = dead_after(350, 700);
     let dead = dead_letters_of(&lake, CHECKED, true);
     assert_eq!(
         dead.len(),
@@ -562,6 +573,29 @@ fn a_dead_letter_table_added_to_a_target_takes_its_bad_records_from_its_checkpoi
     assert!(
         after.iter().all(|(id, o)| dead.get(id) == Some(o)),
         "the dead letters are those of the new records"
+    );
+    assert_same_ids("orders_checked", &lake.ids(CHECKED), &expected(700).table);
+}
+
+#[test]
+fn replicas_that_meet_a_new_dead_letter_table_together_fence_none_of_each_other() {
+    // The table gains a dead-letter table, and two replicas start on it at once: each
+    // adopts every partition of the new lane, and reads its own.
+    let (broker, lake) = gaining_a_dead_letter_table();
+    let (mut a, a_log) = lake.spawn_replica(&broker, "floe-quality", "6s");
+    let (mut b, b_log) = lake.spawn_replica(&broker, "floe-quality", "6s");
+    let (a_status, b_status) = (a.wait().expect("a"), b.wait().expect("b"));
+    let logs = format!("--- a:\n{}\n--- b:\n{}", a_log.text(), b_log.text());
+    assert_eq!(
+        (a_status.code(), b_status.code()),
+        (Some(0), Some(0)),
+        "neither replica is fenced: {logs}"
+    );
+    let after = dead_after(350, 700);
+    let dead = dead_letters_of(&lake, CHECKED, true);
+    assert_eq!(
+        dead, after,
+        "each new bad record dead-lettered once: {logs}"
     );
     assert_same_ids("orders_checked", &lake.ids(CHECKED), &expected(700).table);
 }

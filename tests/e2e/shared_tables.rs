@@ -112,18 +112,26 @@ fn a_column_another_engine_renames_keeps_its_values_through_the_job_and_compacti
 fn a_column_another_engine_drops_stops_the_job_naming_it() {
     let broker = Broker::start(&["orders:4"]);
     let lake = lake_with(EAGER);
-    let (mut child, log) = run_producing(&lake, &broker, 1, "4s");
-    assert!(child.wait().expect("floe run").success(), "{}", log.text());
+    let (mut child, log) = run_producing(&lake, &broker, 1, "30s");
     foreign(&lake, &["drop-column", "sales.orders_clean", "currency"]);
     broker.produce_all(400, 4, 100);
-    let err = lake.run_failing(&broker, "3s");
+    let said = "column currency (field id 4) was dropped from the table by another writer";
     assert!(
-        err.contains("column currency (field id 4) was dropped from the table by another writer"),
-        "{err}"
+        log.wait_for(said, Duration::from_secs(60)),
+        "the running job stops naming the column: {}",
+        log.text()
     );
-    // Nothing written after the drop: the table holds the first chunk only.
-    let ids = lake.ids("lake.sales.orders_clean");
-    assert_eq!(ids, expected_clean_ids(&produced(4, 100)));
+    let status = child.wait().expect("floe run");
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "a configuration error: {}",
+        log.text()
+    );
+    // A restart refuses the table the same way, before reading anything.
+    broker.produce_all(400, 4, 200);
+    let err = lake.run_failing(&broker, "3s");
+    assert!(err.contains(said), "{err}");
 }
 
 #[test]

@@ -283,10 +283,11 @@ impl Replay<'_> {
             id: Some(resolved.id(&format!("replay\n{job}\n{target}"))),
             commit_interval: self.def.options.commit_interval,
             table_properties: [(replayed_property(&job), resolved.to_json())].into(),
+            adopted: Default::default(),
+            written_with: None,
         };
         let cat = catalog_of(&self.catalogs, &self.def.name)?;
-        let (table, outcome) =
-            commit(&cat.catalog, self.target_table.clone(), &req, &self.policy).await?;
+        let (table, outcome) = commit(cat, self.target_table.clone(), &req, &self.policy).await?;
         self.target_table = table;
         Ok(outcome.snapshot_id)
     }
@@ -349,9 +350,11 @@ impl Replay<'_> {
             id: Some(records.id(&format!("markers\n{job}\n{target}"))),
             commit_interval: self.def.options.commit_interval,
             table_properties: Default::default(),
+            adopted: Default::default(),
+            written_with: None,
         };
         let cat = catalog_of(&self.catalogs, &self.dlq)?;
-        let (table, _) = commit(&cat.catalog, self.dlq_table.clone(), &req, &self.policy).await?;
+        let (table, _) = commit(cat, self.dlq_table.clone(), &req, &self.policy).await?;
         self.dlq_table = table;
         Ok(records.len())
     }

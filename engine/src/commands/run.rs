@@ -295,7 +295,7 @@ async fn target_states(
         let cat = catalog_of(catalogs, &def.name)?;
         let state = TableState::new(
             def.name.clone(),
-            cat.catalog.clone(),
+            cat.clone(),
             table,
             def.options.clone(),
             &job.name,
@@ -352,7 +352,7 @@ async fn dead_letter_lanes(
         for def in served {
             let mut lane = TableState::new(
                 name.clone(),
-                cat.catalog.clone(),
+                cat.clone(),
                 table.clone(),
                 TableOptions {
                     commit_interval: def.options.commit_interval,

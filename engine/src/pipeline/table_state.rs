@@ -2,20 +2,18 @@
 //! offsets the table has committed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arrow_array::RecordBatch;
 use floe_catalog::checkpoint::{CheckpointSource, find_checkpoint, holds_rows};
 use floe_catalog::offsets::{COUNTS_KEY, LOOKUPS_KEY, latest_checkpoint};
-use floe_catalog::{OffsetMap, TopicPartition};
+use floe_catalog::{OffsetMap, OpenCatalog, TopicPartition};
 use floe_sinks::binding::binding_property;
 use floe_sinks::{
     ColumnBinding, CommitOutcome, CommitRequest, NewestTable, RetryPolicy, TableWriter,
     WriterConfig, announce_interval, commit, refresh,
 };
 use floe_sql::job::{TableName, TableOptions};
-use iceberg::Catalog;
 use iceberg::table::Table;
 use tracing::info;
 
@@ -30,7 +28,7 @@ use crate::source::start::{Need, need};
 pub struct TableState {
     /// The job's name for it.
     pub name: TableName,
-    catalog: Arc<dyn Catalog>,
+    catalog: OpenCatalog,
     table: Table,
     options: TableOptions,
     job: String,
@@ -45,6 +43,8 @@ pub struct TableState {
     /// The versions of each lookup table the pending rows were joined with.
     pending_lookups: BTreeMap<String, BTreeSet<String>>,
     writer: Option<TableWriter>,
+    /// The schema the open writer's files are written with.
+    writer_schema: Option<iceberg::spec::SchemaRef>,
     pending_since: Option<Instant>,
     checkpoints: u64,
     /// Sources its INSERTs read.
@@ -65,6 +65,9 @@ pub struct TableState {
     binding: ColumnBinding,
     /// Renames of bound fields already logged.
     renames_said: BTreeSet<(String, String)>,
+    /// Where a lane without a checkpoint adopted its target's offsets (see
+    /// [`TableState::adopt`]), for the partitions not committed since.
+    adopted: OffsetMap,
 }
 
 impl std::fmt::Debug for TableState {
@@ -80,7 +83,7 @@ impl TableState {
     /// binding the `columns` its rows carry to the table's fields.
     pub fn new(
         name: TableName,
-        catalog: Arc<dyn Catalog>,
+        catalog: OpenCatalog,
         table: Table,
         options: TableOptions,
         job: &str,
@@ -100,6 +103,7 @@ impl TableState {
         Ok(Self {
             binding,
             renames_said: BTreeSet::new(),
+            adopted: OffsetMap::new(),
             checkpoint,
             dead_letters_of: None,
             newest: NewestTable::default(),
@@ -114,6 +118,7 @@ impl TableState {
             pending_newest_ms: None,
             pending_lookups: BTreeMap::new(),
             writer: None,
+            writer_schema: None,
             pending_since: None,
             checkpoints: 0,
             sources,
@@ -135,7 +140,7 @@ impl TableState {
     pub async fn announce_interval(&mut self, policy: &RetryPolicy) -> Result<()> {
         let interval = self.options.commit_interval;
         let table = announce_interval(
-            &self.catalog,
+            &self.catalog.catalog,
             self.table.clone(),
             &self.job,
             interval,
@@ -204,6 +209,7 @@ impl TableState {
             };
             self.note_renames();
             self.writer = Some(TableWriter::bound(&self.table, &config, &self.binding)?);
+            self.writer_schema = Some(self.table.metadata().current_schema().clone());
         }
         if let Some(w) = self.writer.as_mut() {
             for b in batches {
@@ -261,11 +267,15 @@ impl TableState {
     }
 
     /// Starts from `offsets` although nothing was committed here yet (a new dead-letter
-    /// lane starts where its target is): committed with the next checkpoint.
+    /// lane starts where its target is): committed with the next checkpoint. Replicas of
+    /// the job adopt alike; a partition another replica committed first keeps what it
+    /// committed (taken at the next assignment, or left as it is by the commit), so a new
+    /// lane met by several replicas at once fences none of them.
     pub fn adopt(&mut self, offsets: &OffsetMap) {
         for (tp, o) in offsets.iter() {
             self.restart_at(tp, o);
         }
+        self.adopted = offsets.clone();
     }
 
     /// Takes the records of `tp` from `offset` on, whatever the checkpoint says (a start
@@ -322,6 +332,8 @@ impl TableState {
             id: None,
             commit_interval: self.options.commit_interval,
             table_properties: self.binding_to_store(),
+            adopted: self.adopted.clone(),
+            written_with: self.writer_schema.take(),
         };
         crate::failpoint::hit("before-commit");
         let started = Instant::now();
@@ -345,6 +357,7 @@ impl TableState {
         self.committed = outcome.offsets.clone();
         self.note_committed(&name, &req, &outcome, rows, took);
         self.pending = OffsetMap::new();
+        self.adopted = OffsetMap::new();
         self.pending_counts = RecordCounts::default();
         self.pending_lookups.clear();
         self.pending_newest_ms = None;
@@ -436,12 +449,13 @@ impl TableState {
         let table = noting_waits(
             "reloading the table",
             &name,
-            refresh(self.catalog.as_ref(), &self.table, policy),
+            refresh(self.catalog.catalog.as_ref(), &self.table, policy),
         )
         .await?;
         let mut committed = latest_checkpoint(&self.name.to_string(), table.metadata(), &self.job)?
             .map(|c| c.offsets)
             .unwrap_or_default();
+        self.drop_adoptions_committed_elsewhere(&committed);
         for (tp, _) in self.pending.iter() {
             match self.committed.get(tp) {
                 Some(o) => committed.set(tp.clone(), o),
@@ -453,6 +467,21 @@ impl TableState {
         self.newest.offer(&table);
         self.table = table;
         Ok(())
+    }
+
+    /// Partitions this lane only adopted (no record of them read since) that another
+    /// replica has committed meanwhile: its offsets stand, the adoption goes.
+    fn drop_adoptions_committed_elsewhere(&mut self, committed: &OffsetMap) {
+        let taken: Vec<TopicPartition> = self
+            .adopted
+            .iter()
+            .filter(|(tp, o)| committed.get(tp).is_some() && self.pending.get(tp) == Some(*o))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in taken {
+            self.pending.remove(&tp);
+            self.adopted.remove(&tp);
+        }
     }
 
     /// Time until the next commit is due, if anything is pending.

@@ -21,9 +21,10 @@ use iceberg::transaction::{ApplyTransactionAction, Transaction};
 
 use tracing::warn;
 
-use crate::commit::{RetryPolicy, refresh};
+use crate::commit::RetryPolicy;
+use crate::commit_loop::{self, Attempt, Tried};
 use crate::error::{Result, SinkError};
-use crate::fenced_catalog::FencedCatalog;
+use crate::fenced_catalog::commit_planned_on;
 
 /// Which snapshots are kept.
 #[derive(Debug, Clone)]
@@ -54,35 +55,18 @@ pub(crate) async fn expire(
     committed: &dyn Fn(&Table),
 ) -> Result<(Table, ExpiryOutcome)> {
     let name = table.identifier().to_string();
-    let err = |ctx: &str, e| SinkError::iceberg(&name, ctx.to_string(), e);
     let older_than = now_ms() - i64::try_from(config.max_age.as_millis()).unwrap_or(i64::MAX);
     if !anything_to_expire(&table, older_than, config.min_snapshots) {
         return Ok((table, ExpiryOutcome::default()));
     }
-    let mut base = table;
-    let mut attempts = 0;
-    let after = loop {
-        attempts += 1;
-        let tx = Transaction::new(&base);
-        let action = tx
-            .expire_snapshots()
-            .expire_older_than_ms(older_than)
-            .retain_last(config.min_snapshots.max(1));
-        let tx = action
-            .apply(tx)
-            .map_err(|e| err("planning snapshot expiry", e))?;
-        let fenced = FencedCatalog {
-            inner: catalog.catalog.as_ref(),
-            planned: base.clone(),
-        };
-        match tx.commit(&fenced).await {
-            Ok(t) => break t,
-            Err(e) if floe_catalog::is_transient(&e) && attempts < 5 => {
-                base = refresh(catalog.catalog.as_ref(), &base, policy).await?;
-            }
-            Err(e) => return Err(err("committing snapshot expiry", e)),
-        }
+    let mut expiry = Expire {
+        catalog: catalog.catalog.as_ref(),
+        older_than,
+        keep: config.min_snapshots.max(1),
     };
+    let base = table.clone();
+    let (after, (), _) =
+        commit_loop::run(catalog.catalog.as_ref(), table, policy, &mut expiry).await?;
     committed(&after);
     let kept: HashSet<i64> = after
         .metadata()
@@ -120,6 +104,34 @@ pub(crate) async fn expire(
         files_removed: removed,
     };
     Ok((after, outcome))
+}
+
+/// Snapshot expiry, as the commit loop drives it: planned again on the table as
+/// reloaded (another writer's snapshots change what is kept).
+struct Expire<'a> {
+    catalog: &'a dyn iceberg::Catalog,
+    older_than: i64,
+    keep: usize,
+}
+
+impl Attempt for Expire<'_> {
+    type Output = ();
+
+    fn what(&self) -> &'static str {
+        "committing snapshot expiry"
+    }
+
+    async fn attempt(&mut self, base: &Table) -> Result<Tried<()>> {
+        let tx = Transaction::new(base);
+        let action = tx
+            .expire_snapshots()
+            .expire_older_than_ms(self.older_than)
+            .retain_last(self.keep);
+        let tx = action
+            .apply(tx)
+            .map_err(|e| SinkError::iceberg(base.identifier(), "planning snapshot expiry", e))?;
+        Ok(commit_planned_on(self.catalog, base, tx).await)
+    }
 }
 
 /// Whether some snapshot is older than `older_than` and beyond the newest `keep`.

@@ -1,7 +1,9 @@
 //! What a table's current snapshot is made of: its manifests and their entries.
 
 use floe_catalog::ManifestCache;
-use iceberg::spec::{DataContentType, ManifestContentType, ManifestEntryRef, ManifestFile};
+use iceberg::spec::{
+    DataContentType, ManifestContentType, ManifestEntryRef, ManifestFile, SchemaRef,
+};
 use iceberg::table::Table;
 
 /// One manifest of the current snapshot, read.
@@ -11,6 +13,9 @@ pub(crate) struct ManifestContents {
     pub(crate) file: ManifestFile,
     /// Its entries, live and deleted.
     pub(crate) entries: Vec<ManifestEntryRef>,
+    /// The schema it was written with: its entries' partition values have the types
+    /// this schema gives the partition fields (older than the table's after a promotion).
+    pub(crate) schema: SchemaRef,
 }
 
 impl ManifestContents {
@@ -43,6 +48,7 @@ pub(crate) async fn current_manifests(
         out.push(ManifestContents {
             file: file.clone(),
             entries: manifest.entries().to_vec(),
+            schema: manifest.metadata().schema().clone(),
         });
     }
     Ok(out)

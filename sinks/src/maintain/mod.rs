@@ -77,6 +77,10 @@ impl Step {
     }
 }
 
+/// Rewrites a pass plans and gives up (another writer's commit got in the way) before it
+/// leaves compaction to the next pass.
+const REWRITE_ATTEMPTS: usize = 3;
+
 /// What a pass does; `None` turns a step off.
 #[derive(Debug, Clone)]
 pub struct MaintenanceConfig {
@@ -123,6 +127,8 @@ pub struct CompactionReport {
     pub bytes_out: u64,
     /// Position-delete files whose deletes the rewrite applied (and dropped).
     pub deletes_applied: usize,
+    /// Rewrites given up and planned again in this pass before this one committed.
+    pub retries: u32,
     /// The replace snapshot.
     pub commit: ReplaceOutcome,
 }
@@ -278,26 +284,40 @@ impl Pass<'_> {
         }
     }
 
+    /// Compaction, planned again on the table reloaded when another writer's commit made
+    /// a rewrite give up (it removed a rewritten file, or committed deletes for one), up
+    /// to [`REWRITE_ATTEMPTS`] times: a table that takes deletes every few seconds still
+    /// gets compacted, its latest deletes applied.
     async fn compaction(&mut self) {
         let Some(c) = &self.config.compaction else {
             return;
         };
         let (catalog, config, policy, cache) = (self.catalog, self.config, self.policy, self.cache);
-        let result = compact_once(catalog, self.table.clone(), c, config, policy, cache).await;
-        let result = match result {
-            Err(SinkError::RewriteAbandoned { message, .. }) => {
-                info!(table = %self.table.identifier(), "compaction abandoned: {message}");
-                self.report.abandoned = Some(message);
-                crate::commit::refresh(catalog.catalog.as_ref(), &self.table, policy)
-                    .await
-                    .map(|t| (t, None))
-            }
-            other => other,
-        };
-        if let Some((t, r)) = self.outcome(Step::Compaction, result).await {
+        for attempt in 1..=REWRITE_ATTEMPTS {
+            let result = compact_once(catalog, self.table.clone(), c, config, policy, cache).await;
+            let result = match result {
+                Err(SinkError::RewriteAbandoned { message, .. }) => {
+                    info!(table = %self.table.identifier(), attempt, "compaction abandoned: {message}");
+                    self.report.abandoned = Some(message);
+                    crate::commit::refresh(catalog.catalog.as_ref(), &self.table, policy)
+                        .await
+                        .map(|t| (t, None))
+                }
+                other => other,
+            };
+            let Some((t, r)) = self.outcome(Step::Compaction, result).await else {
+                return;
+            };
             self.table = t;
-            self.report.compaction = r;
             config.publish(&self.table);
+            if let Some(mut r) = r {
+                r.retries = attempt as u32 - 1;
+                self.report.compaction = Some(r);
+                return;
+            }
+            if self.report.abandoned.is_none() {
+                return;
+            }
         }
     }
 
@@ -412,6 +432,7 @@ async fn compact_once(
         bytes_in: bytes(&r.removed),
         bytes_out: bytes(&r.added),
         deletes_applied: r.removed_deletes.len(),
+        retries: 0,
         commit,
     };
     Ok((t, Some(report)))

@@ -29,22 +29,22 @@
 //! names, so an attempt whose outcome was unknown never loses its own files.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use floe_catalog::table_change::TableChange;
-use floe_catalog::{ManifestCache, OpenCatalog, is_transient};
+use floe_catalog::{ManifestCache, OpenCatalog};
 use iceberg::ErrorKind;
 use iceberg::spec::{
     DataFile, FormatVersion, ManifestContentType, ManifestEntryRef, ManifestFile,
-    ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotSummaryCollector,
-    Summary,
+    ManifestListWriter, ManifestWriterBuilder, Operation, SchemaRef, Snapshot,
+    SnapshotSummaryCollector, Summary,
 };
 use iceberg::table::Table;
-use tracing::info;
 
 use super::deletes::{LiveDeletes, LiveFile};
 use super::live_files::{ManifestContents, manifests_of};
 use crate::commit::RetryPolicy;
+use crate::commit_loop::{self, Attempt, Tried};
 use crate::error::{Result, SinkError};
 
 /// Manifests smaller than this are merged once the list holds too many.
@@ -101,61 +101,81 @@ pub(crate) async fn commit_replace(
     policy: &RetryPolicy,
     cache: &ManifestCache,
 ) -> Result<(Table, ReplaceOutcome)> {
-    let name = table.identifier().to_string();
-    let started = Instant::now();
-    let mut backoff = policy.min_backoff;
-    let (mut base, mut conflicts) = (table, 0u32);
-    loop {
-        let manifests = manifests_of(&base, cache).await?;
-        check_still_live(&name, &manifests, r)?;
-        check_no_new_deletes(&name, &base, &manifests, r)?;
-        let planned_on = base.metadata().current_snapshot_id();
-        let (snapshot, after) = build_snapshot(&base, &manifests, r, max_manifests)
+    let mut replace = Replace {
+        catalog,
+        name: table.identifier().to_string(),
+        r,
+        max_manifests,
+        policy,
+        cache,
+        planned: None,
+    };
+    let (table, (snapshot_id, manifests), stats) =
+        commit_loop::run(catalog.catalog.as_ref(), table, policy, &mut replace).await?;
+    let outcome = ReplaceOutcome {
+        snapshot_id,
+        manifests,
+        conflicts: stats.conflicts,
+        recovered: stats.recovered,
+    };
+    Ok((table, outcome))
+}
+
+/// A replace (or row-delta) snapshot, as the commit loop drives it.
+struct Replace<'a> {
+    catalog: &'a OpenCatalog,
+    name: String,
+    r: &'a Replacement,
+    max_manifests: usize,
+    policy: &'a RetryPolicy,
+    cache: &'a ManifestCache,
+    /// The last attempt's snapshot id and manifest counts, to recognise it once landed.
+    planned: Option<(i64, (usize, usize))>,
+}
+
+impl Attempt for Replace<'_> {
+    /// The snapshot id, and the manifests listed before and after.
+    type Output = (i64, (usize, usize));
+
+    fn what(&self) -> &'static str {
+        "committing a replace snapshot"
+    }
+
+    async fn attempt(&mut self, base: &Table) -> Result<Tried<Self::Output>> {
+        let (r, policy) = (self.r, self.policy);
+        let manifests = manifests_of(base, self.cache).await?;
+        check_still_live(&self.name, &manifests, r)?;
+        check_no_new_deletes(&self.name, base, &manifests, r)?;
+        let (snapshot, after) = build_snapshot(base, &manifests, r, self.max_manifests)
             .await
             .map_err(|e| {
-                SinkError::iceberg(&name, "writing the replace snapshot's manifests", e)
+                SinkError::iceberg(&self.name, "writing the replace snapshot's manifests", e)
             })?;
-        let snapshot_id = snapshot.snapshot_id();
-        let outcome = |recovered| ReplaceOutcome {
-            snapshot_id,
-            manifests: (manifests.len(), after),
-            conflicts,
-            recovered,
-        };
-        let change = TableChange::new_head(&base, snapshot);
+        let planned = (snapshot.snapshot_id(), (manifests.len(), after));
+        self.planned = Some(planned);
+        let change = TableChange::new_head(base, snapshot);
         policy.inject(&format!("{}-before-commit", r.kind));
-        let err = match catalog.commit_change(&base, change).await {
-            Ok(_) if policy.inject(&format!("{}-lost-response", r.kind)) => iceberg::Error::new(
-                ErrorKind::Unexpected,
-                "injected: the replace commit landed but its response was lost",
-            ),
+        Ok(match self.catalog.commit_change(base, change).await {
+            Ok(_) if policy.inject(&format!("{}-lost-response", r.kind)) => {
+                Tried::Failed(iceberg::Error::new(
+                    ErrorKind::Unexpected,
+                    "injected: the replace commit landed but its response was lost",
+                ))
+            }
             Ok(t) => {
                 policy.inject(&format!("{}-after-commit", r.kind));
-                return Ok((t, outcome(false)));
+                Tried::Landed(t, planned)
             }
-            Err(e) => e,
-        };
-        let reloaded = crate::commit::refresh(catalog.catalog.as_ref(), &base, policy).await?;
-        if reloaded.metadata().snapshot_by_id(snapshot_id).is_some() {
-            info!(table = %name, snapshot_id, error = %err, "the replace commit had landed although the catalog reported an error");
-            return Ok((reloaded, outcome(true)));
-        }
-        let moved = reloaded.metadata().current_snapshot_id() != planned_on;
-        let conflict = err.kind() == ErrorKind::CatalogCommitConflicts && moved;
-        if !conflict && !is_transient(&err) || started.elapsed() > policy.deadline {
-            return Err(SinkError::iceberg(
-                &name,
-                format!("committing a {} snapshot", r.kind),
-                err,
-            ));
-        }
-        if conflict {
-            conflicts += 1;
-        } else {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(policy.max_backoff);
-        }
-        base = reloaded;
+            Err(e) => Tried::Failed(e),
+        })
+    }
+
+    fn landed(&self, reloaded: &Table) -> Option<Self::Output> {
+        let planned = self.planned?;
+        reloaded
+            .metadata()
+            .snapshot_by_id(planned.0)
+            .map(|_| planned)
     }
 }
 
@@ -260,15 +280,12 @@ async fn build_snapshot(
     let mut list: Vec<ManifestFile> = kept.iter().map(|m| m.file.clone()).collect();
     list.extend(files.existing(&merged, &removed).await?);
     if !r.added.is_empty() {
-        list.push(
-            files
-                .added((ManifestContentType::Data, r.spec_id), &r.added)
-                .await?,
-        );
+        let data = ManifestContentType::Data;
+        list.push(files.added(data, r.spec_id, &r.added).await?);
     }
     if !r.added_deletes.is_empty() {
-        let group = (ManifestContentType::Deletes, r.spec_id);
-        list.push(files.added(group, &r.added_deletes).await?);
+        let deletes = ManifestContentType::Deletes;
+        list.push(files.added(deletes, r.spec_id, &r.added_deletes).await?);
     }
     list.extend(files.deleted(&merged, &removed).await?);
     let count = list.len();
@@ -350,10 +367,8 @@ impl<'a> ManifestFiles<'a> {
         }
     }
 
-    fn writer(
-        &mut self,
-        (content, spec_id): Group,
-    ) -> iceberg::Result<iceberg::spec::ManifestWriter> {
+    fn writer(&mut self, group: &Group) -> iceberg::Result<iceberg::spec::ManifestWriter> {
+        let (content, spec_id) = (group.content, group.spec_id);
         let md = self.base.metadata();
         let spec = md.partition_spec_by_id(spec_id).ok_or_else(|| {
             iceberg::Error::new(
@@ -367,7 +382,7 @@ impl<'a> ManifestFiles<'a> {
         let builder = ManifestWriterBuilder::new(
             out,
             Some(self.snapshot_id),
-            md.current_schema().clone(),
+            group.schema.clone(),
             spec.as_ref().clone(),
         );
         Ok(match content {
@@ -385,7 +400,7 @@ impl<'a> ManifestFiles<'a> {
     ) -> iceberg::Result<Vec<ManifestFile>> {
         let mut out = vec![];
         for (group, entries) in grouped(merged, |e| !removed.contains(e.file_path())) {
-            let mut w = self.writer(group)?;
+            let mut w = self.writer(&group)?;
             for e in entries {
                 let (snapshot, seq) = inherited(e)?;
                 w.add_existing_file(e.data_file().clone(), snapshot, seq, e.file_sequence_number)?;
@@ -395,8 +410,19 @@ impl<'a> ManifestFiles<'a> {
         Ok(out)
     }
 
-    async fn added(&mut self, group: Group, files: &[DataFile]) -> iceberg::Result<ManifestFile> {
-        let mut w = self.writer(group)?;
+    /// New files of `content` written for spec `spec_id` with the table's schema.
+    async fn added(
+        &mut self,
+        content: ManifestContentType,
+        spec_id: i32,
+        files: &[DataFile],
+    ) -> iceberg::Result<ManifestFile> {
+        let group = Group {
+            content,
+            spec_id,
+            schema: self.base.metadata().current_schema().clone(),
+        };
+        let mut w = self.writer(&group)?;
         for f in files {
             // -1: the data sequence number is inherited from the snapshot.
             w.add_file(f.clone(), -1)?;
@@ -413,7 +439,7 @@ impl<'a> ManifestFiles<'a> {
     ) -> iceberg::Result<Vec<ManifestFile>> {
         let mut out = vec![];
         for (group, entries) in grouped(merged, |e| removed.contains(e.file_path())) {
-            let mut w = self.writer(group)?;
+            let mut w = self.writer(&group)?;
             for e in entries {
                 let (_, seq) = inherited(e)?;
                 w.add_delete_file(e.data_file().clone(), seq, e.file_sequence_number)?;
@@ -424,34 +450,36 @@ impl<'a> ManifestFiles<'a> {
     }
 }
 
-/// What one manifest holds: data or deletes, of one partition spec.
-type Group = (ManifestContentType, i32);
+/// What one manifest holds: data or deletes, of one partition spec, with partition
+/// values typed by one schema (entries keep the types they were written with).
+struct Group {
+    content: ManifestContentType,
+    spec_id: i32,
+    schema: SchemaRef,
+}
 
-/// The live entries of `manifests` that `pick` chooses, grouped by content and spec.
+/// The live entries of `manifests` that `pick` chooses, grouped by content, spec and
+/// the schema their manifest was written with.
 fn grouped<'m>(
     manifests: &[&'m ManifestContents],
     pick: impl Fn(&ManifestEntryRef) -> bool,
 ) -> Vec<(Group, Vec<&'m ManifestEntryRef>)> {
-    let mut by_group: BTreeMap<(u8, i32), Vec<&ManifestEntryRef>> = BTreeMap::new();
+    let mut by_group: BTreeMap<(bool, i32, i32), (Group, Vec<&ManifestEntryRef>)> = BTreeMap::new();
     for m in manifests {
-        let content = u8::from(!m.is_data());
-        let entries = m.entries.iter().filter(|e| e.is_alive() && pick(e));
-        by_group
-            .entry((content, m.file.partition_spec_id))
-            .or_default()
-            .extend(entries);
+        let key = (m.is_data(), m.file.partition_spec_id, m.schema.schema_id());
+        let (_, entries) = by_group.entry(key).or_insert_with(|| {
+            let group = Group {
+                content: m.file.content,
+                spec_id: m.file.partition_spec_id,
+                schema: m.schema.clone(),
+            };
+            (group, vec![])
+        });
+        entries.extend(m.entries.iter().filter(|e| e.is_alive() && pick(e)));
     }
     by_group
-        .into_iter()
+        .into_values()
         .filter(|(_, entries)| !entries.is_empty())
-        .map(|((content, spec), entries)| {
-            let content = if content == 0 {
-                ManifestContentType::Data
-            } else {
-                ManifestContentType::Deletes
-            };
-            ((content, spec), entries)
-        })
         .collect()
 }
 
@@ -482,8 +510,21 @@ fn summary(base: &Table, manifests: &[ManifestContents], r: &Replacement) -> Sum
     for f in r.added.iter().chain(&r.added_deletes) {
         collector.add_file(f, schema.clone(), spec.clone());
     }
+    // A removed file's partition values have the types of the schema its manifest was
+    // written with (older than the table's after a promotion), under its own spec.
+    let written_with: HashMap<&str, &ManifestContents> = manifests
+        .iter()
+        .flat_map(|m| m.entries.iter().map(move |e| (e.file_path(), m)))
+        .collect();
     for f in r.removed.iter().chain(&r.removed_deletes) {
-        collector.remove_file(f, schema.clone(), spec.clone());
+        let (schema, spec) = match written_with.get(f.file_path()) {
+            Some(m) => match md.partition_spec_by_id(m.file.partition_spec_id) {
+                Some(spec) => (m.schema.clone(), spec.clone()),
+                None => (schema.clone(), spec.clone()),
+            },
+            None => (schema.clone(), spec.clone()),
+        };
+        collector.remove_file(f, schema, spec);
     }
     let mut props: HashMap<String, String> = collector.build();
     let live: Vec<&ManifestEntryRef> = manifests
