@@ -128,7 +128,7 @@ pub(crate) async fn run<A: Attempt>(
         };
         let reloaded = reload(catalog, &base, policy, started).await?;
         if let Some(out) = attempt.landed(&reloaded) {
-            info!(table = %name, error = %err, "{} had landed although the catalog reported an error", attempt.what());
+            info!(table = %name, what = attempt.what(), error = %err, "the commit had landed although the catalog reported an error");
             stats.recovered = true;
             return Ok((reloaded, out, stats));
         }
@@ -147,10 +147,10 @@ pub(crate) async fn run<A: Attempt>(
         }
         if retry == Retry::Conflict {
             stats.conflicts += 1;
-            info!(table = %name, attempts = stats.attempts, "another writer committed first; {} again on its state", attempt.what());
+            info!(table = %name, what = attempt.what(), attempts = stats.attempts, "another writer committed first; planning the commit again on its state");
         } else {
             stats.retries += 1;
-            warn!(table = %name, attempts = stats.attempts, error = %err, "{} failed; retrying in {backoff:?}", attempt.what());
+            warn!(table = %name, what = attempt.what(), attempts = stats.attempts, error = %err, "commit failed; retrying in {backoff:?}");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(policy.max_backoff);
         }

@@ -49,7 +49,7 @@ fn a_locked_catalog_delays_commits_and_loses_nothing() {
     let producer = broker.produce(PER_PARTITION * 4, 4, 0, Some(3000));
     let run = lake.spawn_replica(&broker, "floe-e2e", "5s");
     // Another process holds the catalog database exclusively for eight seconds: every
-    // commit and reload in that time fails, and must be retried, not skipped.
+    // commit and reload in that time waits (or fails and is retried), never skipped.
     let lock = || {
         let locker = Command::new(python())
             .args([
@@ -70,7 +70,7 @@ fn a_locked_catalog_delays_commits_and_loses_nothing() {
             String::from_utf8_lossy(&locker.stderr)
         );
     };
-    rides_out(&lake, producer, run, lock, "retrying");
+    rides_out(&lake, producer, run, lock, "waiting for the catalog");
 }
 
 #[test]
