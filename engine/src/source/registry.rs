@@ -621,9 +621,14 @@ mod tests {
     fn an_id_registered_while_it_is_asked_for_is_found() {
         let registry = crate::source::test_registry::registry_with(&[], &[]);
         let client = client_of(registry.server.url());
+        let waits = client.unknown_waits();
         std::thread::scope(|s| {
+            // The schema is registered once the lookup has been answered 404 and waits.
             s.spawn(|| {
-                std::thread::sleep(Duration::from_millis(400));
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while waits.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+                    std::thread::yield_now();
+                }
                 registry
                     .server
                     .register("orders-value", SCHEMA)
