@@ -43,19 +43,78 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 
 #[cfg(test)]
 mod tests {
+    use floe_catalog::TopicPartition;
+    use floe_sql::{ErrorKind, Pos};
+
     use super::*;
 
+    fn code_of(e: impl std::error::Error + Send + Sync + 'static) -> u8 {
+        exit_code(&anyhow::Error::new(e))
+    }
+
+    /// One error of each kind the README's exit-status table names, and its code.
     #[test]
-    fn a_table_that_does_not_fit_the_job_is_a_configuration_error() {
-        let e = anyhow::Error::new(EngineError::Sink(SinkError::Incompatible {
-            table: "lake.sales.orders".into(),
-            message: "column currency (field id 4) was dropped".into(),
-        }));
-        assert_eq!(exit_code(&e), CONFIGURATION);
-        let fenced = anyhow::Error::new(EngineError::Sink(SinkError::Fenced {
-            table: "lake.sales.orders".into(),
-            message: "moved".into(),
-        }));
-        assert_eq!(exit_code(&fenced), FENCED);
+    fn every_row_of_the_exit_status_table_has_its_code() {
+        let table = "lake.sales.orders".to_string();
+        let sink = |e: SinkError| EngineError::Sink(e);
+        let cases: Vec<(&str, u8, EngineError)> = vec![
+            (
+                "a broker past its retries",
+                RUNTIME,
+                EngineError::Kafka {
+                    source_name: "orders".into(),
+                    message: "all brokers down".into(),
+                },
+            ),
+            (
+                "the job file",
+                CONFIGURATION,
+                EngineError::Job(SqlError::new(
+                    ErrorKind::Option,
+                    Pos::new(3, 7),
+                    "unknown option",
+                )),
+            ),
+            (
+                "a table without the job's checkpoint",
+                CONFIGURATION,
+                EngineError::NoCheckpoint {
+                    table: table.clone(),
+                    job: "orders".into(),
+                },
+            ),
+            (
+                "a table that does not fit the job",
+                CONFIGURATION,
+                sink(SinkError::Incompatible {
+                    table: table.clone(),
+                    message: "column currency (field id 4) was dropped".into(),
+                }),
+            ),
+            (
+                "a record that broke a fail rule",
+                DATA_POLICY,
+                EngineError::Rejected {
+                    table: table.clone(),
+                    tp: TopicPartition::new("orders", 0),
+                    offset: 42,
+                    rule: "positive_amount".into(),
+                    message: "amount > 0".into(),
+                },
+            ),
+            (
+                "another writer took the partitions",
+                FENCED,
+                sink(SinkError::Fenced {
+                    table,
+                    message: "moved".into(),
+                }),
+            ),
+        ];
+        for (what, code, e) in cases {
+            assert_eq!(code_of(e), code, "{what}");
+        }
+        let bare = SqlError::new(ErrorKind::Syntax, Pos::new(1, 1), "expected SELECT");
+        assert_eq!(code_of(bare), CONFIGURATION, "a job-file error on its own");
     }
 }
