@@ -38,6 +38,8 @@ pub fn binding_property(job: &str) -> String {
 pub struct ColumnBinding {
     table: String,
     ids: BTreeMap<String, i32>,
+    /// `ids` as the property value, made once: every commit compares it with the table's.
+    json: String,
 }
 
 impl ColumnBinding {
@@ -73,20 +75,25 @@ impl ColumnBinding {
                 ids.insert(name.to_string(), id);
             }
         }
+        let json = serde_json::to_string(&ids).unwrap_or_else(|_| "{}".into());
         Ok(Self {
             table: table.to_string(),
             ids,
+            json,
         })
     }
 
     /// The property value that stores this binding.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(&self.ids).unwrap_or_else(|_| "{}".into())
+    pub fn to_json(&self) -> &str {
+        &self.json
     }
 
     /// Whether `metadata` already stores this binding for `job`.
     pub fn is_stored(&self, metadata: &TableMetadata, job: &str) -> bool {
-        metadata.properties().get(&binding_property(job)) == Some(&self.to_json())
+        metadata
+            .properties()
+            .get(&binding_property(job))
+            .is_some_and(|v| *v == self.json)
     }
 
     /// The field of `schema` that the declared column `name` writes: None when the
@@ -157,9 +164,11 @@ mod tests {
 
     #[test]
     fn a_renamed_field_is_still_the_declared_columns_field_and_a_dropped_one_is_an_error() {
+        let ids = BTreeMap::from([("currency".to_string(), 4), ("id".to_string(), 1)]);
         let binding = ColumnBinding {
             table: "t".into(),
-            ids: BTreeMap::from([("currency".into(), 4), ("id".into(), 1)]),
+            json: serde_json::to_string(&ids).expect("json"),
+            ids,
         };
         let renamed = schema(&[(1, "id"), (4, "ccy")]);
         let f = binding

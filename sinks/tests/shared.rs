@@ -137,7 +137,7 @@ async fn written(table: &Table, spec: &TableSpec, from: i64, to: i64) -> CommitR
         properties: BTreeMap::new(),
         id: None,
         commit_interval: Duration::from_secs(1),
-        table_properties: [(binding_property(JOB), binding.to_json())].into(),
+        table_properties: [(binding_property(JOB), binding.to_json().to_string())].into(),
         adopted: OffsetMap::new(),
         written_with: Some(table.metadata().current_schema().clone()),
     }

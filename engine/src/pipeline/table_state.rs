@@ -323,6 +323,8 @@ impl TableState {
             Some(w) => w.close().await?,
             None => vec![],
         };
+        // The newest state any committer of this table in this process has seen.
+        let base = self.newest.newest(self.table.clone());
         let req = CommitRequest {
             job: self.job.clone(),
             files,
@@ -331,7 +333,7 @@ impl TableState {
             properties: self.summary_properties(),
             id: None,
             commit_interval: self.options.commit_interval,
-            table_properties: self.binding_to_store(),
+            table_properties: self.binding_to_store(&base),
             adopted: self.adopted.clone(),
             written_with: self.writer_schema.take(),
         };
@@ -341,12 +343,7 @@ impl TableState {
         let (table, outcome) = noting_waits(
             "the commit",
             &name,
-            commit(
-                &self.catalog,
-                self.newest.newest(self.table.clone()),
-                &req,
-                policy,
-            ),
+            commit(&self.catalog, base, &req, policy),
         )
         .await
         .inspect_err(|e| note_failure(&name, e))?;
@@ -375,13 +372,15 @@ impl TableState {
         Ok(outcome)
     }
 
-    /// The column binding as a table property, unless the table stores it already.
-    fn binding_to_store(&self) -> BTreeMap<String, String> {
-        let table = self.newest.newest(self.table.clone());
-        if self.binding.is_stored(table.metadata(), &self.job) {
+    /// The column binding as a table property, unless `base` stores it already.
+    fn binding_to_store(&self, base: &Table) -> BTreeMap<String, String> {
+        if self.binding.is_stored(base.metadata(), &self.job) {
             return BTreeMap::new();
         }
-        BTreeMap::from([(binding_property(&self.job), self.binding.to_json())])
+        BTreeMap::from([(
+            binding_property(&self.job),
+            self.binding.to_json().to_string(),
+        )])
     }
 
     /// Notes the lookup table versions that rows written since the last commit were
