@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use arrow_array::RecordBatch;
 use floe_catalog::TopicPartition;
 use floe_engine::source::consumer_config;
-use floe_engine::source::decode::{DecodePlan, PendingRecords, decode};
+use floe_formats::{DecodePlan, PendingRecords, decode};
 use floe_sql::job::SourceDef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};

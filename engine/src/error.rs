@@ -103,9 +103,9 @@ pub enum EngineError {
     },
     /// A record's writer schema adds columns to its source: the end of a run rather
     /// than a failure; the job plans again before it reads the record
-    /// (`source::evolution`).
+    /// (`floe_formats::evolution`).
     #[error("{0}")]
-    SchemaChanged(Box<crate::source::evolution::SchemaChange>),
+    SchemaChanged(Box<floe_formats::evolution::SchemaChange>),
     /// A lookup table cannot be used as it is.
     #[error("lookup table {table}: {message}")]
     Lookup {
@@ -122,6 +122,34 @@ pub enum EngineError {
     /// Anything else, described.
     #[error("{0}")]
     Other(String),
+}
+
+impl From<floe_formats::FormatError> for EngineError {
+    fn from(e: floe_formats::FormatError) -> Self {
+        use floe_formats::FormatError as F;
+        match e {
+            F::Source {
+                source_name,
+                message,
+            } => Self::Kafka {
+                source_name,
+                message,
+            },
+            F::Decode {
+                tp,
+                offset,
+                message,
+            } => Self::Decode {
+                tp,
+                offset,
+                message,
+            },
+            F::SchemaChanged(change) => Self::SchemaChanged(change),
+            F::EmbeddedRegistry(message) => {
+                Self::Other(format!("embedded schema registry: {message}"))
+            }
+        }
+    }
 }
 
 /// Result type of the engine.

@@ -105,10 +105,10 @@ pub fn read_writer_schemas(job: &mut JobFile) -> Result<()> {
         if let Some(feed) = &source.kafka.embedded {
             crate::embedded::avro_feed::register_for(source, feed)?;
         }
-        let plan = crate::source::decode::DecodePlan::new(source)?;
+        let plan = floe_formats::DecodePlan::new(source)?;
         if source.columns_from_schema {
             let (value, version) = plan.schema_columns(source)?;
-            let keys = crate::source::keys::key_columns_from_schema(source, &value)?;
+            let keys = floe_formats::key_columns_from_schema(source, &value)?;
             source.take_payload_columns(keys.into_iter().chain(value).collect(), version);
         } else {
             plan.check_schemas(source)?;

@@ -51,7 +51,7 @@ fn register(url: &str, topic: &str, feed: Feed, dirty_every: Option<u64>) -> Res
         ca_location: None,
         subject: SubjectName::Topic,
     };
-    let registry = crate::source::registry::client_for(&options)
+    let registry = floe_formats::registry::client_for(&options)
         .map_err(|e| EngineError::Other(e.to_string()))?;
     registry
         .register(&SubjectName::Topic.subject(topic), schema)

@@ -41,7 +41,7 @@ use crate::error::{EngineError, Result};
 use crate::pipeline::rules::{row_numbers, run_insert, without_row_column};
 use crate::pipeline::{lane_job, lane_start};
 use crate::setup::{catalog_of, load_job_for_catalogs, open_catalogs, table_ident};
-use crate::source::decode::{DecodePlan, PendingRecords, decode};
+use floe_formats::{DecodePlan, PendingRecords, decode};
 
 /// Which dead letters to replay.
 #[derive(Debug, Clone, Default)]

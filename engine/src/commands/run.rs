@@ -21,7 +21,7 @@ use crate::setup::{
     plan_job, table_ident,
 };
 use crate::shutdown;
-use crate::source::evolution::{SchemaChange, SchemaMemory};
+use floe_formats::evolution::{SchemaChange, SchemaMemory};
 
 /// Settings from the command line.
 #[derive(Debug, Clone)]

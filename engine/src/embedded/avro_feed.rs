@@ -111,7 +111,7 @@ pub fn register_for(s: &SourceDef, feed: &EmbeddedFeed) -> Result<Option<u32>> {
         return refuse("through the embedded registry only ('avro-confluent.url' = 'embedded')");
     }
     let subject = registry.subject.subject(&s.kafka.topic);
-    let server = super::registry::embedded()?;
+    let server = floe_formats::embedded_registry::embedded()?;
     let id = server.register(&subject, ORDER_SCHEMA)?;
     Ok(Some(id))
 }

@@ -5,4 +5,3 @@ pub mod avro_feed;
 pub mod broker;
 pub mod generator;
 pub mod nexmark;
-pub mod registry;

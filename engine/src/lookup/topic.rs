@@ -40,7 +40,7 @@ use crate::error::{EngineError, Result};
 use crate::observe::metrics;
 use crate::source::client_log::{QuietContext, Throttle};
 use crate::source::consumer_config;
-use crate::source::decode::{DecodePlan, PendingRecords, decode};
+use floe_formats::{DecodePlan, PendingRecords, decode};
 
 /// How long reading a topic to its end may go without a record before the job gives up.
 const STALL_LIMIT: Duration = Duration::from_secs(60);

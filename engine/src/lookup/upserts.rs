@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{ArrowError, SchemaRef};
 
-use crate::source::decode::{BadRecord, Decoded, PendingRecords};
+use floe_formats::{BadRecord, Decoded, PendingRecords};
 
 /// Snapshots are taken early (without installing them) once the store holds this many
 /// rows more than twice the live ones, so that reading a long topic's history to its end

@@ -28,9 +28,9 @@ use super::rules::{Violation, row_numbers, run_insert, without_row_column};
 use super::table_state::TableState;
 use crate::error::{EngineError, Result};
 use crate::observe::{health, metrics};
-use crate::source::evolution::{SchemaChange, SchemaMemory, watch_for};
 use crate::source::start::common_offsets;
 use crate::source::{KafkaSource, SourceBatch, SourceEvent};
+use floe_formats::evolution::{SchemaChange, SchemaMemory, watch_for};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ pub struct Ended {
     /// What the run read, wrote and committed.
     pub counters: Counters,
     /// Set when a record's writer schema adds columns: everything before it is
-    /// committed, and the job plans again (`source::evolution`).
+    /// committed, and the job plans again (`floe_formats::evolution`).
     pub schema_change: Option<SchemaChange>,
 }
 

@@ -23,9 +23,9 @@ use tracing::{debug, warn};
 
 use super::client_log::Throttle;
 use super::context::{FloeContext, Handshake, SourceShared};
-use super::decode::{BadRecord, DecodePlan, PendingRecords, decode};
-use super::evolution::{SchemaChange, SchemaWatch};
 use crate::error::{EngineError, Result};
+use floe_formats::evolution::{SchemaChange, SchemaWatch};
+use floe_formats::{BadRecord, DecodePlan, PendingRecords, decode};
 
 /// Records of one partition, in offset order: decoded where they could be, raw always.
 #[derive(Debug)]
@@ -84,7 +84,7 @@ pub enum SourceEvent {
         done: Handshake,
     },
     /// A record's writer schema adds columns: the source stopped before it, and the
-    /// job plans again (`source::evolution`).
+    /// job plans again (`floe_formats::evolution`).
     SchemaChanged(SchemaChange),
     /// The source cannot go on.
     Failed(EngineError),
@@ -338,11 +338,11 @@ impl Worker {
             }
             // Nothing of this partition from these records on is sent: the job plans
             // again and reads them from the tables' offsets.
-            Err(EngineError::SchemaChanged(change)) => {
+            Err(floe_formats::FormatError::SchemaChanged(change)) => {
                 let _ = self.tx.blocking_send(SourceEvent::SchemaChanged(*change));
                 return Ok(false);
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let ev = SourceEvent::Batch(SourceBatch {
             source: self.index,

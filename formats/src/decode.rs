@@ -8,7 +8,6 @@
 //! ones are returned with their kind and reason, for the tables' policies to handle.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use arrow_array::builder::{BinaryBuilder, StringBuilder};
 use arrow_array::{
@@ -16,450 +15,19 @@ use arrow_array::{
     TimestampMicrosecondArray, UInt32Array,
 };
 use arrow_json::ReaderBuilder;
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use arrow_select::concat::concat_batches;
 use arrow_select::filter::filter_record_batch;
 use floe_catalog::TopicPartition;
-use floe_sql::job::{
-    AvroSchemaSource, MetadataKey, SourceColumn, SourceDef, SourceFormat, SubjectName,
-    ViolationKind,
-};
-use floe_sql::plan::slot_schema;
+use floe_sql::job::{MetadataKey, ViolationKind};
 
-use tracing::{info, warn};
-
-use super::avro::{AvroPayload, WriterSchemas};
-use super::evolution::{SchemaWatch, Verdict};
-use super::framing::HEADER_LEN;
-use super::framing::schema_id;
-use super::json_schema::JsonSchemas;
-use super::json_values::JsonValues;
-use super::keys::{KeyPlan, decode_keys};
-use super::protobuf::ProtobufPayload;
-use super::registry::{Lookup, RegisteredSchema, Registry, RegistryError, client_for};
-use super::value_failure::ValueFailure;
-use crate::error::{EngineError, Result};
-
-/// What the decoder needs to know about a source.
-#[derive(Debug, Clone)]
-pub struct DecodePlan {
-    /// The payload columns, all nullable: NOT NULL is checked after decoding, over the
-    /// whole batch at once, so a missing field isolates one record rather than failing all.
-    payload: SchemaRef,
-    /// How the payload is read and brought to its declared types (numbers in timestamp
-    /// columns, rounding of decimals).
-    values: JsonValues,
-    /// Indices (in `payload`) and names of the payload columns declared NOT NULL.
-    required: Vec<(usize, String)>,
-    /// The slot schema: the source's columns, then the row column.
-    full: SchemaRef,
-    /// For each source column: where it comes from.
-    columns: Vec<ColumnSource>,
-    utf8_keys: bool,
-    max_record_bytes: Option<u64>,
-    /// How record values are framed and decoded.
-    format: Payload,
-    /// The schema registry client of a registry format.
-    registry: Option<Arc<Registry>>,
-    /// How the columns of `'key.fields'` are read from record keys.
-    key: Option<Arc<KeyPlan>>,
-    /// Writer schemas that add columns end the run (`source::evolution`).
-    watch: Option<Arc<SchemaWatch>>,
-}
-
-/// How a source's record values are decoded.
-#[derive(Debug, Clone)]
-enum Payload {
-    /// JSON text, by arrow-json; `framed`: behind the Confluent header, its JSON Schema
-    /// in a registry (`json-confluent`).
-    Json { framed: Option<Arc<JsonSchemas>> },
-    /// Avro datums (`avro-confluent`, `avro`).
-    Avro(Arc<AvroPayload>),
-    /// Protobuf messages (`protobuf-confluent`).
-    Protobuf(Arc<ProtobufPayload>),
-}
-
-#[derive(Debug, Clone)]
-enum ColumnSource {
-    Payload(usize),
-    Meta(MetadataKey, DataType),
-    /// The key plan's column at this index.
-    Key(usize),
-}
-
-impl DecodePlan {
-    /// The plan for `source`; a source in a registry format gets its registry client.
-    pub fn new(source: &SourceDef) -> Result<Self> {
-        let mut payload_fields = vec![];
-        let mut required = vec![];
-        let key_fields = source.kafka.key.as_ref().map(|k| k.fields.as_slice());
-        let key_index = |name: &str| key_fields.and_then(|f| f.iter().position(|k| k == name));
-        let columns = source
-            .columns
-            .iter()
-            .map(|c| match (c.metadata, key_index(&c.name)) {
-                (Some(k), _) => ColumnSource::Meta(k, c.data_type.clone()),
-                (None, Some(i)) => ColumnSource::Key(i),
-                (None, None) => {
-                    let i = payload_fields.len();
-                    if !c.nullable {
-                        required.push((i, c.name.clone()));
-                    }
-                    payload_fields.push(Field::new(&c.name, c.data_type.clone(), true));
-                    ColumnSource::Payload(i)
-                }
-            })
-            .collect();
-        let payload = Arc::new(Schema::new(payload_fields));
-        let kafka_error = |message| EngineError::Kafka {
-            source_name: source.name.clone(),
-            message,
-        };
-        let registry = match &source.kafka.registry {
-            Some(options) => Some(client_for(options).map_err(|e| kafka_error(e.to_string()))?),
-            None => None,
-        };
-        let format = payload_format(source, registry.as_ref(), &payload).map_err(kafka_error)?;
-        let key = match source.key_source() {
-            Some(key_source) => Some(Arc::new(KeyPlan {
-                plan: DecodePlan::new(&key_source)?,
-                source: key_source,
-            })),
-            None => None,
-        };
-        Ok(Self {
-            values: JsonValues::new(&payload, source.kafka.timestamp_numbers),
-            format,
-            payload,
-            required,
-            full: slot_schema(&source.schema()),
-            utf8_keys: source
-                .columns
-                .iter()
-                .any(|c| c.metadata == Some(MetadataKey::Key) && c.data_type == DataType::Utf8),
-            max_record_bytes: source.kafka.max_record_bytes,
-            columns,
-            registry,
-            key,
-            watch: None,
-        })
-    }
-
-    /// Makes records whose writer schema adds columns end the run, and records of a
-    /// refused writer schema bad records (`source::evolution`).
-    pub fn watch_schemas(&mut self, watch: SchemaWatch) {
-        self.watch = Some(Arc::new(watch));
-    }
-
-    /// What the writer schema of `value` means for the plan: Fits for values without
-    /// a registry schema id, or whose schema the format's own precheck will refuse.
-    fn verdict(&self, watch: &SchemaWatch, value: &[u8]) -> Result<Verdict, RegistryError> {
-        let (Some(registry), Ok(id)) = (&self.registry, schema_id(value)) else {
-            return Ok(Verdict::Fits);
-        };
-        if let Some(v) = watch.known(id) {
-            return Ok(v);
-        }
-        let Lookup::Found(schema) = registry.schema(id)? else {
-            return Ok(Verdict::Fits);
-        };
-        let fields = match &self.format {
-            Payload::Json { framed: None } => return Ok(Verdict::Fits),
-            Payload::Json { framed: Some(_) } => JsonSchemas::fields_of(&schema),
-            Payload::Avro(a) => a.fields_of(&schema),
-            Payload::Protobuf(p) => p.fields_of(&schema),
-        };
-        let Ok(fields) = fields else {
-            return Ok(Verdict::Fits);
-        };
-        let version = registry.version_in(id, watch.subject())?;
-        Ok(watch.judge(id, version, &fields))
-    }
-
-    /// The counters of lookups waiting for a schema id the registry does not know yet,
-    /// of the value's and the key's registries (see [`Registry::unknown_waits`]).
-    pub fn unknown_id_waits(&self) -> Vec<Arc<std::sync::atomic::AtomicUsize>> {
-        let mut out: Vec<_> = self.registry.iter().map(|r| r.unknown_waits()).collect();
-        if let Some(k) = &self.key {
-            out.extend(k.plan.unknown_id_waits());
-        }
-        out
-    }
-
-    /// Makes decoding stop waiting for an unavailable schema registry once `stop` is
-    /// set (see [`Registry::give_up_when`]).
-    pub fn give_up_when(&self, stop: Arc<AtomicBool>) {
-        if let Some(k) = &self.key {
-            k.plan.give_up_when(stop.clone());
-        }
-        if let Some(r) = &self.registry {
-            r.give_up_when(stop);
-        }
-    }
-
-    /// Checks a registry or Avro source's declared columns against its writer schema
-    /// (a registry source: its subject's latest), and its key columns against the
-    /// key's, before any record is read; plain JSON passes.
-    pub fn check_schemas(&self, source: &SourceDef) -> Result<()> {
-        if let Some(k) = &self.key {
-            k.plan.check_schemas(&k.source)?;
-        }
-        self.check_value_schema(source)
-    }
-
-    fn check_value_schema(&self, source: &SourceDef) -> Result<()> {
-        let check = |subject: &str| match &self.format {
-            Payload::Json { framed: None } => Ok(None),
-            Payload::Json { framed: Some(j) } => j.check_latest(subject),
-            Payload::Avro(a) => a.check_latest(subject),
-            Payload::Protobuf(p) => p.check_latest(subject),
-        };
-        if matches!(self.format, Payload::Json { framed: None }) {
-            return Ok(());
-        }
-        let (subject, what) = subject_of(source);
-        match check(&subject) {
-            Ok(Some(version)) => {
-                info!(source = %source.name, %subject, version, "declared columns fit the writer schema");
-                Ok(())
-            }
-            Ok(None) => {
-                warn!(source = %source.name, %subject, "the schema registry has no schema under this subject yet; each writer schema is checked when its first record arrives");
-                Ok(())
-            }
-            Err(message) => Err(EngineError::Kafka {
-                source_name: source.name.clone(),
-                message: format!("{what}: {message}"),
-            }),
-        }
-    }
-
-    /// The payload columns of a source that declares none, read from its writer schema
-    /// (a registry source: its subject's latest version), in the schema's field order.
-    pub fn schema_columns(&self, source: &SourceDef) -> Result<(Vec<SourceColumn>, u32)> {
-        let (subject, what) = subject_of(source);
-        let fields = match &self.format {
-            Payload::Json { framed: None } => Ok(None),
-            Payload::Json { framed: Some(j) } => j.latest_fields(&subject),
-            Payload::Avro(a) => a.latest_fields(&subject),
-            Payload::Protobuf(p) => p.latest_fields(&subject),
-        };
-        let fail = |message: String| EngineError::Kafka {
-            source_name: source.name.clone(),
-            message: format!("{what}: {message}"),
-        };
-        let (fields, version) = fields.map_err(fail)?.ok_or_else(|| {
-            fail(
-                "the schema registry has no schema under this subject, and the source declares \
-                 no columns to read: register the schema first, or declare the columns"
-                    .into(),
-            )
-        })?;
-        let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
-        info!(source = %source.name, %subject, version, columns = %names.join(", "), "columns taken from the writer schema");
-        let columns = fields
-            .into_iter()
-            .map(|f| SourceColumn {
-                name: f.name().clone(),
-                data_type: f.data_type().clone(),
-                nullable: f.is_nullable(),
-                metadata: None,
-                pos: source.pos,
-            })
-            .collect();
-        Ok((columns, version))
-    }
-
-    /// The schema of decoded batches (the source's columns and the row column).
-    pub fn schema(&self) -> &SchemaRef {
-        &self.full
-    }
-}
-
-/// The subject whose latest schema `source` is checked against or takes its columns
-/// from (empty for plain Avro), and how errors name it.
-fn subject_of(source: &SourceDef) -> (String, String) {
-    match &source.kafka.registry {
-        Some(options) => {
-            let subject = options.subject.subject(&source.kafka.topic);
-            let what = format!("subject '{subject}'");
-            (subject, what)
-        }
-        None => (
-            String::new(),
-            "the writer schema of 'avro.schema'".to_string(),
-        ),
-    }
-}
-
-/// How `source`'s values are decoded into the `payload` columns; a source in a
-/// registry format gets its registry client.
-fn payload_format(
-    source: &SourceDef,
-    registry: Option<&Arc<Registry>>,
-    payload: &SchemaRef,
-) -> Result<Payload, String> {
-    let k = &source.kafka;
-    let registry = || {
-        registry
-            .cloned()
-            .ok_or_else(|| "the source has no schema registry options".to_string())
-    };
-    let avro = |schemas| {
-        Payload::Avro(Arc::new(AvroPayload::new(
-            schemas,
-            payload.clone(),
-            k.batch_records,
-        )))
-    };
-    Ok(match k.format {
-        SourceFormat::Json => Payload::Json { framed: None },
-        SourceFormat::JsonConfluent => Payload::Json {
-            framed: Some(Arc::new(JsonSchemas::new(registry()?, payload.clone()))),
-        },
-        SourceFormat::ProtobufConfluent => {
-            let record = k.registry.as_ref().and_then(|r| match &r.subject {
-                SubjectName::Record(n) | SubjectName::TopicRecord(n) => Some(n.clone()),
-                _ => None,
-            });
-            Payload::Protobuf(Arc::new(ProtobufPayload::new(
-                registry()?,
-                payload.clone(),
-                record,
-            )))
-        }
-        SourceFormat::AvroConfluent => avro(WriterSchemas::Registry(registry()?)),
-        SourceFormat::Avro => avro(fixed_avro_schema(k.avro_schema.as_ref())?),
-    })
-}
-
-/// The writer schema of a plain Avro source.
-fn fixed_avro_schema(schema: Option<&AvroSchemaSource>) -> Result<WriterSchemas, String> {
-    match schema {
-        Some(schema) => {
-            let text = match schema {
-                AvroSchemaSource::Inline(text) => text.clone(),
-                AvroSchemaSource::File(path) => std::fs::read_to_string(path)
-                    .map_err(|e| format!("'avro.schema-file' = '{path}': {e}"))?,
-            };
-            Ok(WriterSchemas::Fixed(Arc::new(RegisteredSchema {
-                id: 0,
-                text,
-                kind: "AVRO".into(),
-                version: 1,
-                references: vec![],
-            })))
-        }
-        None => Err("'format' = 'avro' has no writer schema".into()),
-    }
-}
-
-/// Records of one partition: their raw bytes, gathered for decoding and kept so that bad
-/// records can be dead-lettered as they arrived.
-#[derive(Debug, Default)]
-pub struct PendingRecords {
-    /// Values, each followed by a newline.
-    buf: Vec<u8>,
-    ends: Vec<usize>,
-    /// Offsets of the records, ascending.
-    pub offsets: Vec<i64>,
-    timestamps: Vec<Option<i64>>,
-    keys: Vec<u8>,
-    /// `(start, end)` in `keys`; None for a record without a key.
-    key_spans: Vec<Option<(usize, usize)>>,
-    /// Records without a value.
-    missing_value: Vec<bool>,
-}
-
-impl PendingRecords {
-    /// Number of records gathered.
-    pub fn len(&self) -> usize {
-        self.offsets.len()
-    }
-
-    /// True when nothing is gathered.
-    pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
-    }
-
-    /// Bytes of payload gathered.
-    pub fn bytes(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// Adds a record.
-    pub fn push(
-        &mut self,
-        offset: i64,
-        timestamp: Option<i64>,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-    ) {
-        if let Some(v) = value {
-            self.buf.extend_from_slice(v);
-        }
-        self.buf.push(b'\n');
-        self.ends.push(self.buf.len());
-        self.offsets.push(offset);
-        self.timestamps.push(timestamp);
-        self.missing_value.push(value.is_none());
-        self.key_spans.push(key.map(|k| {
-            let start = self.keys.len();
-            self.keys.extend_from_slice(k);
-            (start, self.keys.len())
-        }));
-    }
-
-    /// Where record `i` starts in the gathered buffer.
-    fn start(&self, i: usize) -> usize {
-        if i == 0 { 0 } else { self.ends[i - 1] }
-    }
-
-    /// The value of record `i` (None when the record had none).
-    pub fn value(&self, i: usize) -> Option<&[u8]> {
-        (!self.missing_value[i]).then(|| &self.buf[self.start(i)..self.ends[i] - 1])
-    }
-
-    /// The key of record `i`.
-    pub fn key(&self, i: usize) -> Option<&[u8]> {
-        self.key_spans[i].map(|(s, e)| &self.keys[s..e])
-    }
-
-    /// The Kafka timestamp of record `i`, in milliseconds.
-    pub fn timestamp(&self, i: usize) -> Option<i64> {
-        self.timestamps[i]
-    }
-
-    /// The newest Kafka timestamp (epoch milliseconds) of the gathered records.
-    pub fn newest_timestamp(&self) -> Option<i64> {
-        self.timestamps.iter().flatten().max().copied()
-    }
-
-    /// The bytes of records `from..to`, newline-separated, for one decoder pass.
-    fn span(&self, from: usize, to: usize) -> &[u8] {
-        &self.buf[self.start(from)..self.ends[to - 1]]
-    }
-}
-
-/// A record that could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadRecord {
-    /// Its index among the batch's records.
-    pub index: usize,
-    /// What kind of bad.
-    pub kind: ViolationKind,
-    /// Why.
-    pub message: String,
-}
-
-/// The outcome of decoding one partition's records.
-#[derive(Debug)]
-pub struct Decoded {
-    /// The good records' rows, with [`floe_sql::ROW_COLUMN`] naming their record index.
-    pub batch: RecordBatch,
-    /// The bad records, by index.
-    pub bad: Vec<BadRecord>,
-}
+use crate::error::{FormatError, Result};
+use crate::evolution::Verdict;
+use crate::framing::HEADER_LEN;
+use crate::keys::{key_records, take_keyed};
+use crate::plan::{ColumnSource, DecodePlan, Payload};
+use crate::records::{BadRecord, Decoded, PendingRecords, as_rows};
+use crate::value_failure::ValueFailure;
 
 fn decode_bytes(schema: &SchemaRef, bytes: &[u8], rows: usize) -> Result<RecordBatch, String> {
     let mut decoder = ReaderBuilder::new(schema.clone())
@@ -643,7 +211,7 @@ fn precheck(
     if let Some(watch) = &plan.watch {
         let verdict = plan
             .verdict(watch, value)
-            .map_err(|e| EngineError::Decode {
+            .map_err(|e| FormatError::Decode {
                 tp: tp.clone(),
                 offset: recs.offsets[i],
                 message: e.to_string(),
@@ -651,7 +219,7 @@ fn precheck(
         match verdict {
             Verdict::Fits => {}
             Verdict::Refused(reason) => return bad(ViolationKind::Type, reason),
-            Verdict::Adds(change) => return Err(EngineError::SchemaChanged(Box::new(change))),
+            Verdict::Adds(change) => return Err(FormatError::SchemaChanged(Box::new(change))),
         }
     }
     let failure = match &plan.format {
@@ -663,7 +231,7 @@ fn precheck(
     match failure {
         Some(Ok(f)) => return bad(f.kind, f.message),
         Some(Err(e)) => {
-            return Err(EngineError::Decode {
+            return Err(FormatError::Decode {
                 tp: tp.clone(),
                 offset: recs.offsets[i],
                 message: e.to_string(),
@@ -710,7 +278,7 @@ pub fn decode(plan: &DecodePlan, tp: &TopicPartition, recs: &PendingRecords) -> 
     }
     decode_range(plan, recs, run_start, n, &mut good, &mut bad);
 
-    let internal = |e: arrow_schema::ArrowError| EngineError::Decode {
+    let internal = |e: arrow_schema::ArrowError| FormatError::Decode {
         tp: tp.clone(),
         offset: recs.offsets.first().copied().unwrap_or(-1),
         message: e.to_string(),
@@ -755,7 +323,10 @@ pub fn decode(plan: &DecodePlan, tp: &TopicPartition, recs: &PendingRecords) -> 
     };
     let (payload, rows, keys) = match &plan.key {
         Some(k) => {
-            let (payload, rows, keys) = decode_keys(&k.plan, tp, recs, payload, rows, &mut bad)?;
+            let (key_recs, at) = key_records(recs, &rows, &mut bad);
+            let decoded = decode(&k.plan, tp, &key_recs)?;
+            let (payload, rows, keys) =
+                take_keyed(tp, recs, (payload, rows), (decoded, at), &mut bad)?;
             (payload, rows, Some(keys))
         }
         None => (payload, rows, None),
@@ -769,7 +340,7 @@ pub fn decode(plan: &DecodePlan, tp: &TopicPartition, recs: &PendingRecords) -> 
             (ColumnSource::Meta(key, ty), _) => meta_column(*key, ty, tp, recs, &rows),
             (ColumnSource::Key(i), Some(keys)) => keys.column(*i).clone(),
             (ColumnSource::Key(_), None) => {
-                return Err(EngineError::Decode {
+                return Err(FormatError::Decode {
                     tp: tp.clone(),
                     offset: recs.offsets.first().copied().unwrap_or(-1),
                     message: "a key column without a key plan".into(),
@@ -780,15 +351,6 @@ pub fn decode(plan: &DecodePlan, tp: &TopicPartition, recs: &PendingRecords) -> 
     cols.push(Arc::new(rows));
     let batch = RecordBatch::try_new(plan.full.clone(), cols).map_err(internal)?;
     Ok(Decoded { batch, bad })
-}
-
-/// `array` as record indexes (the row column's type; empty if it is not that).
-pub(super) fn as_rows(array: &dyn Array) -> UInt32Array {
-    array
-        .as_any()
-        .downcast_ref::<UInt32Array>()
-        .cloned()
-        .unwrap_or_else(|| UInt32Array::from(Vec::<u32>::new()))
 }
 
 /// Rows where a NOT NULL payload column is null, or None when there are none.

@@ -13,10 +13,10 @@ use floe_sql::job::ViolationKind;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
 
-use crate::source::decode::{DecodePlan, decode};
-use crate::source::test_registry::{
+use crate::test_registry::{
     self, TestRegistry, bad_kinds, bad_message, column, framed, plan_with, records,
 };
+use crate::{DecodePlan, decode};
 
 const ORDERS: &str = r#"
 syntax = "proto3";

@@ -203,7 +203,7 @@ mod tests {
         )
         .expect("lines");
         let item = Arc::new(Field::new("item", DataType::Struct(writer_line), true));
-        let offsets = datafusion::arrow::buffer::OffsetBuffer::new(vec![0, 2, 2].into());
+        let offsets = arrow_buffer::OffsetBuffer::new(vec![0, 2, 2].into());
         let list: ArrayRef =
             Arc::new(ListArray::try_new(item, offsets, Arc::new(lines), None).expect("list"));
         let declared_line = vec![

@@ -465,21 +465,33 @@ impl Registry {
     }
 }
 
-/// The client for a source's registry options; `embedded` starts (once) and names the
-/// registry this process serves.
+/// The client for a source's registry options; `embedded` names the registry this
+/// process serves (started once, on first use), in a build that has it.
 pub fn client_for(options: &RegistryOptions) -> Result<Arc<Registry>, RegistryError> {
     let url = if options.is_embedded() {
-        crate::embedded::registry::embedded()
-            .map_err(|e| RegistryError::Refused {
-                url: options.url.clone(),
-                message: e.to_string(),
-            })?
-            .url()
-            .to_string()
+        embedded_url(options)?
     } else {
         options.url.clone()
     };
     Registry::new(options, &url).map(Arc::new)
+}
+
+#[cfg(any(test, feature = "embedded-registry"))]
+fn embedded_url(options: &RegistryOptions) -> Result<String, RegistryError> {
+    crate::embedded_registry::embedded()
+        .map(|server| server.url().to_string())
+        .map_err(|e| RegistryError::Refused {
+            url: options.url.clone(),
+            message: e.to_string(),
+        })
+}
+
+#[cfg(not(any(test, feature = "embedded-registry")))]
+fn embedded_url(options: &RegistryOptions) -> Result<String, RegistryError> {
+    Err(RegistryError::Refused {
+        url: options.url.clone(),
+        message: "this build of Floe has no embedded schema registry".into(),
+    })
 }
 
 /// What an HTTP answer means for a lookup.
@@ -619,7 +631,7 @@ mod tests {
 
     #[test]
     fn an_id_registered_while_it_is_asked_for_is_found() {
-        let registry = crate::source::test_registry::registry_with(&[], &[]);
+        let registry = crate::test_registry::registry_with(&[], &[]);
         let client = client_of(registry.server.url());
         let waits = client.unknown_waits();
         std::thread::scope(|s| {
@@ -641,7 +653,7 @@ mod tests {
 
     #[test]
     fn an_unknown_id_is_bad_after_its_wait_and_found_once_registered() {
-        let registry = crate::source::test_registry::registry_with(&[], &[]);
+        let registry = crate::test_registry::registry_with(&[], &[]);
         let client =
             client_of(registry.server.url()).with_unknown_id_wait(Duration::from_millis(300));
         let started = Instant::now();

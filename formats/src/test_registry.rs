@@ -3,9 +3,9 @@
 
 use floe_sql::job::{SourceDef, ViolationKind};
 
-use crate::embedded::registry::store::{RegistryState, StoredSchema};
-use crate::embedded::registry::{RegistryServer, ServerOptions};
-use crate::source::decode::{DecodePlan, Decoded, PendingRecords};
+use crate::embedded_registry::store::{RegistryState, StoredSchema};
+use crate::embedded_registry::{RegistryServer, ServerOptions};
+use crate::{DecodePlan, Decoded, PendingRecords};
 
 /// A registry server and the directory of its state.
 pub struct TestRegistry {

@@ -10,7 +10,7 @@
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor, Value};
 
-use crate::source::conform::fits;
+use crate::conform::fits;
 
 /// How the wire value of one field becomes a column value.
 #[derive(Debug, Clone)]

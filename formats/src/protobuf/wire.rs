@@ -12,12 +12,12 @@ use arrow_array::builder::{
 };
 use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, ListArray, MapArray, RecordBatch, StructArray, new_null_array};
+use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Schema};
-use datafusion::arrow::buffer::OffsetBuffer;
 use prost_reflect::Value;
 
 use super::plan::{ColumnPlan, FieldKind, MessagePlan, Natural, Shape};
-use crate::source::framing::varint;
+use crate::framing::varint;
 
 /// One field's value as it stands in the message.
 #[derive(Debug, Clone, Copy)]

@@ -3,39 +3,27 @@
 //! of their own, by the decode plan of the source that [`SourceDef::key_source`] makes,
 //! so keys get everything values get (registry formats, bad records isolated by
 //! halving, NOT NULL checks). A record whose key is missing or bad is a bad record.
+//!
+//! [`key_records`] gathers the keys as records; the decoder decodes them with the key
+//! plan; [`take_keyed`] keeps the rows whose key decoded and returns the key columns.
+//!
+//! [`SourceDef::key_source`]: floe_sql::job::SourceDef::key_source
 
 use arrow_array::{RecordBatch, UInt32Array};
 use floe_catalog::TopicPartition;
-use floe_sql::job::{SourceColumn, SourceDef, ViolationKind};
+use floe_sql::job::ViolationKind;
 
-use super::decode::{BadRecord, DecodePlan, PendingRecords, as_rows, decode};
-use crate::error::{EngineError, Result};
+use crate::error::{FormatError, Result};
+use crate::records::{BadRecord, Decoded, PendingRecords, as_rows};
 
-/// The decoding of record keys: the plan of a source whose values are the keys.
-#[derive(Debug)]
-pub struct KeyPlan {
-    pub plan: DecodePlan,
-    pub source: SourceDef,
-}
-
-/// Decodes the keys of the decoded `payload` rows (record indexes `rows`) with the key
-/// plan: returns the rows whose key decoded, their record indexes, and the key columns
-/// (in `'key.fields'` order). A record whose key is missing or does not decode is a
-/// bad record, pushed to `bad`, as a bad value would be.
-pub fn decode_keys(
-    key: &DecodePlan,
-    tp: &TopicPartition,
+/// The keys of the decoded rows (record indexes `rows`), as the values of records of
+/// their own, and for each key its row among `rows`. A record without a key is a bad
+/// record, pushed to `bad`.
+pub(crate) fn key_records(
     recs: &PendingRecords,
-    payload: RecordBatch,
-    rows: UInt32Array,
+    rows: &UInt32Array,
     bad: &mut Vec<BadRecord>,
-) -> Result<(RecordBatch, UInt32Array, RecordBatch)> {
-    let internal = |e: arrow_schema::ArrowError| EngineError::Decode {
-        tp: tp.clone(),
-        offset: recs.offsets.first().copied().unwrap_or(-1),
-        message: e.to_string(),
-    };
-    // The keys as the values of records of their own; `at[j]` is key j's payload row.
+) -> (PendingRecords, Vec<u32>) {
     let mut keys = PendingRecords::default();
     let mut at: Vec<u32> = Vec::with_capacity(rows.len());
     for (j, record) in rows.values().iter().enumerate() {
@@ -52,7 +40,25 @@ pub fn decode_keys(
             }),
         }
     }
-    let decoded = decode(key, tp, &keys)?;
+    (keys, at)
+}
+
+/// Keeps the `payload` rows whose key decoded (`decoded`, the keys gathered by
+/// [`key_records`] with their rows `at`): returns those rows, their record indexes and
+/// the key columns (in `'key.fields'` order). A key that did not decode makes its record
+/// a bad record, pushed to `bad`, as a bad value would.
+pub(crate) fn take_keyed(
+    tp: &TopicPartition,
+    recs: &PendingRecords,
+    (payload, rows): (RecordBatch, UInt32Array),
+    (decoded, at): (Decoded, Vec<u32>),
+    bad: &mut Vec<BadRecord>,
+) -> Result<(RecordBatch, UInt32Array, RecordBatch)> {
+    let internal = |e: arrow_schema::ArrowError| FormatError::Decode {
+        tp: tp.clone(),
+        offset: recs.offsets.first().copied().unwrap_or(-1),
+        message: e.to_string(),
+    };
     for b in decoded.bad {
         bad.push(BadRecord {
             index: rows.value(at[b.index] as usize) as usize,
@@ -76,53 +82,14 @@ pub fn decode_keys(
     Ok((payload, rows, keys))
 }
 
-/// The key columns of a source that takes its columns from its schemas: the fields of
-/// the key's writer schema (a registry key: its subject's latest) that `'key.fields'`
-/// names, behind `'key.fields-prefix'`, in that order. `value` are the columns taken
-/// from the value's schema: a key column may not share a name with one of them.
-pub fn key_columns_from_schema(
-    source: &SourceDef,
-    value: &[SourceColumn],
-) -> Result<Vec<SourceColumn>> {
-    let (Some(key), Some(key_source)) = (source.kafka.key.as_ref(), source.key_source()) else {
-        return Ok(vec![]);
-    };
-    let (fields, version) = DecodePlan::new(&key_source)?.schema_columns(&key_source)?;
-    let fail = |message: String| EngineError::Kafka {
-        source_name: source.name.clone(),
-        message,
-    };
-    let mut out = vec![];
-    for name in &key.fields {
-        let field = name.strip_prefix(key.prefix.as_str()).unwrap_or(name);
-        let Some(f) = fields.iter().find(|f| f.name == field) else {
-            let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
-            return Err(fail(format!(
-                "'key.fields' names '{name}', but version {version} of the key's schema has no \
-                 field '{field}' (its fields: {})",
-                names.join(", ")
-            )));
-        };
-        if value.iter().any(|c| &c.name == name) {
-            return Err(fail(format!(
-                "column '{name}' is both a key column ('key.fields') and a field of the value's \
-                 schema; set 'key.fields-prefix' to tell them apart"
-            )));
-        }
-        out.push(SourceColumn {
-            name: name.clone(),
-            ..f.clone()
-        });
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use arrow_array::{Array, Int64Array, StringArray};
     use floe_sql::{EnvVariables, parse_job};
 
     use super::*;
+    use crate::decode::decode;
+    use crate::plan::{DecodePlan, key_columns_from_schema};
 
     /// Source `s (k_id BIGINT NOT NULL, name VARCHAR)`, `k_id` from JSON keys.
     fn plan() -> DecodePlan {
@@ -200,12 +167,12 @@ mod tests {
     fn avro(schema: &str, id: u32, value: apache_avro::types::Value) -> Vec<u8> {
         let schema = apache_avro::Schema::parse_str(schema).expect("schema");
         let datum = apache_avro::to_avro_datum(&schema, value).expect("datum");
-        crate::source::test_registry::framed(id, &datum)
+        crate::test_registry::framed(id, &datum)
     }
 
     #[test]
     fn a_source_without_columns_takes_its_key_columns_from_the_keys_schema() {
-        use crate::source::test_registry::{registry_with, source_without_columns};
+        use crate::test_registry::{registry_with, source_without_columns};
         use apache_avro::types::Value as Avro;
         let r = registry_with(
             &[("AVRO", VALUE), ("AVRO", KEY)],

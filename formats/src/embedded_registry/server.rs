@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::store::RegistryState;
-use crate::error::{EngineError, Result};
+use crate::error::{FormatError, Result};
 
 /// The largest request (head and body) read.
 const MAX_REQUEST: usize = 4 << 20;
@@ -52,12 +52,11 @@ impl RegistryServer {
     pub fn start(options: ServerOptions) -> Result<Self> {
         let state = match &options.state_file {
             Some(path) if path.exists() => {
-                let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io {
-                    path: path.display().to_string(),
-                    source,
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    FormatError::EmbeddedRegistry(format!("{}: {e}", path.display()))
                 })?;
                 serde_json::from_str(&text).map_err(|e| {
-                    EngineError::Other(format!(
+                    FormatError::EmbeddedRegistry(format!(
                         "{}: not a registry state file: {e}",
                         path.display()
                     ))
@@ -77,14 +76,14 @@ impl RegistryServer {
         });
         let listen = options.listen.unwrap_or_else(|| "127.0.0.1:0".into());
         let std_listener = std::net::TcpListener::bind(&listen).map_err(|e| {
-            EngineError::Other(format!("schema registry: cannot listen on {listen}: {e}"))
+            FormatError::EmbeddedRegistry(format!("cannot listen on {listen}: {e}"))
         })?;
         std_listener
             .set_nonblocking(true)
-            .map_err(|e| EngineError::Other(format!("schema registry: {e}")))?;
+            .map_err(|e| FormatError::EmbeddedRegistry(e.to_string()))?;
         let addr: SocketAddr = std_listener
             .local_addr()
-            .map_err(|e| EngineError::Other(format!("schema registry: {e}")))?;
+            .map_err(|e| FormatError::EmbeddedRegistry(e.to_string()))?;
         let (up, up_rx) = watch::channel(true);
         std::thread::Builder::new()
             .name("floe-registry".into())
@@ -92,7 +91,7 @@ impl RegistryServer {
                 let shared = shared.clone();
                 move || serve(std_listener, addr, shared, up_rx)
             })
-            .map_err(|e| EngineError::Other(format!("schema registry: cannot start: {e}")))?;
+            .map_err(|e| FormatError::EmbeddedRegistry(format!("cannot start: {e}")))?;
         Ok(Self {
             url: format!("http://{addr}"),
             shared,
@@ -123,7 +122,7 @@ impl RegistryServer {
             .and_then(|id| u32::try_from(id).ok())
             .filter(|_| status == 200)
             .ok_or_else(|| {
-                EngineError::Other(format!(
+                FormatError::EmbeddedRegistry(format!(
                     "schema registry: cannot register under {subject}: {answer}"
                 ))
             })

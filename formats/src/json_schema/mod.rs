@@ -304,8 +304,8 @@ mod tests {
         use floe_catalog::TopicPartition;
         use floe_sql::job::ViolationKind::{Malformed, Type};
 
-        use crate::source::decode::decode;
-        use crate::source::test_registry::{
+        use crate::decode::decode;
+        use crate::test_registry::{
             bad_kinds, bad_message, column, framed, plan_with, records, registry,
         };
 
@@ -352,7 +352,7 @@ mod tests {
 
     #[test]
     fn the_latest_schema_is_checked_before_a_record_is_read() {
-        use crate::source::test_registry::{plan_with, registry};
+        use crate::test_registry::{plan_with, registry};
 
         let r = registry(&[("JSON", ORDER), ("JSON", STRING_ID)], &[1, 2]);
         let (plan, source) = plan_with(&format!(

@@ -9,7 +9,7 @@
 //!  record's schema id, first seen ─▶ its columns vs the source's
 //!     ├─ nothing new ─────────────────────────▶ decoded as always
 //!     ├─ a new field, or a number type Iceberg promotes (int → bigint, …)
-//!     │     ─▶ the run ends before this record (`EngineError::SchemaChanged`): the
+//!     │     ─▶ the run ends before this record (`FormatError::SchemaChanged`): the
 //!     │        pipeline commits what it decoded before it, the job plans again from
 //!     │        the latest schema, evolves its tables, and reads on from the committed
 //!     │        offsets (`commands::run`); the id is then settled

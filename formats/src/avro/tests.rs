@@ -7,10 +7,10 @@ use arrow_array::{Array, Float64Array, Int64Array, StringArray, TimestampMicrose
 use floe_catalog::TopicPartition;
 use floe_sql::job::ViolationKind;
 
-use crate::source::decode::{DecodePlan, decode};
-use crate::source::test_registry::{
+use crate::test_registry::{
     self, TestRegistry, bad_kinds, bad_message, column, plan_with, records,
 };
+use crate::{DecodePlan, decode};
 
 const V1: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
     {"name": "id", "type": "long"},
@@ -270,8 +270,8 @@ fn a_source_without_columns_reads_nested_fields_as_the_schema_has_them() {
 
 #[test]
 fn a_watched_source_stops_at_a_schema_that_adds_columns_and_refuses_a_refused_one() {
-    use crate::error::EngineError;
-    use crate::source::evolution::SchemaMemory;
+    use crate::error::FormatError;
+    use crate::evolution::SchemaMemory;
     let url = |r: &TestRegistry| {
         format!(
             "'format' = 'avro-confluent', 'avro-confluent.url' = '{}'",
@@ -294,7 +294,7 @@ fn a_watched_source_stops_at_a_schema_that_adds_columns_and_refuses_a_refused_on
     let d = decode(&plan, &tp, &records(&[v1(1), v1(2)])).expect("v1 fits");
     assert_eq!(d.batch.num_rows(), 2);
     let err = decode(&plan, &tp, &records(&[v1(3), v2(4, "gift")])).expect_err("v2 adds");
-    let EngineError::SchemaChanged(change) = err else {
+    let FormatError::SchemaChanged(change) = err else {
         panic!("not a schema change: {err}");
     };
     assert_eq!((change.schema_id, change.version), (2, Some(2)));
