@@ -13,20 +13,23 @@ COPY catalog/Cargo.toml catalog/
 COPY sinks/Cargo.toml sinks/
 COPY sql/Cargo.toml sql/
 COPY formats/Cargo.toml formats/
+COPY devtools/Cargo.toml devtools/
+COPY cli/Cargo.toml cli/
 COPY engine/Cargo.toml engine/
 COPY benches/Cargo.toml benches/
 # Empty targets for every crate, so that `cargo build` compiles the dependencies only.
-RUN for c in catalog sinks sql formats; do mkdir -p "$c/src" && touch "$c/src/lib.rs"; done \
- && mkdir -p engine/src benches/src benches/benches tests/e2e \
- && touch engine/src/lib.rs tests/e2e/main.rs benches/benches/micro.rs \
- && echo 'fn main() {}' > engine/src/main.rs \
+RUN for c in catalog sinks sql formats devtools engine; do mkdir -p "$c/src" && touch "$c/src/lib.rs"; done \
+ && mkdir -p cli/src benches/src benches/benches tests/e2e \
+ && touch tests/e2e/main.rs benches/benches/micro.rs \
+ && echo 'fn main() {}' > cli/src/main.rs \
  && echo 'fn main() {}' > benches/src/main.rs \
- && cargo build --release --locked -p floe-engine --bin floe \
- && rm -rf catalog/src sinks/src sql/src formats/src engine/src benches/src
+ && cargo build --release --locked -p floe-cli --bin floe \
+ && rm -rf catalog/src sinks/src sql/src formats/src devtools/src engine/src cli/src benches/src
 COPY . .
 # The sources are newer than the placeholder builds, so only Floe's crates are rebuilt.
-RUN touch catalog/src/lib.rs sinks/src/lib.rs sql/src/lib.rs formats/src/lib.rs engine/src/lib.rs engine/src/main.rs \
- && cargo build --release --locked -p floe-engine --bin floe \
+RUN touch catalog/src/lib.rs sinks/src/lib.rs sql/src/lib.rs formats/src/lib.rs devtools/src/lib.rs \
+    engine/src/lib.rs cli/src/main.rs \
+ && cargo build --release --locked -p floe-cli --bin floe \
  && cp target/release/floe /usr/local/bin/floe
 
 # --- Runtime: the binary, CA certificates and an unprivileged user. ---

@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/floe-target}"
 scripts/python-env.sh
-cargo build --release -p floe-engine -p floe-bench
+cargo build --release -p floe-cli -p floe-bench
 exec "$CARGO_TARGET_DIR/release/floe-bench" "$@"

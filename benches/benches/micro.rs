@@ -10,9 +10,9 @@ use std::path::Path;
 use arrow_array::RecordBatch;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use floe_catalog::{CatalogConfig, CatalogKind, OffsetMap, TopicPartition, open_catalog};
-use floe_engine::embedded::avro_feed::{BID_SCHEMA, bid_avro};
-use floe_engine::embedded::nexmark::bid_json;
-use floe_formats::embedded_registry::{RegistryServer, ServerOptions};
+use floe_devtools::avro_feed::{BID_SCHEMA, bid_avro};
+use floe_devtools::nexmark::bid_json;
+use floe_devtools::registry::{RegistryServer, ServerOptions};
 use floe_formats::{DecodePlan, PendingRecords, decode};
 use floe_sinks::{
     CommitRequest, RetryPolicy, TableSpec, TableWriter, WriterConfig, commit, ensure_table,

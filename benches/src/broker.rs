@@ -13,7 +13,7 @@ pub fn floe_binary() -> Result<PathBuf> {
     let floe = me.with_file_name("floe");
     if !floe.exists() {
         bail!(
-            "{} is missing: build it first (`cargo build --release -p floe-engine -p floe-bench`, as benches/run.sh does)",
+            "{} is missing: build it first (`cargo build --release -p floe-cli -p floe-bench`, as benches/run.sh does)",
             floe.display()
         );
     }

@@ -21,8 +21,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use floe_engine::embedded::broker::retained_records;
-use floe_engine::embedded::generator::{Feed, typical_record_bytes};
+use floe_devtools::broker::retained_records;
+use floe_devtools::generator::{Feed, typical_record_bytes};
 use floe_sql::{EnvVariables, parse_job};
 use serde_json::json;
 
@@ -628,11 +628,9 @@ async fn measure_freshness(
         .join()
         .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;
     let cat = floe_job::catalog(&home).await?;
-    let ctx = floe_engine::commands::query::session_over(
-        &[("lake".to_string(), cat)].into_iter().collect(),
-    )
-    .await?;
-    let batches = floe_engine::commands::query::run_sql(
+    let ctx = floe_engine::query::session_over(&[("lake".to_string(), cat)].into_iter().collect())
+        .await?;
+    let batches = floe_engine::query::run_sql(
         &ctx,
         "SELECT kafka_partition AS p, kafka_offset AS o, CAST(kafka_ts AS BIGINT) / 1000 AS ts FROM lake.bench.fresh",
     )

@@ -145,9 +145,6 @@ impl From<floe_formats::FormatError> for EngineError {
                 message,
             },
             F::SchemaChanged(change) => Self::SchemaChanged(change),
-            F::EmbeddedRegistry(message) => {
-                Self::Other(format!("embedded schema registry: {message}"))
-            }
         }
     }
 }

@@ -64,11 +64,6 @@ pub fn load_job_for_catalogs(path: &Path) -> Result<JobFile> {
     Ok(job)
 }
 
-/// Reads, parses and plans the job file at `path`.
-pub async fn load_and_compile(path: &Path) -> Result<CompiledJob> {
-    plan_job(load_runnable_job(path)?).await
-}
-
 /// Reads and parses the job file at `path` for running it: it must name itself, and
 /// secrets written inline are warned of.
 pub fn load_runnable_job(path: &Path) -> Result<JobFile> {
@@ -101,10 +96,6 @@ pub fn read_writer_schemas(job: &mut JobFile) -> Result<()> {
     };
     let sources = job.sources.iter_mut().chain(job.lookup_topics.iter_mut());
     for source in sources.filter(avro) {
-        // The embedded generator's schema is the subject's latest once registered.
-        if let Some(feed) = &source.kafka.embedded {
-            crate::embedded::avro_feed::register_for(source, feed)?;
-        }
         let plan = floe_formats::DecodePlan::new(source)?;
         if source.columns_from_schema {
             let (value, version) = plan.schema_columns(source)?;

@@ -31,9 +31,6 @@ pub enum FormatError {
     /// it reads the record (see [`crate::evolution`]).
     #[error("{0}")]
     SchemaChanged(Box<SchemaChange>),
-    /// The in-process Schema Registry could not start, load its state or register.
-    #[error("embedded schema registry: {0}")]
-    EmbeddedRegistry(String),
 }
 
 /// Result type of the formats.

@@ -17,8 +17,6 @@
 mod avro;
 mod conform;
 mod decode;
-#[cfg(any(test, feature = "embedded-registry"))]
-pub mod embedded_registry;
 pub mod error;
 pub mod evolution;
 mod framing;

@@ -465,33 +465,18 @@ impl Registry {
     }
 }
 
-/// The client for a source's registry options; `embedded` names the registry this
-/// process serves (started once, on first use), in a build that has it.
+/// The client for a source's registry options. `'embedded'` names a registry the
+/// command line serves in its own process, and must have been replaced by its address
+/// before the job is planned.
 pub fn client_for(options: &RegistryOptions) -> Result<Arc<Registry>, RegistryError> {
-    let url = if options.is_embedded() {
-        embedded_url(options)?
-    } else {
-        options.url.clone()
-    };
-    Registry::new(options, &url).map(Arc::new)
-}
-
-#[cfg(any(test, feature = "embedded-registry"))]
-fn embedded_url(options: &RegistryOptions) -> Result<String, RegistryError> {
-    crate::embedded_registry::embedded()
-        .map(|server| server.url().to_string())
-        .map_err(|e| RegistryError::Refused {
+    if options.is_embedded() {
+        return Err(RegistryError::Refused {
             url: options.url.clone(),
-            message: e.to_string(),
-        })
-}
-
-#[cfg(not(any(test, feature = "embedded-registry")))]
-fn embedded_url(options: &RegistryOptions) -> Result<String, RegistryError> {
-    Err(RegistryError::Refused {
-        url: options.url.clone(),
-        message: "this build of Floe has no embedded schema registry".into(),
-    })
+            message: "'embedded' is served by the floe command line: run the job with `floe run`"
+                .into(),
+        });
+    }
+    Registry::new(options, &options.url).map(Arc::new)
 }
 
 /// What an HTTP answer means for a lookup.

@@ -3,9 +3,9 @@
 
 use floe_sql::job::{SourceDef, ViolationKind};
 
-use crate::embedded_registry::store::{RegistryState, StoredSchema};
-use crate::embedded_registry::{RegistryServer, ServerOptions};
 use crate::{DecodePlan, Decoded, PendingRecords};
+use floe_devtools::registry::store::{RegistryState, StoredSchema};
+use floe_devtools::registry::{RegistryServer, ServerOptions};
 
 /// A registry server and the directory of its state.
 pub struct TestRegistry {

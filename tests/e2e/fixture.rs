@@ -599,7 +599,7 @@ pub fn produced_range(partitions: u32, indices: std::ops::Range<u64>) -> Vec<ser
     let mut json = String::new();
     for p in 0..partitions {
         for i in indices.clone() {
-            floe_engine::embedded::generator::order_json(42, partitions, p, i, &mut json);
+            floe_devtools::generator::order_json(42, partitions, p, i, &mut json);
             out.push(serde_json::from_str(&json).expect("generated JSON"));
         }
     }

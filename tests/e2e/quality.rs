@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use floe_engine::embedded::generator::{dirt_of, record_bytes};
+use floe_devtools::generator::{dirt_of, record_bytes};
 
 use crate::fixture::{Broker, Lake, assert_same_ids, floe, wait_for_line};
 use crate::pyiceberg::read_with_pyiceberg;

@@ -6,8 +6,10 @@ use std::time::Duration;
 use floe_catalog::ManifestCache;
 use floe_catalog::orphans::{remove_orphans, scan_orphans};
 
-use crate::error::{EngineError, Result};
-use crate::setup::{catalog_of, load_job_for_catalogs, open_catalogs, resolve_table, table_ident};
+use anyhow::Result;
+use floe_engine::setup::{
+    catalog_of, load_job_for_catalogs, open_catalogs, resolve_table, table_ident,
+};
 
 /// Lists the orphan data files of `table`, and with `remove` deletes those older than
 /// `grace` (younger ones may still be committed by a running writer).
@@ -20,7 +22,7 @@ pub async fn orphans(job_path: &Path, table: &str, remove: bool, grace: Duration
         .catalog
         .load_table(&table_ident(&name)?)
         .await
-        .map_err(|e| EngineError::Other(format!("table {name}: {e}")))?;
+        .map_err(|e| anyhow::Error::msg(format!("table {name}: {e}")))?;
     let scan = scan_orphans(
         cat.catalog.as_ref(),
         &t,

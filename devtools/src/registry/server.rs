@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::store::RegistryState;
-use crate::error::{FormatError, Result};
+use crate::error::{Result, ToolError};
 
 /// The largest request (head and body) read.
 const MAX_REQUEST: usize = 4 << 20;
@@ -52,11 +52,10 @@ impl RegistryServer {
     pub fn start(options: ServerOptions) -> Result<Self> {
         let state = match &options.state_file {
             Some(path) if path.exists() => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    FormatError::EmbeddedRegistry(format!("{}: {e}", path.display()))
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ToolError::Registry(format!("{}: {e}", path.display())))?;
                 serde_json::from_str(&text).map_err(|e| {
-                    FormatError::EmbeddedRegistry(format!(
+                    ToolError::Registry(format!(
                         "{}: not a registry state file: {e}",
                         path.display()
                     ))
@@ -75,15 +74,14 @@ impl RegistryServer {
             state_file: options.state_file.clone(),
         });
         let listen = options.listen.unwrap_or_else(|| "127.0.0.1:0".into());
-        let std_listener = std::net::TcpListener::bind(&listen).map_err(|e| {
-            FormatError::EmbeddedRegistry(format!("cannot listen on {listen}: {e}"))
-        })?;
+        let std_listener = std::net::TcpListener::bind(&listen)
+            .map_err(|e| ToolError::Registry(format!("cannot listen on {listen}: {e}")))?;
         std_listener
             .set_nonblocking(true)
-            .map_err(|e| FormatError::EmbeddedRegistry(e.to_string()))?;
+            .map_err(|e| ToolError::Registry(e.to_string()))?;
         let addr: SocketAddr = std_listener
             .local_addr()
-            .map_err(|e| FormatError::EmbeddedRegistry(e.to_string()))?;
+            .map_err(|e| ToolError::Registry(e.to_string()))?;
         let (up, up_rx) = watch::channel(true);
         std::thread::Builder::new()
             .name("floe-registry".into())
@@ -91,7 +89,7 @@ impl RegistryServer {
                 let shared = shared.clone();
                 move || serve(std_listener, addr, shared, up_rx)
             })
-            .map_err(|e| FormatError::EmbeddedRegistry(format!("cannot start: {e}")))?;
+            .map_err(|e| ToolError::Registry(format!("cannot start: {e}")))?;
         Ok(Self {
             url: format!("http://{addr}"),
             shared,
@@ -122,7 +120,7 @@ impl RegistryServer {
             .and_then(|id| u32::try_from(id).ok())
             .filter(|_| status == 200)
             .ok_or_else(|| {
-                FormatError::EmbeddedRegistry(format!(
+                ToolError::Registry(format!(
                     "schema registry: cannot register under {subject}: {answer}"
                 ))
             })

@@ -4,8 +4,8 @@
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
-use crate::embedded::broker::EmbeddedBroker;
-use crate::error::{EngineError, Result};
+use anyhow::Result;
+use floe_devtools::broker::EmbeddedBroker;
 
 /// Starts the broker, creates `topics` (`name:partitions`), prints
 /// `bootstrap.servers=HOST:PORT`, and runs until standard input closes. The lines `down`
@@ -16,7 +16,7 @@ pub fn broker(topics: &[String], group_join_delay: Duration) -> Result<()> {
     for t in topics {
         let (name, parts) = t.split_once(':').unwrap_or((t.as_str(), "1"));
         let parts: u32 = parts.parse().map_err(|_| {
-            EngineError::Other(format!(
+            anyhow::Error::msg(format!(
                 "--topic {t}: partitions must be a number (name:partitions)"
             ))
         })?;

@@ -5,8 +5,8 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use crate::error::{EngineError, Result};
-use crate::source::client_log::QuietContext;
+use anyhow::Result;
+use floe_engine::source::client_log::QuietContext;
 
 /// How `floe send` turns its arguments into records.
 #[derive(Debug, Default, Clone)]
@@ -26,7 +26,7 @@ pub fn send(bootstrap: &str, topic: &str, opts: &SendOptions, values: &[String])
     let producer: BaseProducer<QuietContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create_with_context(QuietContext::default())
-        .map_err(|e| EngineError::Other(format!("cannot create the producer: {e}")))?;
+        .map_err(|e| anyhow::Error::msg(format!("cannot create the producer: {e}")))?;
     for v in values {
         let (key, value) = split(opts, v)?;
         let mut r = BaseRecord::<str, str>::to(topic);
@@ -41,18 +41,18 @@ pub fn send(bootstrap: &str, topic: &str, opts: &SendOptions, values: &[String])
         }
         producer
             .send(r)
-            .map_err(|(e, _)| EngineError::Other(format!("sending to {topic}: {e}")))?;
+            .map_err(|(e, _)| anyhow::Error::msg(format!("sending to {topic}: {e}")))?;
     }
     producer
         .flush(Duration::from_secs(30))
-        .map_err(|e| EngineError::Other(format!("flushing to {topic}: {e}")))?;
+        .map_err(|e| anyhow::Error::msg(format!("flushing to {topic}: {e}")))?;
     match producer
         .context()
         .failed
         .load(std::sync::atomic::Ordering::Relaxed)
     {
         0 => Ok(()),
-        n => Err(EngineError::Other(format!(
+        n => Err(anyhow::Error::msg(format!(
             "{n} record(s) to {topic} were not delivered"
         ))),
     }
@@ -66,7 +66,7 @@ fn split<'a>(opts: &'a SendOptions, v: &'a str) -> Result<(Option<&'a str>, &'a 
             .split_once(sep.as_str())
             .map(|(k, v)| (Some(k), v))
             .ok_or_else(|| {
-                EngineError::Other(format!(
+                anyhow::Error::msg(format!(
                     "'{v}' has no key: with --key-separator '{sep}', each value is key{sep}value"
                 ))
             }),

@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use floe_sql::job::{RegistryOptions, SubjectName};
 
-use crate::embedded::generator::{Feed, GenerateSpec, produce as produce_records};
-use crate::error::{EngineError, Result};
+use anyhow::Result;
+use floe_devtools::generator::{Feed, GenerateSpec, produce as produce_records};
 
 /// What `floe produce` was asked for.
 #[derive(Debug, Clone)]
@@ -34,14 +34,14 @@ pub struct ProduceArgs {
 
 /// Registers the Avro schema of `feed` under `<topic>-value` at `url`.
 fn register(url: &str, topic: &str, feed: Feed, dirty_every: Option<u64>) -> Result<u32> {
-    let Some(schema) = crate::embedded::avro_feed::schema_of(feed) else {
-        return Err(EngineError::Other(format!(
+    let Some(schema) = floe_devtools::avro_feed::schema_of(feed) else {
+        return Err(anyhow::Error::msg(format!(
             "--avro-registry: the {feed:?} feed has no Avro form (orders and bids have)"
         )));
     };
     if dirty_every.is_some() {
-        return Err(EngineError::Other(
-            "--avro-registry: --dirty-every makes bad JSON records, not bad Avro ones".into(),
+        return Err(anyhow::Error::msg(
+            "--avro-registry: --dirty-every makes bad JSON records, not bad Avro ones",
         ));
     }
     let options = RegistryOptions {
@@ -51,11 +51,10 @@ fn register(url: &str, topic: &str, feed: Feed, dirty_every: Option<u64>) -> Res
         ca_location: None,
         subject: SubjectName::Topic,
     };
-    let registry = floe_formats::registry::client_for(&options)
-        .map_err(|e| EngineError::Other(e.to_string()))?;
+    let registry = floe_formats::registry::client_for(&options)?;
     registry
         .register(&SubjectName::Topic.subject(topic), schema)
-        .map_err(|e| EngineError::Other(e.to_string()))
+        .map_err(|e| anyhow::Error::msg(e.to_string()))
 }
 
 /// Produces the requested events, spread evenly over the partitions.

@@ -9,8 +9,8 @@
 
 use floe_sql::job::{EmbeddedFeed, SourceDef, SourceFormat};
 
-use super::generator::{Feed, order};
-use crate::error::{EngineError, Result};
+use crate::error::{Result, ToolError};
+use crate::generator::{Feed, order};
 
 /// The orders' writer schema.
 pub const ORDER_SCHEMA: &str = r#"{"type": "record", "name": "Order", "namespace": "floe.embedded",
@@ -85,7 +85,7 @@ pub fn order_avro(
 /// registered in the embedded registry under the source's subject.
 pub fn register_for(s: &SourceDef, feed: &EmbeddedFeed) -> Result<Option<u32>> {
     let refuse = |why: &str| {
-        Err(EngineError::Kafka {
+        Err(ToolError::Feed {
             source_name: s.name.clone(),
             message: format!("the embedded generator writes Avro {why}"),
         })
@@ -111,7 +111,7 @@ pub fn register_for(s: &SourceDef, feed: &EmbeddedFeed) -> Result<Option<u32>> {
         return refuse("through the embedded registry only ('avro-confluent.url' = 'embedded')");
     }
     let subject = registry.subject.subject(&s.kafka.topic);
-    let server = floe_formats::embedded_registry::embedded()?;
+    let server = crate::registry::embedded()?;
     let id = server.register(&subject, ORDER_SCHEMA)?;
     Ok(Some(id))
 }
@@ -182,7 +182,7 @@ mod tests {
         let schema = apache_avro::Schema::parse_str(BID_SCHEMA).expect("schema");
         let mut out = vec![];
         bid_avro(42, 12_345, 3, &mut out);
-        let b = crate::embedded::nexmark::bid(42, 12_345);
+        let b = crate::nexmark::bid(42, 12_345);
         let mut datum = &out[5..];
         let value = apache_avro::from_avro_datum(&schema, &mut datum, None).expect("decodes");
         assert!(datum.is_empty(), "the whole datum is read");

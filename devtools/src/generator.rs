@@ -11,8 +11,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use crate::error::{EngineError, Result};
-use crate::source::client_log::QuietContext;
+use crate::delivery::DeliveryCount;
+use crate::error::{Result, ToolError};
 
 /// What to produce.
 #[derive(Debug, Clone)]
@@ -289,9 +289,9 @@ pub fn produce(bootstrap: &str, spec: &GenerateSpec) -> Result<u64> {
     for (k, v) in &spec.properties {
         cfg.set(k, v);
     }
-    let producer: BaseProducer<QuietContext> = cfg
-        .create_with_context(QuietContext::default())
-        .map_err(|e| EngineError::Other(format!("cannot create the producer: {e}")))?;
+    let producer: BaseProducer<DeliveryCount> =
+        cfg.create_with_context(DeliveryCount::default())
+            .map_err(|e| ToolError::Produce(format!("cannot create the producer: {e}")))?;
     let mut pace_start = Instant::now();
     let mut json = Vec::with_capacity(256);
     let mut text = String::with_capacity(256);
@@ -328,7 +328,7 @@ pub fn produce(bootstrap: &str, spec: &GenerateSpec) -> Result<u64> {
                         producer.poll(Duration::from_millis(5));
                     }
                     Err((e, _)) => {
-                        return Err(EngineError::Other(format!(
+                        return Err(ToolError::Produce(format!(
                             "producing to {}: {e}",
                             spec.topic
                         )));
@@ -353,13 +353,10 @@ pub fn produce(bootstrap: &str, spec: &GenerateSpec) -> Result<u64> {
     }
     producer
         .flush(Duration::from_secs(60))
-        .map_err(|e| EngineError::Other(format!("flushing records to {}: {e}", spec.topic)))?;
-    let failed = producer
-        .context()
-        .failed
-        .load(std::sync::atomic::Ordering::Relaxed);
+        .map_err(|e| ToolError::Produce(format!("flushing records to {}: {e}", spec.topic)))?;
+    let failed = producer.context().failed();
     if failed > 0 {
-        return Err(EngineError::Other(format!(
+        return Err(ToolError::Produce(format!(
             "{failed} of {sent} records to {} were not delivered",
             spec.topic
         )));

@@ -8,15 +8,15 @@ use floe_catalog::offsets::{
 };
 use floe_sql::job::TableName;
 
-use super::query::{run_sql, session_over};
-use crate::error::{EngineError, Result};
-use crate::pipeline::lane_job;
-use crate::setup::{
+use anyhow::Result;
+use floe_catalog::ManifestCache;
+use floe_catalog::orphans::scan_orphans;
+use floe_engine::pipeline::lane_job;
+use floe_engine::query::{run_sql, session_over};
+use floe_engine::setup::{
     catalog_of, dead_letter_tables, load_job_for_catalogs, open_catalogs, resolve_table,
     table_ident,
 };
-use floe_catalog::ManifestCache;
-use floe_catalog::orphans::scan_orphans;
 
 /// Prints what the catalog knows about `table` (as named in the job) and, for the job,
 /// the offsets it has committed per partition.
@@ -33,7 +33,7 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
         .catalog
         .load_table(&table_ident(name)?)
         .await
-        .map_err(|e| EngineError::Other(format!("table {name}: {e}")))?;
+        .map_err(|e| anyhow::Error::msg(format!("table {name}: {e}")))?;
     let md = t.metadata();
     println!("table      {name}");
     println!("location   {}", md.location());
@@ -189,8 +189,7 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
              WHERE d.error_kind <> 'replayed' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         );
         let batches = run_sql(&ctx, &sql).await?;
-        let text =
-            pretty_format_batches(&batches).map_err(|e| EngineError::Other(e.to_string()))?;
+        let text = pretty_format_batches(&batches)?;
         println!("{text}");
     }
     Ok(())

@@ -36,10 +36,10 @@ use floe_sql::CompiledJob;
 use floe_sql::job::{TableDef, TableName};
 use iceberg::table::Table;
 
-use super::query::{run_sql, session_over};
 use crate::error::{EngineError, Result};
 use crate::pipeline::rules::{row_numbers, run_insert, without_row_column};
 use crate::pipeline::{lane_job, lane_start};
+use crate::query::{run_sql, session_over};
 use crate::setup::{catalog_of, load_job_for_catalogs, open_catalogs, table_ident};
 use floe_formats::{DecodePlan, PendingRecords, decode};
 

@@ -8,6 +8,5 @@ pub mod orphans;
 pub mod produce;
 pub mod query;
 pub mod registry;
-pub mod replay;
 pub mod run;
 pub mod send;

@@ -2,8 +2,19 @@
 
 use std::path::Path;
 
-use crate::error::Result;
-use crate::setup::load_and_compile;
+use anyhow::Result;
+use floe_engine::setup::{load_runnable_job, plan_job};
+use floe_sql::CompiledJob;
+
+use crate::embedded::Embedded;
+
+/// Reads, parses and plans the job file at `path`, with an embedded registry it names
+/// served by this process.
+async fn load_and_compile(path: &Path) -> Result<CompiledJob> {
+    let mut job = load_runnable_job(path)?;
+    Embedded::wire(&mut job)?;
+    Ok(plan_job(job).await?)
+}
 
 /// Parses and plans the job; prints a summary.
 pub async fn validate(path: &Path) -> Result<()> {

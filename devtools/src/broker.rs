@@ -9,7 +9,7 @@ use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, DefaultProducerContext, Producer};
 
-use crate::error::{EngineError, Result};
+use crate::error::{Result, ToolError};
 
 /// The id of the one broker of the cluster.
 const BROKER_ID: i32 = 1;
@@ -47,7 +47,7 @@ impl EmbeddedBroker {
     /// `group_join_delay` for more members before its first assignment.
     #[allow(unsafe_code)]
     pub fn start(group_join_delay: Duration) -> Result<Self> {
-        let fail = |e: String| EngineError::Other(format!("cannot start the embedded broker: {e}"));
+        let fail = |e: String| ToolError::Broker(format!("cannot start the embedded broker: {e}"));
         let owner: BaseProducer<DefaultProducerContext> = ClientConfig::new()
             .set("test.mock.num.brokers", "1")
             .create()
@@ -69,7 +69,7 @@ impl EmbeddedBroker {
         self.owner
             .client()
             .mock_cluster()
-            .ok_or_else(|| EngineError::Other("the embedded broker is gone".into()))
+            .ok_or_else(|| ToolError::Broker("the embedded broker is gone".into()))
     }
 
     /// `host:port` to connect to.
@@ -89,7 +89,7 @@ impl EmbeddedBroker {
             cluster.broker_down(BROKER_ID)
         };
         result.map_err(|e| {
-            EngineError::Other(format!("cannot take the embedded broker up or down: {e}"))
+            ToolError::Broker(format!("cannot take the embedded broker up or down: {e}"))
         })
     }
 
@@ -97,7 +97,7 @@ impl EmbeddedBroker {
     pub fn create_topic(&self, topic: &str, partitions: u32) -> Result<()> {
         let p = i32::try_from(partitions).unwrap_or(i32::MAX);
         self.cluster()?.create_topic(topic, p, 1).map_err(|e| {
-            EngineError::Other(format!(
+            ToolError::Broker(format!(
                 "cannot create topic {topic} on the embedded broker: {e}"
             ))
         })
@@ -111,7 +111,7 @@ mod tests {
     use rdkafka::consumer::{BaseConsumer, Consumer};
 
     use super::*;
-    use crate::embedded::generator::{Feed, GenerateSpec, produce, typical_record_bytes};
+    use crate::generator::{Feed, GenerateSpec, produce, typical_record_bytes};
 
     fn consumer(bootstrap: &str) -> BaseConsumer {
         ClientConfig::new()

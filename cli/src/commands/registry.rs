@@ -4,8 +4,8 @@
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
-use crate::error::Result;
-use floe_formats::embedded_registry::{RegistryServer, ServerOptions};
+use anyhow::Result;
+use floe_devtools::registry::{RegistryServer, ServerOptions};
 
 /// Starts the registry, prints `url=http://HOST:PORT`, and runs until standard input
 /// closes. The lines `down` and `up` take it down (its port refuses connections) and

@@ -6,9 +6,11 @@ use std::path::Path;
 use floe_sinks::{MaintenanceConfig, MaintenancePlan, RetryPolicy, plan_maintenance};
 use floe_sql::job::JobFile;
 
-use crate::error::{EngineError, Result};
-use crate::maintenance::{MaintainedTable, config_of, run_pass};
-use crate::setup::{catalog_of, load_job_for_catalogs, open_catalogs, resolve_table, table_ident};
+use anyhow::Result;
+use floe_engine::maintenance::{MaintainedTable, config_of, run_pass};
+use floe_engine::setup::{
+    catalog_of, load_job_for_catalogs, open_catalogs, resolve_table, table_ident,
+};
 
 /// Runs one pass on `table` with the job's `maintenance.*` options (all steps, whether
 /// or not the running job has maintenance on), or with `dry_run` prints its plan.
@@ -30,17 +32,17 @@ pub async fn maintain(job_path: &Path, table: &str, dry_run: bool) -> Result<()>
             .catalog
             .load_table(&t.ident)
             .await
-            .map_err(|e| EngineError::Other(format!("table {name}: {e}")))?;
+            .map_err(|e| anyhow::Error::msg(format!("table {name}: {e}")))?;
         let plan = plan_maintenance(cat, &loaded, &t.config).await?;
         print_plan(&name.to_string(), &t.config, &plan);
         return Ok(());
     }
     let policy = RetryPolicy {
-        faults: crate::failpoint::commit_faults(),
+        faults: floe_engine::failpoint::commit_faults(),
         ..RetryPolicy::default()
     };
     let report = run_pass(&t, &policy).await.ok_or_else(|| {
-        EngineError::Other(format!(
+        anyhow::Error::msg(format!(
             "table {name}: the maintenance pass failed (see the log above)"
         ))
     })?;
@@ -70,7 +72,7 @@ pub async fn maintain(job_path: &Path, table: &str, dry_run: bool) -> Result<()>
         println!("{name}: {} failed: {}", f.step.name(), f.error);
     }
     if let Some(f) = report.failures.first() {
-        return Err(EngineError::Other(format!(
+        return Err(anyhow::Error::msg(format!(
             "table {name}: {} of the pass's steps failed (first: {}); the others ran",
             report.failures.len(),
             f.step.name()

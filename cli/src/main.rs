@@ -4,10 +4,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod commands;
+mod embedded;
+mod logging;
+
 use clap::{Parser, Subcommand};
-use floe_engine::commands::{self, query::OutputFormat, run::RunArgs};
-use floe_engine::embedded::generator::Feed;
+use floe_devtools::generator::Feed;
 use floe_engine::exit::exit_code;
+
+use crate::commands::query::OutputFormat;
+use floe_engine::job::RunArgs;
 
 /// Floe moves Kafka topics into Apache Iceberg tables, exactly once, with the cleaning and
 /// validation written as SQL.
@@ -239,7 +245,7 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    floe_engine::logging::init();
+    logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -262,11 +268,11 @@ fn main() -> ExitCode {
             } => {
                 commands::run::run(
                     &job,
+                    metrics_addr.as_deref(),
                     RunArgs {
                         stop_when_idle,
                         progress_interval,
                         shutdown_timeout,
-                        metrics_addr,
                         liveness_timeout,
                     },
                 )
@@ -330,14 +336,14 @@ fn main() -> ExitCode {
                 until,
                 dry_run,
             } => {
-                let args = commands::replay::ReplayArgs {
+                let args = floe_engine::replay::ReplayArgs {
                     table,
                     rule,
                     since,
                     until,
                     dry_run,
                 };
-                let r = commands::replay::replay(&job, &args).await?;
+                let r = floe_engine::replay::replay(&job, &args).await?;
                 let still: u64 = r.still_bad.values().sum();
                 println!(
                     "{}{} dead letters considered: {} recovered into {}{}, {} filtered by the SELECT, {} still break a rule{}",
