@@ -34,9 +34,13 @@ use std::time::Duration;
 
 use iceberg::spec::TableMetadata;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
+use crate::counts::RecordCounts;
 use crate::error::{CatalogError, Result};
-use crate::offsets::{COMMIT_ID_KEY, JOB_KEY, JobCheckpoint, OFFSETS_KEY, OffsetMap, ancestry};
+use crate::offsets::{
+    COMMIT_ID_KEY, COUNTS_KEY, JOB_KEY, JobCheckpoint, OFFSETS_KEY, OffsetMap, ancestry,
+};
 
 /// Prefix of the table property that holds a job's checkpoint.
 pub const CHECKPOINT_PROPERTY_PREFIX: &str = "floe.checkpoint.";
@@ -58,9 +62,9 @@ pub struct CheckpointRecord {
     #[serde(default)]
     pub commit_interval_ms: u64,
     /// The job's running totals of filtered, dropped and dead-lettered records up to and
-    /// including this commit (see `crate::counts::job_counts`).
+    /// including this commit (see [`job_counts`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub counts: Option<crate::counts::RecordCounts>,
+    pub counts: Option<RecordCounts>,
 }
 
 impl CheckpointRecord {
@@ -232,6 +236,92 @@ pub fn holds_rows(metadata: &TableMetadata) -> bool {
             .and_then(|n| n.parse::<u64>().ok())
             .is_none_or(|n| n > 0)
     })
+}
+
+/// The job's checkpoint: the newest snapshot of the job in `main`'s ancestry, else the
+/// `floe.checkpoint.<job>` table property, which survives snapshot expiry and foreign
+/// snapshots (see this module).
+pub fn latest_checkpoint(
+    table: &str,
+    metadata: &TableMetadata,
+    job: &str,
+) -> Result<Option<JobCheckpoint>> {
+    Ok(find_checkpoint(table, metadata, job)?.map(|(cp, _)| cp))
+}
+
+/// The snapshot that carries `commit_id`, looking back along the ancestry until
+/// `stop_at` (the snapshot the commit was planned on; `None` walks everything).
+pub fn find_commit(
+    metadata: &TableMetadata,
+    commit_id: &Uuid,
+    stop_at: Option<i64>,
+) -> Option<i64> {
+    let id = commit_id.to_string();
+    for snap in ancestry(metadata) {
+        if Some(snap.snapshot_id()) == stop_at {
+            break;
+        }
+        if snap.summary().additional_properties.get(COMMIT_ID_KEY) == Some(&id) {
+            return Some(snap.snapshot_id());
+        }
+    }
+    // The checkpoint property is set in the same catalog commit as the snapshot, and
+    // outlives it when the snapshot is expired.
+    let landed = metadata
+        .properties()
+        .iter()
+        .filter(|(k, _)| k.starts_with(CHECKPOINT_PROPERTY_PREFIX))
+        .filter_map(|(_, v)| serde_json::from_str::<CheckpointRecord>(v).ok())
+        .any(|r| r.commit_id == id);
+    landed.then(|| {
+        metadata
+            .snapshots()
+            .find(|s| s.summary().additional_properties.get(COMMIT_ID_KEY) == Some(&id))
+            .map_or_else(
+                || metadata.current_snapshot_id().unwrap_or_default(),
+                |s| s.snapshot_id(),
+            )
+    })
+}
+
+/// `job`'s running totals on the table: those its checkpoint property carries when the
+/// property belongs to the newest snapshot of the job still in `main`'s ancestry (or no
+/// snapshot of the job is left), else the sum over the job's snapshots in the ancestry
+/// (a table written before the property carried totals, or rolled back).
+pub fn job_counts(md: &TableMetadata, job: &str) -> RecordCounts {
+    let record = md
+        .properties()
+        .get(&checkpoint_property(job))
+        .and_then(|v| serde_json::from_str::<CheckpointRecord>(v).ok());
+    let mut snapshots = ancestry(md)
+        .filter(|s| {
+            s.summary()
+                .additional_properties
+                .get(JOB_KEY)
+                .map(String::as_str)
+                == Some(job)
+        })
+        .peekable();
+    let newest_id = snapshots.peek().and_then(|s| {
+        s.summary()
+            .additional_properties
+            .get(COMMIT_ID_KEY)
+            .cloned()
+    });
+    if let Some(r) = record
+        && let Some(totals) = r.counts
+        && newest_id.as_ref().is_none_or(|id| *id == r.commit_id)
+    {
+        return totals;
+    }
+    let mut total = RecordCounts::default();
+    for s in snapshots {
+        let p = &s.summary().additional_properties;
+        if let Some(c) = p.get(COUNTS_KEY).and_then(|t| RecordCounts::from_json(t)) {
+            total.add(&c);
+        }
+    }
+    total
 }
 
 #[cfg(test)]

@@ -2,15 +2,11 @@
 //! SELECT filtered out, and how many each rule dropped or dead-lettered. Each target
 //! table's snapshot summary carries its counts (`floe.counts`), so they are exactly-once
 //! like the rows; the job's checkpoint property carries the running totals of the same
-//! commit, so the totals outlive snapshot expiry ([`job_counts`]).
+//! commit, so the totals outlive snapshot expiry ([`crate::checkpoint::job_counts`]).
 
 use std::collections::BTreeMap;
 
-use iceberg::spec::TableMetadata;
 use serde::{Deserialize, Serialize};
-
-use crate::checkpoint::{CheckpointRecord, checkpoint_property};
-use crate::offsets::{COMMIT_ID_KEY, COUNTS_KEY, JOB_KEY, ancestry};
 
 /// Counts of one commit (or, summed, of many).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,46 +64,6 @@ impl RecordCounts {
             .collect::<Vec<_>>()
             .join(", ")
     }
-}
-
-/// `job`'s running totals on the table: those its checkpoint property carries when the
-/// property belongs to the newest snapshot of the job still in `main`'s ancestry (or no
-/// snapshot of the job is left), else the sum over the job's snapshots in the ancestry
-/// (a table written before the property carried totals, or rolled back).
-pub fn job_counts(md: &TableMetadata, job: &str) -> RecordCounts {
-    let record = md
-        .properties()
-        .get(&checkpoint_property(job))
-        .and_then(|v| serde_json::from_str::<CheckpointRecord>(v).ok());
-    let mut snapshots = ancestry(md)
-        .filter(|s| {
-            s.summary()
-                .additional_properties
-                .get(JOB_KEY)
-                .map(String::as_str)
-                == Some(job)
-        })
-        .peekable();
-    let newest_id = snapshots.peek().and_then(|s| {
-        s.summary()
-            .additional_properties
-            .get(COMMIT_ID_KEY)
-            .cloned()
-    });
-    if let Some(r) = record
-        && let Some(totals) = r.counts
-        && newest_id.as_ref().is_none_or(|id| *id == r.commit_id)
-    {
-        return totals;
-    }
-    let mut total = RecordCounts::default();
-    for s in snapshots {
-        let p = &s.summary().additional_properties;
-        if let Some(c) = p.get(COUNTS_KEY).and_then(|t| RecordCounts::from_json(t)) {
-            total.add(&c);
-        }
-    }
-    total
 }
 
 #[cfg(test)]

@@ -218,52 +218,6 @@ pub fn ancestry(metadata: &TableMetadata) -> impl Iterator<Item = &Snapshot> + '
     })
 }
 
-/// The job's checkpoint: the newest snapshot of the job in `main`'s ancestry, else the
-/// `floe.checkpoint.<job>` table property, which survives snapshot expiry and foreign
-/// snapshots (see [`crate::checkpoint`]).
-pub fn latest_checkpoint(
-    table: &str,
-    metadata: &TableMetadata,
-    job: &str,
-) -> Result<Option<JobCheckpoint>> {
-    Ok(crate::checkpoint::find_checkpoint(table, metadata, job)?.map(|(cp, _)| cp))
-}
-
-/// The snapshot that carries `commit_id`, looking back along the ancestry until
-/// `stop_at` (the snapshot the commit was planned on; `None` walks everything).
-pub fn find_commit(
-    metadata: &TableMetadata,
-    commit_id: &Uuid,
-    stop_at: Option<i64>,
-) -> Option<i64> {
-    let id = commit_id.to_string();
-    for snap in ancestry(metadata) {
-        if Some(snap.snapshot_id()) == stop_at {
-            break;
-        }
-        if snap.summary().additional_properties.get(COMMIT_ID_KEY) == Some(&id) {
-            return Some(snap.snapshot_id());
-        }
-    }
-    // The checkpoint property is set in the same catalog commit as the snapshot, and
-    // outlives it when the snapshot is expired.
-    let landed = metadata
-        .properties()
-        .iter()
-        .filter(|(k, _)| k.starts_with(crate::checkpoint::CHECKPOINT_PROPERTY_PREFIX))
-        .filter_map(|(_, v)| serde_json::from_str::<crate::checkpoint::CheckpointRecord>(v).ok())
-        .any(|r| r.commit_id == id);
-    landed.then(|| {
-        metadata
-            .snapshots()
-            .find(|s| s.summary().additional_properties.get(COMMIT_ID_KEY) == Some(&id))
-            .map_or_else(
-                || metadata.current_snapshot_id().unwrap_or_default(),
-                |s| s.snapshot_id(),
-            )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,29 +8,39 @@ use std::time::Duration;
 
 use anyhow::Result;
 use floe_catalog::{OffsetMap, TopicPartition};
+use floe_devtools::ToolError;
 use floe_devtools::avro_feed::register_for;
 use floe_devtools::broker::{EmbeddedBroker, RETENTION_BYTES_PER_PARTITION, retained_records};
-use floe_devtools::generator::{Feed, GenerateSpec, produce, typical_record_bytes};
+use floe_devtools::feed_options::FeedOptions;
+use floe_devtools::generator::{GenerateSpec, produce, typical_record_bytes};
+use floe_engine::EngineError;
 use floe_engine::job::SourceBrokers;
-use floe_sql::job::{EmbeddedFeed, JobFile, RegistryOptions, SourceDef};
+use floe_sql::job::{JobFile, RegistryOptions, SourceDef};
 use tracing::{error, info, warn};
 
 /// What embedded mode serves for one job; the broker stops when it is dropped.
 #[derive(Default)]
 pub struct Embedded {
-    /// Per source: the id its Avro feed's schema has in the embedded registry.
-    avro_ids: Vec<Option<u32>>,
+    /// Per source: its generator's options, if it is on the embedded broker, and the id
+    /// its Avro feed's schema has in the embedded registry.
+    feeds: Vec<Option<(FeedOptions, Option<u32>)>>,
     broker: Option<EmbeddedBroker>,
 }
 
 impl Embedded {
-    /// Serves the embedded registry if the job names it: registers the schema of every
+    /// Reads the `'embedded.*'` options of the sources on the embedded broker, and
+    /// serves the embedded registry if the job names it: registers the schema of every
     /// Avro feed, then gives every `embedded` registry option the registry's address.
     pub fn wire(job: &mut JobFile) -> Result<Self> {
-        let mut avro_ids = vec![];
+        let mut feeds = vec![];
         for s in &job.sources {
-            avro_ids.push(match &s.kafka.embedded {
-                Some(feed) => register_for(s, feed)?,
+            feeds.push(match &s.kafka.embedded {
+                Some(options) => {
+                    let config = |e| as_config(&job.path, e);
+                    let feed = FeedOptions::parse(&s.name, options).map_err(config)?;
+                    let avro_id = register_for(s, &feed).map_err(config)?;
+                    Some((feed, avro_id))
+                }
                 None => None,
             });
         }
@@ -40,9 +50,18 @@ impl Embedded {
             embedded.for_each(|r| r.url = url.clone());
         }
         Ok(Self {
-            avro_ids,
+            feeds,
             broker: None,
         })
+    }
+}
+
+/// An embedded source's options that do not fit its generator are the job file's to
+/// fix (exit status 2); the tooling's other failures stay as they are.
+fn as_config(path: &str, e: ToolError) -> anyhow::Error {
+    match e {
+        ToolError::Feed { .. } => EngineError::Config(format!("{path}: {e}")).into(),
+        other => other.into(),
     }
 }
 
@@ -66,7 +85,7 @@ impl SourceBrokers for Embedded {
         committed: &[OffsetMap],
     ) -> floe_engine::Result<Vec<String>> {
         self.start(job, committed)
-            .map_err(|e| floe_engine::EngineError::Other(e.to_string()))
+            .map_err(|e| EngineError::Runtime(e.to_string()))
     }
 }
 
@@ -74,7 +93,7 @@ impl Embedded {
     fn start(&mut self, job: &JobFile, committed: &[OffsetMap]) -> Result<Vec<String>> {
         let mut bootstraps = vec![];
         for (i, s) in job.sources.iter().enumerate() {
-            let Some(feed) = &s.kafka.embedded else {
+            let Some(Some((feed, avro_schema_id))) = self.feeds.get(i) else {
                 bootstraps.push(s.kafka.bootstrap_servers.clone());
                 continue;
             };
@@ -89,11 +108,10 @@ impl Embedded {
             info!(source = %s.name, %bootstrap, topic = %s.kafka.topic, "embedded broker started");
             let empty = OffsetMap::new();
             let done = committed.get(i).unwrap_or(&empty);
-            let avro_schema_id = self.avro_ids.get(i).copied().flatten();
             start_generator(
                 s,
                 feed,
-                feed_spec(s, feed, done, avro_schema_id),
+                feed_spec(s, feed, done, *avro_schema_id),
                 &bootstrap,
             );
             bootstraps.push(bootstrap);
@@ -103,7 +121,7 @@ impl Embedded {
 }
 
 /// Starts the generator of embedded source `s` on a thread of its own.
-fn start_generator(s: &SourceDef, feed: &EmbeddedFeed, spec: GenerateSpec, bootstrap: &str) {
+fn start_generator(s: &SourceDef, feed: &FeedOptions, spec: GenerateSpec, bootstrap: &str) {
     let per_partition = feed
         .records
         .map_or(u64::MAX, |n| n.div_ceil(u64::from(feed.partitions)));
@@ -129,7 +147,7 @@ fn start_generator(s: &SourceDef, feed: &EmbeddedFeed, spec: GenerateSpec, boots
 /// with the committed ones), then the configured number of new records.
 fn feed_spec(
     s: &SourceDef,
-    feed: &EmbeddedFeed,
+    feed: &FeedOptions,
     committed: &OffsetMap,
     avro_schema_id: Option<u32>,
 ) -> GenerateSpec {
@@ -154,7 +172,7 @@ fn feed_spec(
         seed: feed.seed,
         properties: vec![],
         dirty_every: feed.dirty_every,
-        feed: Feed::parse(&feed.generator).unwrap_or_default(),
+        feed: feed.generator,
         avro_schema_id,
     }
 }

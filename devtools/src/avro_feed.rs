@@ -7,10 +7,11 @@
 //! bytes a length then the bytes, a decimal its unscaled value as big-endian two's
 //! complement bytes, a union the branch index then the value.
 
-use floe_sql::job::{EmbeddedFeed, SourceDef, SourceFormat};
+use floe_sql::job::{SourceDef, SourceFormat};
 
 use crate::error::{Result, ToolError};
-use crate::generator::{Feed, order};
+use crate::feed_options::{Feed, FeedOptions};
+use crate::orders::order;
 
 /// The orders' writer schema.
 pub const ORDER_SCHEMA: &str = r#"{"type": "record", "name": "Order", "namespace": "floe.embedded",
@@ -33,15 +34,6 @@ pub const BID_SCHEMA: &str = r#"{"type": "record", "name": "Bid", "namespace": "
   {"name": "dateTime", "type": {"type": "long", "logicalType": "timestamp-millis"}},
   {"name": "extra", "type": "string"}
  ]}"#;
-
-/// The Avro schema of `feed`, when it has an Avro form.
-pub fn schema_of(feed: Feed) -> Option<&'static str> {
-    match feed {
-        Feed::Orders => Some(ORDER_SCHEMA),
-        Feed::Bids => Some(BID_SCHEMA),
-        Feed::Auctions | Feed::Persons => None,
-    }
-}
 
 /// Writes bid `id`, framed with `schema_id`, into `out`.
 pub fn bid_avro(seed: u64, id: u64, schema_id: u32, out: &mut Vec<u8>) {
@@ -83,7 +75,7 @@ pub fn order_avro(
 
 /// For an Avro source fed by the embedded generator: the id of the orders' schema,
 /// registered in the embedded registry under the source's subject.
-pub fn register_for(s: &SourceDef, feed: &EmbeddedFeed) -> Result<Option<u32>> {
+pub fn register_for(s: &SourceDef, feed: &FeedOptions) -> Result<Option<u32>> {
     let refuse = |why: &str| {
         Err(ToolError::Feed {
             source_name: s.name.clone(),
@@ -101,7 +93,7 @@ pub fn register_for(s: &SourceDef, feed: &EmbeddedFeed) -> Result<Option<u32>> {
             "only ('format' = 'avro-confluent'), not Protobuf or JSON in the wire format",
         );
     }
-    if feed.generator != "orders" {
+    if feed.generator != Feed::Orders {
         return refuse("orders only ('embedded.generator' = 'orders')");
     }
     if feed.dirty_every.is_some() {

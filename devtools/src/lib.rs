@@ -11,8 +11,10 @@ pub mod avro_feed;
 pub mod broker;
 mod delivery;
 pub mod error;
+pub mod feed_options;
 pub mod generator;
 pub mod nexmark;
+pub mod orders;
 pub mod registry;
 
 pub use error::{Result, ToolError};

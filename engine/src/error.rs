@@ -119,9 +119,17 @@ pub enum EngineError {
     /// A version of a lookup table cannot be held (too large, rows that do not fit).
     #[error(transparent)]
     LookupVersion(#[from] floe_sql::plan::lookup::LookupError),
-    /// Anything else, described.
+    /// The job file, an option or an argument is wrong: running again as it is fails
+    /// the same way.
     #[error("{0}")]
-    Other(String),
+    Config(String),
+    /// Something around the job failed for good: a listener, the signal handlers, a
+    /// shutdown past its deadline, a reading thread that could not start.
+    #[error("{0}")]
+    Runtime(String),
+    /// An invariant of Floe's own did not hold: a bug, reported with what broke.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<floe_formats::FormatError> for EngineError {

@@ -29,9 +29,12 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         return CONFIGURATION;
     }
     match e.downcast_ref::<EngineError>() {
-        Some(EngineError::Job(_) | EngineError::Io { .. } | EngineError::NoCheckpoint { .. }) => {
-            CONFIGURATION
-        }
+        Some(
+            EngineError::Job(_)
+            | EngineError::Config(_)
+            | EngineError::Io { .. }
+            | EngineError::NoCheckpoint { .. },
+        ) => CONFIGURATION,
         // An existing table that does not fit the job (another writer dropped a declared
         // column, say) is the job's configuration against that table.
         Some(EngineError::Sink(SinkError::Incompatible { .. })) => CONFIGURATION,
@@ -116,5 +119,25 @@ mod tests {
         }
         let bare = SqlError::new(ErrorKind::Syntax, Pos::new(1, 1), "expected SELECT");
         assert_eq!(code_of(bare), CONFIGURATION, "a job-file error on its own");
+        let bug = EngineError::Internal("batch without its row column".into());
+        assert_eq!(code_of(bug), RUNTIME, "an invariant that did not hold");
+    }
+
+    /// A job file that does not name itself is refused as configuration, as the real
+    /// loader reports it.
+    #[test]
+    fn a_job_without_a_name_exits_as_configuration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nameless.sql");
+        let job = "CREATE CATALOG lake WITH ('type' = 'sql', 'uri' = 'sqlite:///tmp/x.db', \
+                   'warehouse' = 'file:///tmp/wh');
+                   CREATE SOURCE s (a BIGINT) WITH ('connector' = 'kafka', 'topic' = 't', \
+                   'format' = 'json', 'properties.bootstrap.servers' = 'k:9092');
+                   CREATE TABLE lake.n.t (a BIGINT);
+                   INSERT INTO lake.n.t SELECT a FROM s;";
+        std::fs::write(&path, job).expect("write the job");
+        let err = crate::setup::load_runnable_job(&path).expect_err("a job without a name");
+        assert!(err.to_string().contains("the job has no name"), "{err}");
+        assert_eq!(code_of(err), CONFIGURATION);
     }
 }

@@ -101,7 +101,7 @@ pub fn hit(name: &str) -> bool {
 }
 
 /// The commit loop's fault hook, driven by the `commit-*` points.
-pub fn commit_faults() -> Option<floe_sinks::commit::FaultHook> {
+pub fn commit_faults() -> Option<floe_sinks::FaultHook> {
     if !ARMED.load(Ordering::Relaxed) || points().is_empty() {
         return None;
     }

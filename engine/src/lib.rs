@@ -11,6 +11,7 @@ pub mod lookup;
 pub mod maintenance;
 pub mod observe;
 pub mod pipeline;
+pub mod plan;
 pub mod query;
 pub mod replay;
 pub mod resources;

@@ -24,7 +24,7 @@ use std::path::Path;
 use arrow_array::{
     Array, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use floe_catalog::offsets::latest_checkpoint;
+use floe_catalog::checkpoint::latest_checkpoint;
 use floe_catalog::replayed::{
     REPLAYED_KEY, RecordSet, replayed_by_property, replayed_property, replayed_records,
 };
@@ -101,13 +101,13 @@ pub async fn replay(path: &Path, args: &ReplayArgs) -> Result<ReplayReport> {
     // Replay reads no Kafka: variables only the sources use may be unset.
     let mut job = load_job_for_catalogs(path)?;
     if job.sources.iter().any(|s| s.columns_from_schema) {
-        crate::setup::read_writer_schemas(&mut job)?;
+        crate::plan::read_writer_schemas(&mut job)?;
     }
     crate::lookup::read_schemas(&mut job).await?;
     let compiled = floe_sql::compile(job).await?;
     let def = target_def(&compiled, path, &args.table)?;
     let dlq = def.quality.dead_letter.clone().ok_or_else(|| {
-        EngineError::Other(format!(
+        EngineError::Config(format!(
             "table {} has no dead-letter table ('dead-letter.table'), so there is nothing to replay",
             def.name
         ))
@@ -137,7 +137,7 @@ fn target_def<'a>(compiled: &'a CompiledJob, path: &Path, table: &str) -> Result
             t.name.to_string() == table
                 || format!("{}.{}", t.name.namespace.join("."), t.name.name) == table
         })
-        .ok_or_else(|| EngineError::Other(format!("{table} is not a table of {}", path.display())))
+        .ok_or_else(|| EngineError::Config(format!("{table} is not a table of {}", path.display())))
 }
 
 impl Replay<'_> {
@@ -198,7 +198,7 @@ impl Replay<'_> {
     /// property, the dead-letter table's marker rows), and the marker rows alone.
     async fn ledger(&self) -> Result<(RecordSet, RecordSet)> {
         let target = self.target();
-        let in_table = |e: String| EngineError::Other(format!("table {target}: {e}"));
+        let in_table = |e: String| EngineError::Runtime(format!("table {target}: {e}"));
         let md = self.target_table.metadata();
         let mut ledger = replayed_records(md, self.job()).map_err(in_table)?;
         ledger.extend(&replayed_by_property(md, self.job()).map_err(in_table)?);
@@ -372,7 +372,7 @@ async fn load(
         .load_table(&table_ident(name)?)
         .await
         .map_err(|e| {
-            EngineError::Other(format!(
+            EngineError::Config(format!(
                 "table {name}: {e} (has the job run yet? `floe run` creates it)"
             ))
         })
@@ -388,12 +388,12 @@ fn column<T: Array + Clone + 'static>(b: &RecordBatch, name: &str) -> Result<T> 
     let want = floe_sinks::dead_letter_schema()
         .field_with_name(name)
         .map(|f| f.data_type().clone())
-        .map_err(|e| EngineError::Other(format!("internal: {e}")))?;
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
     b.column_by_name(name)
         .and_then(|c| arrow_cast::cast(c, &want).ok())
         .and_then(|c| c.as_any().downcast_ref::<T>().cloned())
         .ok_or_else(|| {
-            EngineError::Other(format!(
+            EngineError::Config(format!(
                 "the dead-letter table's column {name} is missing or has another type"
             ))
         })
@@ -482,7 +482,7 @@ async fn run_partition(
         .iter()
         .find(|i| &i.target == target && job.sources[i.source].kafka.topic == tp.topic)
         .ok_or_else(|| {
-            EngineError::Other(format!(
+            EngineError::Config(format!(
                 "dead letters of {target} come from topic {}, which no INSERT INTO {target} reads any more",
                 tp.topic
             ))
@@ -539,7 +539,7 @@ async fn run_partition(
             produced[*r as usize] = true;
         }
         let kept = arrow_select::filter::filter_record_batch(&b, &keep)
-            .map_err(|e| EngineError::Other(format!("internal: {e}")))?;
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
         if kept.num_rows() > 0 {
             rows.push(without_row_column(&kept)?);
         }

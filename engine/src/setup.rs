@@ -8,7 +8,7 @@ use floe_sinks::{RetryPolicy, TableSpec, dead_letter_spec, ensure_table, evolve_
 use floe_sql::job::{
     CatalogDef, JobFile, SchemaEvolution, TableDef, TableName, TableOptions, Transform,
 };
-use floe_sql::{CompiledJob, EnvOrKeep, EnvVariables, compile, parse_job};
+use floe_sql::{EnvOrKeep, EnvVariables, parse_job};
 use iceberg::TableIdent;
 use iceberg::table::Table;
 
@@ -53,7 +53,7 @@ pub fn load_job_for_catalogs(path: &Path) -> Result<JobFile> {
                     .chars()
                     .take_while(|c| *c != '}' && *c != ':')
                     .collect();
-                return Err(EngineError::Other(format!(
+                return Err(EngineError::Config(format!(
                     "{}: catalog {} uses the variable {name}, which is not set",
                     path.display(),
                     c.name
@@ -71,41 +71,6 @@ pub fn load_runnable_job(path: &Path) -> Result<JobFile> {
     require_job_name(&job)?;
     warn_inline_secrets(&job);
     Ok(job)
-}
-
-/// Plans a parsed job: its registry sources get their columns (or have them checked)
-/// from their writer schemas as the registry has them now, its lookup tables theirs
-/// from their catalogs, then every INSERT is compiled. A running job plans again from
-/// the same parse when a writer schema adds columns (`commands::run`).
-pub async fn plan_job(mut job: JobFile) -> Result<CompiledJob> {
-    read_writer_schemas(&mut job)?;
-    crate::lookup::read_schemas(&mut job).await?;
-    Ok(compile(job).await?)
-}
-
-/// Gives every source in a registry format or plain Avro its columns before the job
-/// is planned and a record is read: a source that declares none takes them from its
-/// writer schema (a registry source: its subject's latest version); declared columns
-/// are checked against that schema.
-pub fn read_writer_schemas(job: &mut JobFile) -> Result<()> {
-    let avro = |s: &&mut floe_sql::job::SourceDef| {
-        let key = s.kafka.key.as_ref();
-        s.kafka.registry.is_some()
-            || s.kafka.avro_schema.is_some()
-            || key.is_some_and(|k| k.registry.is_some() || k.avro_schema.is_some())
-    };
-    let sources = job.sources.iter_mut().chain(job.lookup_topics.iter_mut());
-    for source in sources.filter(avro) {
-        let plan = floe_formats::DecodePlan::new(source)?;
-        if source.columns_from_schema {
-            let (value, version) = plan.schema_columns(source)?;
-            let keys = floe_formats::key_columns_from_schema(source, &value)?;
-            source.take_payload_columns(keys.into_iter().chain(value).collect(), version);
-        } else {
-            plan.check_schemas(source)?;
-        }
-    }
-    Ok(())
 }
 
 /// Warns of every secret written inline: whoever can read the job file (a ConfigMap, a
@@ -127,7 +92,7 @@ fn require_job_name(job: &JobFile) -> Result<()> {
     if job.name_is_set {
         return Ok(());
     }
-    Err(EngineError::Other(format!(
+    Err(EngineError::Config(format!(
         "{}:1:1: the job has no name: add SET 'job.name' = '{}'; (or another name). The name \
          keys the job's checkpoint in every table it writes: keep it when the file moves or \
          is renamed, and give different jobs different names",
@@ -164,7 +129,7 @@ pub async fn open_catalogs(job: &JobFile) -> Result<HashMap<String, OpenCatalog>
 pub fn table_ident(name: &TableName) -> Result<TableIdent> {
     let mut parts = name.namespace.clone();
     parts.push(name.name.clone());
-    TableIdent::from_strs(parts).map_err(|e| EngineError::Other(format!("table {name}: {e}")))
+    TableIdent::from_strs(parts).map_err(|e| EngineError::Config(format!("table {name}: {e}")))
 }
 
 fn transform(t: Transform) -> iceberg::spec::Transform {
@@ -203,7 +168,7 @@ pub fn catalog_of<'a>(
     name: &TableName,
 ) -> Result<&'a OpenCatalog> {
     catalogs.get(&name.catalog).ok_or_else(|| {
-        EngineError::Other(format!(
+        EngineError::Config(format!(
             "table {name}: catalog {} is not open",
             name.catalog
         ))
@@ -289,7 +254,7 @@ pub fn resolve_table(job: &JobFile, written: &str) -> Result<TableName> {
         })
         .cloned()
         .ok_or_else(|| {
-            EngineError::Other(format!(
+            EngineError::Config(format!(
                 "{written} is not a table of {}; its tables are: {}",
                 job.path,
                 names

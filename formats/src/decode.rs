@@ -107,17 +107,18 @@ fn decode_payload(
         kind: f.kind,
         message: f.message,
     };
-    match &plan.format {
-        Payload::Json { framed } => {
-            decode_json(plan, recs, from, to, framed.is_some()).map_err(|message| {
-                let value = recs.value(from).unwrap_or_default();
-                let skip = if framed.is_some() { HEADER_LEN } else { 0 };
-                classify(value.get(skip..).unwrap_or_default(), message)
-            })
-        }
-        Payload::Avro(avro) => avro.decode(values()).map_err(failed),
-        Payload::Protobuf(proto) => proto.decode(values()).map_err(failed),
-    }
+    let framed = match &plan.format {
+        Payload::Json => false,
+        Payload::Schema(format) => match format.decode_binary(&mut values()) {
+            Some(decoded) => return decoded.map_err(failed),
+            None => true,
+        },
+    };
+    decode_json(plan, recs, from, to, framed).map_err(|message| {
+        let value = recs.value(from).unwrap_or_default();
+        let skip = if framed { HEADER_LEN } else { 0 };
+        classify(value.get(skip..).unwrap_or_default(), message)
+    })
 }
 
 /// Names the kind of a record that failed to decode alone: not one well-formed JSON
@@ -223,10 +224,8 @@ fn precheck(
         }
     }
     let failure = match &plan.format {
-        Payload::Json { framed: None } => None,
-        Payload::Json { framed: Some(j) } => j.precheck(value).transpose(),
-        Payload::Avro(a) => a.precheck(value).transpose(),
-        Payload::Protobuf(p) => p.precheck(value).transpose(),
+        Payload::Json => None,
+        Payload::Schema(format) => format.precheck(value).transpose(),
     };
     match failure {
         Some(Ok(f)) => return bad(f.kind, f.message),
@@ -240,12 +239,11 @@ fn precheck(
         None => {}
     }
     let text = match &plan.format {
-        Payload::Json { framed } => Some(if framed.is_some() {
-            value.get(HEADER_LEN..).unwrap_or_default()
-        } else {
-            value
-        }),
-        _ => None,
+        Payload::Json => Some(value),
+        Payload::Schema(format) if format.json_body() => {
+            Some(value.get(HEADER_LEN..).unwrap_or_default())
+        }
+        Payload::Schema(_) => None,
     };
     if text.is_some_and(|t| t.iter().all(u8::is_ascii_whitespace)) {
         return bad(ViolationKind::Malformed, "the record value is empty".into());

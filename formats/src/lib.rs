@@ -28,6 +28,7 @@ mod protobuf;
 pub mod records;
 pub mod registry;
 mod runs;
+mod schema_format;
 #[cfg(test)]
 mod test_registry;
 mod value_failure;

@@ -20,6 +20,7 @@ use crate::json_schema::JsonSchemas;
 use crate::json_values::JsonValues;
 use crate::protobuf::ProtobufPayload;
 use crate::registry::{Lookup, RegisteredSchema, Registry, RegistryError, client_for};
+use crate::schema_format::SchemaFormat;
 
 /// What the decoder needs to know about a source.
 #[derive(Debug, Clone)]
@@ -51,13 +52,11 @@ pub struct DecodePlan {
 /// How a source's record values are decoded.
 #[derive(Debug, Clone)]
 pub(crate) enum Payload {
-    /// JSON text, by arrow-json; `framed`: behind the Confluent header, its JSON Schema
-    /// in a registry (`json-confluent`).
-    Json { framed: Option<Arc<JsonSchemas>> },
-    /// Avro datums (`avro-confluent`, `avro`).
-    Avro(Arc<AvroPayload>),
-    /// Protobuf messages (`protobuf-confluent`).
-    Protobuf(Arc<ProtobufPayload>),
+    /// JSON text, by arrow-json.
+    Json,
+    /// Values bound to writer schemas (`avro-confluent`, `avro`, `protobuf-confluent`,
+    /// `json-confluent`).
+    Schema(Arc<dyn SchemaFormat>),
 }
 
 #[derive(Debug, Clone)]
@@ -149,10 +148,8 @@ impl DecodePlan {
             return Ok(Verdict::Fits);
         };
         let fields = match &self.format {
-            Payload::Json { framed: None } => return Ok(Verdict::Fits),
-            Payload::Json { framed: Some(_) } => JsonSchemas::fields_of(&schema),
-            Payload::Avro(a) => a.fields_of(&schema),
-            Payload::Protobuf(p) => p.fields_of(&schema),
+            Payload::Json => return Ok(Verdict::Fits),
+            Payload::Schema(f) => f.fields_of(&schema),
         };
         let Ok(fields) = fields else {
             return Ok(Verdict::Fits);
@@ -193,17 +190,11 @@ impl DecodePlan {
     }
 
     fn check_value_schema(&self, source: &SourceDef) -> Result<()> {
-        let check = |subject: &str| match &self.format {
-            Payload::Json { framed: None } => Ok(None),
-            Payload::Json { framed: Some(j) } => j.check_latest(subject),
-            Payload::Avro(a) => a.check_latest(subject),
-            Payload::Protobuf(p) => p.check_latest(subject),
-        };
-        if matches!(self.format, Payload::Json { framed: None }) {
+        let Payload::Schema(format) = &self.format else {
             return Ok(());
-        }
+        };
         let (subject, what) = subject_of(source);
-        match check(&subject) {
+        match format.check_latest(&subject) {
             Ok(Some(version)) => {
                 info!(source = %source.name, %subject, version, "declared columns fit the writer schema");
                 Ok(())
@@ -224,10 +215,8 @@ impl DecodePlan {
     pub fn schema_columns(&self, source: &SourceDef) -> Result<(Vec<SourceColumn>, u32)> {
         let (subject, what) = subject_of(source);
         let fields = match &self.format {
-            Payload::Json { framed: None } => Ok(None),
-            Payload::Json { framed: Some(j) } => j.latest_fields(&subject),
-            Payload::Avro(a) => a.latest_fields(&subject),
-            Payload::Protobuf(p) => p.latest_fields(&subject),
+            Payload::Json => Ok(None),
+            Payload::Schema(f) => f.latest_fields(&subject),
         };
         let fail = |message: String| FormatError::Source {
             source_name: source.name.clone(),
@@ -291,23 +280,23 @@ fn payload_format(
             .ok_or_else(|| "the source has no schema registry options".to_string())
     };
     let avro = |schemas| {
-        Payload::Avro(Arc::new(AvroPayload::new(
+        Payload::Schema(Arc::new(AvroPayload::new(
             schemas,
             payload.clone(),
             k.batch_records,
         )))
     };
     Ok(match k.format {
-        SourceFormat::Json => Payload::Json { framed: None },
-        SourceFormat::JsonConfluent => Payload::Json {
-            framed: Some(Arc::new(JsonSchemas::new(registry()?, payload.clone()))),
-        },
+        SourceFormat::Json => Payload::Json,
+        SourceFormat::JsonConfluent => {
+            Payload::Schema(Arc::new(JsonSchemas::new(registry()?, payload.clone())))
+        }
         SourceFormat::ProtobufConfluent => {
             let record = k.registry.as_ref().and_then(|r| match &r.subject {
                 SubjectName::Record(n) | SubjectName::TopicRecord(n) => Some(n.clone()),
                 _ => None,
             });
-            Payload::Protobuf(Arc::new(ProtobufPayload::new(
+            Payload::Schema(Arc::new(ProtobufPayload::new(
                 registry()?,
                 payload.clone(),
                 record,

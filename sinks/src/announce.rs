@@ -17,10 +17,10 @@ use iceberg::Catalog;
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 
-use crate::commit::RetryPolicy;
 use crate::commit_loop::{self, Attempt, Tried};
 use crate::error::{Result, SinkError};
 use crate::fenced_catalog::commit_planned_on;
+use crate::retry_policy::RetryPolicy;
 
 /// Sets `job`'s announced commit interval on `table` to `interval` unless it already
 /// says so; returns the table as committed.

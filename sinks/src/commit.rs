@@ -19,15 +19,14 @@
 //! The manifests of each attempt get fresh file names: an attempt whose outcome was
 //! unknown may land later, and must find its own manifests where it left them.
 
+use crate::retry_policy::RetryPolicy;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use floe_catalog::checkpoint::{CheckpointRecord, checkpoint_property};
-use floe_catalog::counts::{RecordCounts, job_counts};
-use floe_catalog::offsets::{
-    COUNTS_KEY, commit_id, find_commit, latest_checkpoint, summary_properties,
-};
+use floe_catalog::checkpoint::{find_commit, job_counts, latest_checkpoint};
+use floe_catalog::counts::RecordCounts;
+use floe_catalog::offsets::{COUNTS_KEY, commit_id, summary_properties};
 use floe_catalog::{OffsetMap, OpenCatalog, TopicPartition};
 use iceberg::spec::DataFile;
 use iceberg::spec::{Schema, SchemaRef, Type};
@@ -85,52 +84,6 @@ pub struct CommitOutcome {
     pub conflicts: u32,
     /// True when a lost response was recovered by finding the commit id in the ancestry.
     pub recovered: bool,
-}
-
-/// Decides whether to inject the fault it is named (for recovery tests): `commit-error`
-/// (the catalog commit fails, retryably), `commit-fatal` (it fails for good) and
-/// `commit-lost-response` (it succeeds, but the caller sees an error).
-pub type FaultHook = Arc<dyn Fn(&str) -> bool + Send + Sync>;
-
-/// Retry settings of the commit loop.
-#[derive(Clone)]
-pub struct RetryPolicy {
-    /// First back-off.
-    pub min_backoff: Duration,
-    /// Largest back-off.
-    pub max_backoff: Duration,
-    /// Give up after this long.
-    pub deadline: Duration,
-    /// Fault injection, for tests; None in normal runs.
-    pub faults: Option<FaultHook>,
-}
-
-impl std::fmt::Debug for RetryPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RetryPolicy")
-            .field("min_backoff", &self.min_backoff)
-            .field("max_backoff", &self.max_backoff)
-            .field("deadline", &self.deadline)
-            .field("faults", &self.faults.is_some())
-            .finish()
-    }
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            min_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(5),
-            deadline: Duration::from_secs(120),
-            faults: None,
-        }
-    }
-}
-
-impl RetryPolicy {
-    pub(crate) fn inject(&self, fault: &str) -> bool {
-        self.faults.as_ref().is_some_and(|f| f(fault))
-    }
 }
 
 /// Partitions whose offsets `req` advances.

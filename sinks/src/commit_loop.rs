@@ -26,8 +26,8 @@ use iceberg::table::Table;
 use iceberg::{Catalog, ErrorKind};
 use tracing::{info, warn};
 
-use crate::commit::RetryPolicy;
 use crate::error::{Result, SinkError};
+use crate::retry_policy::RetryPolicy;
 
 /// What one attempt did.
 pub(crate) enum Tried<T> {

@@ -30,9 +30,9 @@ use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
 use tracing::info;
 
-use crate::commit::RetryPolicy;
 use crate::commit_loop::{self, Attempt, Tried};
 use crate::error::{Result, SinkError};
+use crate::retry_policy::RetryPolicy;
 use crate::table_spec::{TableSpec, check_compatible, promotes};
 
 /// Brings `table` to `spec`'s columns (see the module doc), returning the table as

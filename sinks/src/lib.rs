@@ -15,12 +15,13 @@ mod fenced_catalog;
 mod maintain;
 mod newest_table;
 pub mod position_deletes;
+mod retry_policy;
 mod table_spec;
 mod writer;
 
 pub use announce::announce_interval;
 pub use binding::ColumnBinding;
-pub use commit::{CommitOutcome, CommitRequest, RetryPolicy, commit, refresh};
+pub use commit::{CommitOutcome, CommitRequest, commit, refresh};
 pub use commit_loop::Retry;
 pub use dead_letter::{DeadLetter, DeadLetterBatch, dead_letter_schema, dead_letter_spec};
 pub use error::{Result, SinkError};
@@ -32,5 +33,6 @@ pub use maintain::{
     row_delta::{RowDelta, commit_row_delta},
 };
 pub use newest_table::NewestTable;
+pub use retry_policy::{FaultHook, RetryPolicy};
 pub use table_spec::{TableSpec, check_compatible, ensure_table};
 pub use writer::{TableWriter, WriterConfig, write_schema};

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use floe_catalog::offsets::{ancestry, latest_checkpoint};
+use floe_catalog::checkpoint::latest_checkpoint;
+use floe_catalog::offsets::ancestry;
 use floe_catalog::{OffsetMap, TopicPartition};
 use floe_sinks::{
     CommitRequest, RetryPolicy, SinkError, TableSpec, TableWriter, WriterConfig, commit,

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use arrow_array::{Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use floe_catalog::counts::{RecordCounts, job_counts};
-use floe_catalog::offsets::{COUNTS_KEY, latest_checkpoint};
+use floe_catalog::checkpoint::{job_counts, latest_checkpoint};
+use floe_catalog::counts::RecordCounts;
+use floe_catalog::offsets::COUNTS_KEY;
 use floe_catalog::{ManifestCache, OffsetMap, OpenCatalog, TopicPartition};
 use floe_sinks::{
     CommitOutcome, CommitRequest, CompactionConfig, ExpiryConfig, MAINTENANCE_KEY,

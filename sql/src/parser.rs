@@ -17,23 +17,16 @@ use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use crate::column_type::parse_column_type;
 use crate::error::{ErrorKind, Pos, Result, SqlError, from_parser_error, nearest};
 use crate::job::{
-    CatalogDef, CatalogKind, CheckDef, EmbeddedFeed, InlineSecret, InsertDef, JobFile,
-    KafkaOptions, LookupDef, LookupOptions, MetadataKey, PartitionField, Policy, QualityDef,
-    SchemaEvolution, SourceColumn, SourceDef, SourceFormat, StartupMode, TableColumn, TableDef,
-    TableName, TableOptions, TimestampNumbers, Transform, UpsertOptions, ViolationKind,
+    CatalogDef, CatalogKind, CheckDef, InlineSecret, InsertDef, JobFile, LookupDef, LookupOptions,
+    MetadataKey, PartitionField, Policy, QualityDef, SchemaEvolution, SourceColumn, SourceDef,
+    SourceFormat, TableColumn, TableDef, TableName, TableOptions, Transform, ViolationKind,
 };
-use crate::key_options::{Declared, key_option_names, key_options};
+use crate::key_options::Declared;
 use crate::maintenance_options::maintenance_options;
 use crate::options::{OptionReader, RawOption};
-use crate::registry_options::{
-    AVRO_OPTIONS, REGISTRY_OPTIONS, RegistryScope, avro_schema, registry_options,
-};
+use crate::source_options::{MIN_REFRESH_INTERVAL, kafka_options};
 use crate::substitute::{Variables, substitute};
 use crate::system_time::strip_system_time;
-
-/// The shortest `'lookup.refresh-interval'`, of the job (`SET`) or of an `'upsert-kafka'`
-/// source: each refresh reads or indexes a whole lookup table.
-const MIN_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Options `SET` accepts.
 const SETTINGS: &[&str] = &["job.name", "lookup.refresh-interval", "lookup.max-memory"];
@@ -47,26 +40,6 @@ const REST_OPTIONS: &[&str] = &[
     "audience",
     "resource",
     "prefix",
-];
-const SOURCE_OPTIONS: &[&str] = &[
-    "connector",
-    "topic",
-    "format",
-    "properties.bootstrap.servers",
-    "properties.group.id",
-    "properties.*",
-    "scan.startup.mode",
-    "scan.startup.timestamp-millis",
-    "scan.batch.records",
-    "source.max-record-bytes",
-    "lookup.refresh-interval",
-    "json.timestamp-number",
-    "embedded.generator",
-    "embedded.records",
-    "embedded.rate",
-    "embedded.partitions",
-    "embedded.seed",
-    "embedded.dirty-every",
 ];
 const TABLE_OPTIONS: &[&str] = &[
     "commit.interval",
@@ -109,9 +82,6 @@ fn redacted_part_is_reference(raw: &str) -> bool {
         .and_then(|(user_info, _)| user_info.split_once(':'))
         .is_some_and(|(_, password)| password.starts_with("${"))
 }
-
-/// The bootstrap-servers value that selects the broker embedded in `floe`.
-pub const EMBEDDED_BOOTSTRAP: &str = "embedded";
 
 /// Parses the job file `path` whose text is `text`, substituting `${VAR}`s from `vars`.
 pub fn parse_job(path: &str, text: &str, vars: &dyn Variables) -> Result<JobFile> {
@@ -789,30 +759,6 @@ impl<'a> JobParser<'a> {
             ));
         }
         let what = format!("source {name}");
-        let mut r = OptionReader::new(&what, pos, options)?;
-        let upsert = match r.choice("connector", &["kafka", "upsert-kafka"])? {
-            Some(connector) => connector == "upsert-kafka",
-            None => {
-                return Err(SqlError::new(
-                    ErrorKind::Option,
-                    pos,
-                    format!(
-                        "{what} needs 'connector' = 'kafka' (a stream), or 'upsert-kafka' (a \
-                         compacted topic read as a lookup table)"
-                    ),
-                ));
-            }
-        };
-        let upsert = if upsert {
-            Some(upsert_options(&mut r, &what, pos)?)
-        } else {
-            refuse_for_streams(&mut r, &what)?;
-            None
-        };
-        let topic = r.required("topic")?;
-        let format = value_format(&mut r, &what, pos)?;
-        let registry = registry_options(&mut r, &what, pos, format, &RegistryScope::value())?;
-        let avro_schema = avro_schema(&mut r, &what, pos, format, "")?;
         let declared: Vec<Declared> = columns
             .iter()
             .map(|c| Declared {
@@ -820,105 +766,8 @@ impl<'a> JobParser<'a> {
                 metadata: c.metadata.is_some(),
             })
             .collect();
-        let key = key_options(&mut r, &what, pos, &topic, registry.as_ref(), &declared)?;
-        let startup = match r.choice(
-            "scan.startup.mode",
-            &[
-                "earliest-offset",
-                "latest-offset",
-                "timestamp",
-                "group-offsets",
-            ],
-        )? {
-            None | Some("group-offsets") if !r.has("scan.startup.timestamp-millis") => {
-                if r.has("scan.startup.mode") {
-                    StartupMode::GroupOffsets
-                } else {
-                    StartupMode::Earliest
-                }
-            }
-            Some("earliest-offset") => StartupMode::Earliest,
-            Some("latest-offset") => StartupMode::Latest,
-            Some("timestamp") => {
-                let ms = r.count("scan.startup.timestamp-millis")?.ok_or_else(|| SqlError::new(
-                    ErrorKind::Option, pos,
-                    format!("{what}: 'scan.startup.mode' = 'timestamp' needs 'scan.startup.timestamp-millis'")))?;
-                StartupMode::Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
-            }
-            _ => {
-                return Err(SqlError::new(
-                    ErrorKind::Option,
-                    pos,
-                    format!(
-                        "{what}: 'scan.startup.timestamp-millis' is only used with 'scan.startup.mode' = 'timestamp'"
-                    ),
-                ));
-            }
-        };
-        let batch_records = r
-            .count("scan.batch.records")?
-            .unwrap_or(8192)
-            .clamp(1, 1 << 20) as usize;
-        let max_record_bytes = r.size("source.max-record-bytes")?;
-        let timestamp_numbers = match r.choice(
-            "json.timestamp-number",
-            &["epoch-millis", "epoch-seconds", "epoch-micros", "error"],
-        )? {
-            Some("epoch-seconds") => TimestampNumbers::EpochSeconds,
-            Some("epoch-micros") => TimestampNumbers::EpochMicros,
-            Some("error") => TimestampNumbers::Error,
-            _ => TimestampNumbers::EpochMillis,
-        };
-        let mut properties = r.with_prefix("properties.");
-        let bootstrap_servers = properties
-            .remove("bootstrap.servers")
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| {
-                SqlError::new(
-                    ErrorKind::Option,
-                    pos,
-                    format!("{what} needs the option 'properties.bootstrap.servers'"),
-                )
-            })?;
-        let group_id = properties.remove("group.id").unwrap_or_default();
-        let embedded_opts = (
-            r.choice(
-                "embedded.generator",
-                &["orders", "bids", "auctions", "persons"],
-            )?,
-            r.count("embedded.records")?,
-            r.count("embedded.rate")?,
-            r.count("embedded.partitions")?,
-            r.count("embedded.seed")?,
-            r.count("embedded.dirty-every")?,
-        );
-        if upsert.is_some() && bootstrap_servers == EMBEDDED_BOOTSTRAP {
-            return Err(SqlError::new(
-                ErrorKind::Option,
-                pos,
-                format!(
-                    "{what}: the embedded broker generates streams only; an 'upsert-kafka' \
-                     source reads its table from a broker of its own"
-                ),
-            ));
-        }
-        let embedded = (bootstrap_servers == EMBEDDED_BOOTSTRAP).then(|| EmbeddedFeed {
-            generator: embedded_opts.0.unwrap_or("orders").to_string(),
-            records: embedded_opts.1,
-            rate: embedded_opts.2,
-            partitions: embedded_opts.3.unwrap_or(4).clamp(1, 1024) as u32,
-            seed: embedded_opts.4.unwrap_or(42),
-            dirty_every: embedded_opts.5.filter(|n| *n > 0),
-        });
-        let key_names = key_option_names();
-        let known: Vec<&str> = SOURCE_OPTIONS
-            .iter()
-            .chain(REGISTRY_OPTIONS)
-            .chain(AVRO_OPTIONS)
-            .copied()
-            .chain(key_names.iter().map(String::as_str))
-            .collect();
-        r.finish(&known)?;
+        let (kafka, upsert) = kafka_options(&what, pos, options, &declared)?;
+        let format = kafka.format;
         let columns_from_schema = columns.iter().all(|c| c.metadata.is_some());
         if columns_from_schema && format == SourceFormat::Json {
             return Err(SqlError::new(
@@ -951,21 +800,7 @@ impl<'a> JobParser<'a> {
             columns,
             columns_from_schema,
             columns_version: None,
-            kafka: KafkaOptions {
-                topic,
-                bootstrap_servers,
-                group_id,
-                properties,
-                format,
-                startup,
-                batch_records,
-                embedded,
-                max_record_bytes,
-                timestamp_numbers,
-                registry,
-                avro_schema,
-                key,
-            },
+            kafka,
             upsert,
         });
         Ok(())
@@ -1355,53 +1190,6 @@ fn check_primary_key(pk: &PrimaryKey, columns: &[RawColumn], options: &[RawOptio
     Ok(())
 }
 
-/// The settings of an `'upsert-kafka'` source, refusing the options that do not apply
-/// to a topic read as a table.
-fn upsert_options(r: &mut OptionReader, what: &str, pos: Pos) -> Result<UpsertOptions> {
-    for key in ["scan.startup.mode", "scan.startup.timestamp-millis"] {
-        if let Some((_, at)) = r.string_at(key) {
-            return Err(SqlError::new(
-                ErrorKind::Option,
-                at,
-                format!(
-                    "{what}: '{key}' does not apply to an 'upsert-kafka' source, which is read \
-                     from the beginning of its topic (the latest value of each key is the table)"
-                ),
-            ));
-        }
-    }
-    let mut out = UpsertOptions::default();
-    let at = r
-        .string_at("lookup.refresh-interval")
-        .map_or(pos, |(_, at)| at);
-    if let Some(d) = r.duration("lookup.refresh-interval")? {
-        if d < MIN_REFRESH_INTERVAL {
-            return Err(SqlError::new(
-                ErrorKind::Option,
-                at,
-                format!("{what}: 'lookup.refresh-interval' must be at least 100ms"),
-            ));
-        }
-        out.refresh_interval = d;
-    }
-    Ok(out)
-}
-
-/// Refuses the options of `'upsert-kafka'` sources on a stream.
-fn refuse_for_streams(r: &mut OptionReader, what: &str) -> Result<()> {
-    if let Some((_, at)) = r.string_at("lookup.refresh-interval") {
-        return Err(SqlError::new(
-            ErrorKind::Option,
-            at,
-            format!(
-                "{what}: 'lookup.refresh-interval' belongs to 'upsert-kafka' sources (topics \
-                 read as lookup tables); a stream's records are read as they come"
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Reads `'on-violation'`, `'on-violation.<rule>'` and `'dead-letter.table'`.
 fn quality_options(
     r: &mut OptionReader,
@@ -1506,32 +1294,6 @@ fn check_topics_unique(sources: &[SourceDef]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The value's format: `'format'`, or Flink's `'value.format'` (not both).
-fn value_format(r: &mut OptionReader, what: &str, pos: Pos) -> Result<SourceFormat> {
-    let key = if r.has("value.format") {
-        if r.has("format") {
-            return Err(SqlError::new(
-                ErrorKind::Option,
-                pos,
-                format!("{what}: give 'format' or 'value.format', not both"),
-            ));
-        }
-        "value.format"
-    } else {
-        "format"
-    };
-    match r.choice(key, &SourceFormat::NAMES)?.and_then(SourceFormat::named) {
-        Some(f) => Ok(f),
-        None => Err(r.misspelled("format").unwrap_or_else(|| {
-            SqlError::new(
-                ErrorKind::Option,
-                pos,
-                format!("{what} needs 'format' = 'json', 'avro-confluent', 'protobuf-confluent', 'json-confluent' or 'avro'"),
-            )
-        })),
-    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,15 @@
 use std::path::Path;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use floe_catalog::checkpoint::latest_checkpoint;
 use floe_catalog::offsets::{
-    COMMIT_ID_KEY, COUNTS_KEY, JOB_KEY, LOOKUPS_KEY, OFFSETS_KEY, ancestry, latest_checkpoint,
+    COMMIT_ID_KEY, COUNTS_KEY, JOB_KEY, LOOKUPS_KEY, OFFSETS_KEY, ancestry,
 };
-use floe_sql::job::TableName;
+use std::collections::HashMap;
+
+use floe_catalog::OpenCatalog;
+use floe_sql::job::{JobFile, TableName};
+use iceberg::spec::{Snapshot, TableMetadata};
 
 use anyhow::Result;
 use floe_catalog::ManifestCache;
@@ -35,6 +40,42 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
         .await
         .map_err(|e| anyhow::Error::msg(format!("table {name}: {e}")))?;
     let md = t.metadata();
+    print_shape(name, md);
+    let snaps: Vec<_> = ancestry(md).collect();
+    print_snapshots(&snaps);
+    print_offsets(&job, name, md, dead_letters.contains(name))?;
+    print_lineage(
+        snaps
+            .iter()
+            .map(|s| (s.snapshot_id(), &s.summary().additional_properties)),
+        &job.name,
+    );
+    print_counts(md, &job.name);
+    let orphans = scan_orphans(
+        cat.catalog.as_ref(),
+        &t,
+        &cat.store,
+        &ManifestCache::default(),
+    )
+    .await?
+    .data;
+    if !orphans.is_empty() {
+        println!();
+        println!(
+            "{} data files ({:.1} MB) are referenced by no snapshot (written, never committed); \
+             `floe orphans --job … {name}` lists them and removes old ones",
+            orphans.len(),
+            orphans.iter().map(|o| o.size).sum::<u64>() as f64 / 1e6
+        );
+    }
+    if dead_letters.contains(name) {
+        print_dead_letters(&catalogs, name).await?;
+    }
+    Ok(())
+}
+
+/// The table's name, location, schema and partitioning.
+fn print_shape(name: &TableName, md: &TableMetadata) {
     println!("table      {name}");
     println!("location   {}", md.location());
     println!(
@@ -73,7 +114,10 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let snaps: Vec<_> = ancestry(md).collect();
+}
+
+/// The row count and the newest snapshots on `main`.
+fn print_snapshots(snaps: &[&Snapshot]) {
     let total = snaps
         .first()
         .and_then(|s| s.summary().additional_properties.get("total-records"))
@@ -105,8 +149,17 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
         println!("… {} older snapshots", snaps.len() - 20);
     }
     println!();
-    // A dead-letter table keeps one checkpoint per target it serves (its lanes).
-    let identities: Vec<(String, String)> = if dead_letters.contains(name) {
+}
+
+/// The offsets the job committed to the table; a dead-letter table keeps one checkpoint
+/// per target it serves (its lanes).
+fn print_offsets(
+    job: &JobFile,
+    name: &TableName,
+    md: &TableMetadata,
+    dead_letters: bool,
+) -> Result<()> {
+    let identities: Vec<(String, String)> = if dead_letters {
         job.tables
             .iter()
             .filter(|t| t.quality.dead_letter.as_ref() == Some(name))
@@ -135,63 +188,48 @@ pub async fn describe(job_path: &Path, table: &str) -> Result<()> {
             }
         }
     }
-    print_lineage(
-        snaps
-            .iter()
-            .map(|s| (s.snapshot_id(), &s.summary().additional_properties)),
-        &job.name,
-    );
-    let counts = floe_catalog::counts::job_counts(md, &job.name);
-    if !counts.is_empty() {
-        println!();
-        println!(
-            "records of job '{}' that are not rows of this table ({COUNTS_KEY}):",
-            job.name
-        );
-        println!("  filtered by the SELECT  {}", counts.filtered);
-        for (what, map) in [
-            ("dead-lettered", &counts.dead_lettered),
-            ("dropped", &counts.dropped),
-        ] {
-            for (rule, n) in map {
-                println!("  {what:<13} {rule:<24} {n}");
-            }
+    Ok(())
+}
+
+/// What became of the job's records besides the table's rows.
+fn print_counts(md: &TableMetadata, job: &str) {
+    let counts = floe_catalog::checkpoint::job_counts(md, job);
+    if counts.is_empty() {
+        return;
+    }
+    println!();
+    println!("records of job '{job}' that are not rows of this table ({COUNTS_KEY}):");
+    println!("  filtered by the SELECT  {}", counts.filtered);
+    for (what, map) in [
+        ("dead-lettered", &counts.dead_lettered),
+        ("dropped", &counts.dropped),
+    ] {
+        for (rule, n) in map {
+            println!("  {what:<13} {rule:<24} {n}");
         }
     }
-    let orphans = scan_orphans(
-        cat.catalog.as_ref(),
-        &t,
-        &cat.store,
-        &ManifestCache::default(),
-    )
-    .await?
-    .data;
-    if !orphans.is_empty() {
-        println!();
-        println!(
-            "{} data files ({:.1} MB) are referenced by no snapshot (written, never committed); \
-             `floe orphans --job … {name}` lists them and removes old ones",
-            orphans.len(),
-            orphans.iter().map(|o| o.size).sum::<u64>() as f64 / 1e6
-        );
-    }
-    if dead_letters.contains(name) {
-        println!();
-        println!("dead letters by target and rule (resolved: recovered or filtered by a replay):");
-        let ctx = session_over(&catalogs).await?;
-        let sql = format!(
-            "SELECT d.target_table, d.error_kind, coalesce(d.rule, '') AS rule, count(*) AS records, \
+}
+
+/// A dead-letter table's records by target and rule, and how many a replay resolved.
+async fn print_dead_letters(
+    catalogs: &HashMap<String, OpenCatalog>,
+    name: &TableName,
+) -> Result<()> {
+    println!();
+    println!("dead letters by target and rule (resolved: recovered or filtered by a replay):");
+    let ctx = session_over(catalogs).await?;
+    let sql = format!(
+        "SELECT d.target_table, d.error_kind, coalesce(d.rule, '') AS rule, count(*) AS records, \
              count(r.\"offset\") AS resolved, min(d.caught_at) AS first_caught, max(d.caught_at) AS last_caught \
              FROM {name} d LEFT JOIN (SELECT DISTINCT target_table, topic, partition, \"offset\" \
                FROM {name} WHERE error_kind = 'replayed') r \
              ON d.target_table = r.target_table AND d.topic = r.topic AND d.partition = r.partition \
                AND d.\"offset\" = r.\"offset\" \
              WHERE d.error_kind <> 'replayed' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-        );
-        let batches = run_sql(&ctx, &sql).await?;
-        let text = pretty_format_batches(&batches)?;
-        println!("{text}");
-    }
+    );
+    let batches = run_sql(&ctx, &sql).await?;
+    let text = pretty_format_batches(&batches)?;
+    println!("{text}");
     Ok(())
 }
 

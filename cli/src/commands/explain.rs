@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use anyhow::Result;
-use floe_engine::setup::{load_runnable_job, plan_job};
+use floe_engine::plan::plan_job;
+use floe_engine::setup::load_runnable_job;
 use floe_sql::CompiledJob;
 
 use crate::embedded::Embedded;

@@ -34,7 +34,7 @@ pub struct ProduceArgs {
 
 /// Registers the Avro schema of `feed` under `<topic>-value` at `url`.
 fn register(url: &str, topic: &str, feed: Feed, dirty_every: Option<u64>) -> Result<u32> {
-    let Some(schema) = floe_devtools::avro_feed::schema_of(feed) else {
+    let Some(schema) = floe_devtools::generator::schema_of(feed) else {
         return Err(anyhow::Error::msg(format!(
             "--avro-registry: the {feed:?} feed has no Avro form (orders and bids have)"
         )));

@@ -21,7 +21,8 @@ use states::{job_states, maintained_tables, share_newest};
 
 use crate::error::{EngineError, Result};
 use crate::pipeline::{self, Counters, RunOptions, TableState};
-use crate::setup::{open_catalogs, plan_job};
+use crate::plan::plan_job;
+use crate::setup::open_catalogs;
 use crate::shutdown;
 
 /// How a job runs.
@@ -77,7 +78,7 @@ async fn run_job(
         opts.retry.clone(),
     );
     let stop = shutdown::install()
-        .map_err(|e| EngineError::Other(format!("cannot install signal handlers: {e}")))?;
+        .map_err(|e| EngineError::Runtime(format!("cannot install signal handlers: {e}")))?;
     let mut schemas = SchemaMemory::default();
     let mut totals = Counters::default();
     let mut compiled = compiled;

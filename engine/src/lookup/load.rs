@@ -75,7 +75,7 @@ pub async fn load_version(table: &Table, slot: Arc<LookupSlot>) -> Result<Loaded
         slot.prepare(label, batch)
     })
     .await
-    .map_err(|e| EngineError::Other(format!("indexing a lookup table: {e}")))??;
+    .map_err(|e| EngineError::Internal(format!("indexing a lookup table: {e}")))??;
     Ok(LoadedVersion { snapshot, version })
 }
 

@@ -84,10 +84,10 @@ pub async fn follow(
             let span = tracing::Span::current();
             move || span.in_scope(|| reader.run(ready))
         })
-        .map_err(|e| EngineError::Other(format!("cannot start a lookup thread: {e}")))?;
+        .map_err(|e| EngineError::Runtime(format!("cannot start a lookup thread: {e}")))?;
     match started.await {
         Ok(result) => result.map(|()| guard),
-        Err(_) => Err(EngineError::Other(format!(
+        Err(_) => Err(EngineError::Internal(format!(
             "lookup table {}: its reading thread ended before the table was read",
             def.name
         ))),

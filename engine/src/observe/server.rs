@@ -24,11 +24,11 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Binds `addr` and serves until the process ends; returns the bound address.
 pub async fn serve(addr: &str) -> Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await.map_err(|e| {
-        EngineError::Other(format!("--metrics-addr {addr}: cannot listen there: {e}"))
+        EngineError::Config(format!("--metrics-addr {addr}: cannot listen there: {e}"))
     })?;
     let bound = listener
         .local_addr()
-        .map_err(|e| EngineError::Other(format!("--metrics-addr {addr}: {e}")))?;
+        .map_err(|e| EngineError::Runtime(format!("--metrics-addr {addr}: {e}")))?;
     info!(address = %bound, "serving /metrics, /healthz and /readyz");
     tokio::spawn(async move {
         loop {

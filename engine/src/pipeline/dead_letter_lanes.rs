@@ -23,7 +23,7 @@
 //! already holds is written again.
 
 use floe_catalog::OffsetMap;
-use floe_catalog::offsets::latest_checkpoint;
+use floe_catalog::checkpoint::latest_checkpoint;
 use floe_sql::job::TableName;
 use iceberg::spec::TableMetadata;
 

@@ -193,7 +193,7 @@ fn broken_rules(insert: &CompiledInsert, batch: &RecordBatch) -> Result<Vec<Brok
     }
     for check in &insert.checks {
         let mask = check.broken(batch).map_err(|e| {
-            EngineError::Other(format!(
+            EngineError::Internal(format!(
                 "evaluating CHECK {} of {}: {}",
                 check.name,
                 insert.target,
@@ -218,7 +218,7 @@ pub fn row_numbers(batch: &RecordBatch) -> Result<UInt32Array> {
         .column_by_name(ROW_COLUMN)
         .and_then(|c| c.as_any().downcast_ref::<UInt32Array>())
         .cloned()
-        .ok_or_else(|| EngineError::Other(format!("internal: batch without {ROW_COLUMN}")))
+        .ok_or_else(|| EngineError::Internal(format!("batch without {ROW_COLUMN}")))
 }
 
 /// `batch` without its last column (the row column).
@@ -228,7 +228,7 @@ pub fn without_row_column(batch: &RecordBatch) -> Result<RecordBatch> {
 }
 
 fn internal(e: arrow_schema::ArrowError) -> EngineError {
-    EngineError::Other(format!("internal: {e}"))
+    EngineError::Internal(e.to_string())
 }
 
 #[cfg(test)]

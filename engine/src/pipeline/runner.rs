@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use arrow_array::BooleanArray;
+use arrow_array::{BooleanArray, RecordBatch};
 use arrow_select::filter::filter_record_batch;
 use floe_catalog::{OffsetMap, TopicPartition};
 use floe_sinks::{DeadLetter, DeadLetterBatch, RetryPolicy};
@@ -186,7 +186,7 @@ pub async fn run(
     match tokio::time::timeout(opts.shutdown_timeout, drain).await {
         Ok(r) => r?,
         Err(_) => {
-            return Err(EngineError::Other(format!(
+            return Err(EngineError::Runtime(format!(
                 "shutdown did not finish within {:?}; uncommitted records will be read again on restart",
                 opts.shutdown_timeout
             )));
@@ -207,6 +207,39 @@ pub async fn run(
 }
 
 /// The offsets of each table that reads source `source`: where its partitions start is
+/// Where a batch is cut for one reader: the first record its table lacks, the first
+/// its dead-letter table lacks, and when its bad records were caught.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    table_from: usize,
+    dead_from: usize,
+    caught_at: i64,
+}
+
+/// The good rows of an INSERT over records `from..`, without those of records before
+/// `table_from` (which its table has; they ran only for the dead-letter table's sake)
+/// and without the row column.
+fn rows_from(good: Vec<RecordBatch>, from: usize, table_from: usize) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::with_capacity(good.len());
+    for batch in good {
+        let batch = if table_from > from {
+            let rows = row_numbers(&batch)?;
+            let keep: BooleanArray = rows
+                .values()
+                .iter()
+                .map(|r| Some(*r as usize >= table_from))
+                .collect();
+            filter_record_batch(&batch, &keep).map_err(|e| EngineError::Internal(e.to_string()))?
+        } else {
+            batch
+        };
+        if batch.num_rows() > 0 {
+            out.push(without_row_column(&batch)?);
+        }
+    }
+    Ok(out)
+}
+
 /// decided from them (`source::start`).
 fn reader_offsets(tables: &[TableState], source: usize) -> Vec<OffsetMap> {
     tables
@@ -253,18 +286,7 @@ impl Loop<'_> {
             return Ok(());
         };
         self.accept_jump(tables, b.source, &b.tp, first);
-        // Lower bounds first: several INSERTs into one table (or one dead-letter table)
-        // see the same cut. Each is the index of the first record the table lacks.
-        let mut bounds: HashMap<usize, usize> = HashMap::new();
-        for r in &self.readers[b.source] {
-            for ti in std::iter::once(r.table).chain(r.dead_letter) {
-                bounds.entry(ti).or_insert_with(|| {
-                    tables[ti]
-                        .lower_bound(&b.tp)
-                        .map_or(0, |lb| offsets.partition_point(|o| *o < lb))
-                });
-            }
-        }
+        let bounds = self.lower_bounds(tables, &b);
         let caught_at = chrono::Utc::now().timestamp_micros();
         let mut dead: HashMap<usize, DeadLetterBatch> = HashMap::new();
         let rows = row_numbers(&b.batch)?;
@@ -280,7 +302,6 @@ impl Loop<'_> {
                 continue;
             }
             let insert = &self.job.inserts[r.insert];
-            let quality = &self.job.job.tables[r.def].quality;
             let first_row = rows.values().partition_point(|x| (*x as usize) < from);
             let input = b.batch.slice(first_row, b.batch.num_rows() - first_row);
             let sorted = run_insert(
@@ -309,68 +330,13 @@ impl Loop<'_> {
                 filtered: sorted.filtered,
                 ..RecordCounts::default()
             };
-            for v in &violations {
-                let rule = v.rule_name();
-                let for_table = v.index >= table_from;
-                match quality.policy(rule) {
-                    Policy::Fail if for_table => {
-                        return Err(EngineError::Rejected {
-                            table: insert.target.to_string(),
-                            tp: b.tp.clone(),
-                            offset: offsets[v.index],
-                            rule: rule.to_string(),
-                            message: v.message.clone(),
-                        });
-                    }
-                    Policy::Fail => {}
-                    Policy::Drop => {
-                        if for_table {
-                            *counts.dropped.entry(rule.to_string()).or_default() += 1;
-                        }
-                    }
-                    Policy::DeadLetter => {
-                        if for_table {
-                            *counts.dead_lettered.entry(rule.to_string()).or_default() += 1;
-                        }
-                        if let Some(d) = r.dead_letter
-                            && v.index >= dead_from
-                        {
-                            let job = &self.job.job.name;
-                            dead.entry(d)
-                                .or_insert_with(|| DeadLetterBatch::new(job, caught_at))
-                                .push(&DeadLetter {
-                                    target: &insert.target.to_string(),
-                                    kind: v.kind.as_str(),
-                                    rule: v.rule.as_deref(),
-                                    message: &v.message,
-                                    tp: &b.tp,
-                                    offset: offsets[v.index],
-                                    timestamp_ms: b.records.timestamp(v.index),
-                                    key: b.records.key(v.index),
-                                    value: b.records.value(v.index),
-                                });
-                        }
-                    }
-                }
-            }
-            let mut good = Vec::with_capacity(sorted.good.len());
-            for batch in sorted.good {
-                let batch = if table_from > from {
-                    let rows = row_numbers(&batch)?;
-                    let keep: BooleanArray = rows
-                        .values()
-                        .iter()
-                        .map(|r| Some(*r as usize >= table_from))
-                        .collect();
-                    filter_record_batch(&batch, &keep)
-                        .map_err(|e| EngineError::Other(format!("internal: {e}")))?
-                } else {
-                    batch
-                };
-                if batch.num_rows() > 0 {
-                    good.push(without_row_column(&batch)?);
-                }
-            }
+            let cut = Cut {
+                table_from,
+                dead_from,
+                caught_at,
+            };
+            self.apply_policies(r, &b, &violations, cut, &mut counts, &mut dead)?;
+            let good = rows_from(sorted.good, from, table_from)?;
             self.counters.rows_out += good.iter().map(|b| b.num_rows() as u64).sum::<u64>();
             tables[r.table].write(&good).await?;
             tables[r.table].add_counts(&counts);
@@ -388,6 +354,86 @@ impl Loop<'_> {
                 tables[ti].note_newest(newest);
             }
             tables[ti].advance(&b.tp, last + 1);
+        }
+        Ok(())
+    }
+
+    /// For every table (and dead-letter table) a reader of the batch's source writes:
+    /// the index of the first record of the batch it lacks. Computed before any INSERT
+    /// runs, so that several INSERTs into one table see the same cut.
+    fn lower_bounds(&self, tables: &[TableState], b: &SourceBatch) -> HashMap<usize, usize> {
+        let offsets = &b.records.offsets;
+        let mut bounds: HashMap<usize, usize> = HashMap::new();
+        for r in &self.readers[b.source] {
+            for ti in std::iter::once(r.table).chain(r.dead_letter) {
+                bounds.entry(ti).or_insert_with(|| {
+                    tables[ti]
+                        .lower_bound(&b.tp)
+                        .map_or(0, |lb| offsets.partition_point(|o| *o < lb))
+                });
+            }
+        }
+        bounds
+    }
+
+    /// Hands every bad record of reader `r` to its table's policy: a `fail` stops the
+    /// job, a drop is counted, a dead letter is counted and queued for the dead-letter
+    /// table (`dead`) if that table lacks it.
+    fn apply_policies(
+        &self,
+        r: &Reader,
+        b: &SourceBatch,
+        violations: &[Violation],
+        cut: Cut,
+        counts: &mut RecordCounts,
+        dead: &mut HashMap<usize, DeadLetterBatch>,
+    ) -> Result<()> {
+        let insert = &self.job.inserts[r.insert];
+        let quality = &self.job.job.tables[r.def].quality;
+        let offsets = &b.records.offsets;
+        for v in violations {
+            let rule = v.rule_name();
+            let for_table = v.index >= cut.table_from;
+            match quality.policy(rule) {
+                Policy::Fail if for_table => {
+                    return Err(EngineError::Rejected {
+                        table: insert.target.to_string(),
+                        tp: b.tp.clone(),
+                        offset: offsets[v.index],
+                        rule: rule.to_string(),
+                        message: v.message.clone(),
+                    });
+                }
+                Policy::Fail => {}
+                Policy::Drop => {
+                    if for_table {
+                        *counts.dropped.entry(rule.to_string()).or_default() += 1;
+                    }
+                }
+                Policy::DeadLetter => {
+                    if for_table {
+                        *counts.dead_lettered.entry(rule.to_string()).or_default() += 1;
+                    }
+                    if let Some(d) = r.dead_letter
+                        && v.index >= cut.dead_from
+                    {
+                        let job = &self.job.job.name;
+                        dead.entry(d)
+                            .or_insert_with(|| DeadLetterBatch::new(job, cut.caught_at))
+                            .push(&DeadLetter {
+                                target: &insert.target.to_string(),
+                                kind: v.kind.as_str(),
+                                rule: v.rule.as_deref(),
+                                message: &v.message,
+                                tp: &b.tp,
+                                offset: offsets[v.index],
+                                timestamp_ms: b.records.timestamp(v.index),
+                                key: b.records.key(v.index),
+                                value: b.records.value(v.index),
+                            });
+                    }
+                }
+            }
         }
         Ok(())
     }

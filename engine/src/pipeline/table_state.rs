@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime};
 
 use arrow_array::RecordBatch;
+use floe_catalog::checkpoint::latest_checkpoint;
 use floe_catalog::checkpoint::{CheckpointSource, find_checkpoint, holds_rows};
-use floe_catalog::offsets::{COUNTS_KEY, LOOKUPS_KEY, latest_checkpoint};
+use floe_catalog::offsets::{COUNTS_KEY, LOOKUPS_KEY};
 use floe_catalog::{OffsetMap, OpenCatalog, TopicPartition};
 use floe_sinks::binding::binding_property;
 use floe_sinks::{

@@ -18,6 +18,7 @@
 
 mod columns;
 mod reader_schema;
+
 #[cfg(test)]
 mod tests;
 mod types;
@@ -284,4 +285,29 @@ fn decoder(id: u32, r: &Reader, batch_size: usize) -> Result<Decoder, String> {
         .with_reader_schema(AvroSchema::new(r.reader.clone()))
         .build_decoder()
         .map_err(|e| e.to_string())
+}
+
+impl crate::schema_format::SchemaFormat for AvroPayload {
+    fn precheck(&self, value: &[u8]) -> Result<Option<ValueFailure>, RegistryError> {
+        Self::precheck(self, value)
+    }
+
+    fn check_latest(&self, subject: &str) -> Result<Option<u32>, String> {
+        Self::check_latest(self, subject)
+    }
+
+    fn latest_fields(&self, subject: &str) -> Result<Option<(Vec<Field>, u32)>, String> {
+        Self::latest_fields(self, subject)
+    }
+
+    fn fields_of(&self, schema: &RegisteredSchema) -> Result<Vec<Field>, String> {
+        Self::fields_of(self, schema)
+    }
+
+    fn decode_binary(
+        &self,
+        values: &mut dyn Iterator<Item = &[u8]>,
+    ) -> Option<Result<arrow_array::RecordBatch, ValueFailure>> {
+        Some(Self::decode(self, values))
+    }
 }

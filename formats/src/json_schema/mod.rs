@@ -220,6 +220,35 @@ fn fits(json: &str, to: &DataType) -> bool {
     }
 }
 
+impl crate::schema_format::SchemaFormat for JsonSchemas {
+    fn precheck(&self, value: &[u8]) -> Result<Option<ValueFailure>, RegistryError> {
+        Self::precheck(self, value)
+    }
+
+    fn check_latest(&self, subject: &str) -> Result<Option<u32>, String> {
+        Self::check_latest(self, subject)
+    }
+
+    fn latest_fields(&self, subject: &str) -> Result<Option<(Vec<Field>, u32)>, String> {
+        Self::latest_fields(self, subject)
+    }
+
+    fn fields_of(&self, schema: &RegisteredSchema) -> Result<Vec<Field>, String> {
+        Self::fields_of(schema)
+    }
+
+    fn json_body(&self) -> bool {
+        true
+    }
+
+    fn decode_binary(
+        &self,
+        _: &mut dyn Iterator<Item = &[u8]>,
+    ) -> Option<Result<arrow_array::RecordBatch, ValueFailure>> {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -21,6 +21,7 @@
 mod columns;
 mod plan;
 mod schema;
+
 #[cfg(test)]
 mod tests;
 mod wire;
@@ -284,4 +285,29 @@ fn key_of(value: &[u8]) -> Result<(ReaderKey, usize), ValueFailure> {
     let id = schema_id(value).map_err(ValueFailure::malformed)?;
     let (path, start) = message_path(value).map_err(ValueFailure::malformed)?;
     Ok(((id, path), start))
+}
+
+impl crate::schema_format::SchemaFormat for ProtobufPayload {
+    fn precheck(&self, value: &[u8]) -> Result<Option<ValueFailure>, RegistryError> {
+        Self::precheck(self, value)
+    }
+
+    fn check_latest(&self, subject: &str) -> Result<Option<u32>, String> {
+        Self::check_latest(self, subject)
+    }
+
+    fn latest_fields(&self, subject: &str) -> Result<Option<(Vec<Field>, u32)>, String> {
+        Self::latest_fields(self, subject)
+    }
+
+    fn fields_of(&self, schema: &RegisteredSchema) -> Result<Vec<Field>, String> {
+        Self::fields_of(self, schema)
+    }
+
+    fn decode_binary(
+        &self,
+        values: &mut dyn Iterator<Item = &[u8]>,
+    ) -> Option<Result<arrow_array::RecordBatch, ValueFailure>> {
+        Some(Self::decode(self, values))
+    }
 }

@@ -21,10 +21,10 @@ use iceberg::transaction::{ApplyTransactionAction, Transaction};
 
 use tracing::warn;
 
-use crate::commit::RetryPolicy;
 use crate::commit_loop::{self, Attempt, Tried};
 use crate::error::{Result, SinkError};
 use crate::fenced_catalog::commit_planned_on;
+use crate::retry_policy::RetryPolicy;
 
 /// Which snapshots are kept.
 #[derive(Debug, Clone)]

@@ -41,9 +41,9 @@ pub use cpu::StepCpu;
 pub use expire::{ExpiryConfig, ExpiryOutcome};
 pub use replace::{MAINTENANCE_KEY, ReplaceOutcome};
 
-use crate::commit::RetryPolicy;
 use crate::error::{Result, SinkError};
 use crate::newest_table::NewestTable;
+use crate::retry_policy::RetryPolicy;
 use crate::writer::WriterConfig;
 use deletes::{LiveDeletes, named_data_files};
 use live_files::{ManifestContents, manifests_of};

@@ -43,9 +43,9 @@ use iceberg::table::Table;
 
 use super::deletes::{LiveDeletes, LiveFile};
 use super::live_files::{ManifestContents, manifests_of};
-use crate::commit::RetryPolicy;
 use crate::commit_loop::{self, Attempt, Tried};
 use crate::error::{Result, SinkError};
+use crate::retry_policy::RetryPolicy;
 
 /// Manifests smaller than this are merged once the list holds too many.
 const SMALL_MANIFEST_BYTES: i64 = 8 * 1024 * 1024;

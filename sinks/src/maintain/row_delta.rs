@@ -19,8 +19,8 @@ use iceberg::spec::DataFile;
 use iceberg::table::Table;
 
 use super::replace::{ReplaceOutcome, Replacement, commit_replace};
-use crate::commit::RetryPolicy;
 use crate::error::Result;
+use crate::retry_policy::RetryPolicy;
 
 /// What a row-delta snapshot adds.
 #[derive(Debug, Clone, Default)]

@@ -14,8 +14,8 @@ pub use lookup::{LookupDef, LookupOptions};
 pub use quality::{CheckDef, Policy, QualityDef, ViolationKind};
 pub use registry::{EMBEDDED_REGISTRY, RegistryOptions, SubjectName};
 pub use source::{
-    AvroSchemaSource, EmbeddedFeed, KafkaOptions, KeyOptions, MetadataKey, SourceColumn, SourceDef,
-    SourceFormat, StartupMode, TimestampNumbers, UpsertOptions,
+    AvroSchemaSource, KafkaOptions, KeyOptions, MetadataKey, SourceColumn, SourceDef, SourceFormat,
+    StartupMode, TimestampNumbers, UpsertOptions,
 };
 pub use table::{
     MaintenanceOptions, PartitionField, SchemaEvolution, TableColumn, TableDef, TableName,

@@ -268,23 +268,6 @@ pub enum StartupMode {
     GroupOffsets,
 }
 
-/// A built-in data feed for the embedded broker (`'properties.bootstrap.servers' = 'embedded'`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmbeddedFeed {
-    /// Which generator fills the topic (`orders`).
-    pub generator: String,
-    /// How many records to produce in all (None: unbounded).
-    pub records: Option<u64>,
-    /// Records per second (None: as fast as possible).
-    pub rate: Option<u64>,
-    /// Partitions of the topic.
-    pub partitions: u32,
-    /// Seed, so that runs are reproducible.
-    pub seed: u64,
-    /// One record in this many is bad (every kind in turn), to see the dead-letter path.
-    pub dirty_every: Option<u64>,
-}
-
 /// Settings of a Kafka source.
 #[derive(Clone)]
 pub struct KafkaOptions {
@@ -302,8 +285,10 @@ pub struct KafkaOptions {
     pub startup: StartupMode,
     /// Largest number of records decoded into one Arrow batch.
     pub batch_records: usize,
-    /// Set when the source uses the embedded broker.
-    pub embedded: Option<EmbeddedFeed>,
+    /// For a source on the broker embedded in `floe` (`'properties.bootstrap.servers' =
+    /// 'embedded'`): its `'embedded.*'` options as written, without the prefix, for the
+    /// command line's tooling to read; None for any other broker.
+    pub embedded: Option<BTreeMap<String, String>>,
     /// Records larger than this are bad records of kind `too-large`.
     pub max_record_bytes: Option<u64>,
     /// What a JSON number in a `TIMESTAMP` column means (`'json.timestamp-number'`).
