@@ -6,7 +6,7 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::fixture::{Broker, Lake, assert_exactly_once, signal, wait_for_line};
+use crate::fixture::{Broker, Lake, StderrLog, assert_exactly_once, signal, wait_for_line};
 
 #[test]
 fn kill_minus_nine_at_random_moments_loses_and_duplicates_nothing() {
@@ -157,12 +157,20 @@ fn replicas_share_the_partitions(assignor: Option<&str>) {
     let mut producer = broker.produce(per_partition * 4, 4, 0, Some(2500));
     let (mut a, a_log) = lake.spawn_replica(&broker, "floe-replicas", "5s");
     assert!(a_log.wait_for("partition assigned", Duration::from_secs(60)));
-    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        a_log.wait_for("committed", Duration::from_secs(60)),
+        "{}",
+        a_log.text()
+    );
     // A second replica joins: the group rebalances the partitions between them, and each
     // commit merges its partitions' offsets into the tables' offset maps.
     let (mut b, b_log) = lake.spawn_replica(&broker, "floe-replicas", "5s");
     assert!(b_log.wait_for("partition assigned", Duration::from_secs(60)));
-    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        b_log.wait_for("committed", Duration::from_secs(60)),
+        "{}",
+        b_log.text()
+    );
     // One replica dies; the other takes its partitions over once its session expires.
     a.kill().expect("kill -9 replica a");
     a.wait().expect("reap a");
@@ -212,11 +220,7 @@ fn a_stalled_replica_commits_nothing_stale() {
         b_log.text()
     );
     let a_status = a.wait().expect("replica a");
-    assert!(
-        a_status.success() || (a_log.text().contains("abandoned") && a_status.code() == Some(4)),
-        "the stalled replica stops cleanly or is fenced (exit status 4):\n{}",
-        a_log.text()
-    );
+    assert_stopped_or_fenced("the stalled replica", a_status, &a_log);
     assert!(producer.wait().expect("producer").success());
     assert!(b.wait().expect("replica b").success(), "{}", b_log.text());
     lake.run_in_group(&broker, Some("floe-stall"), "5s");
@@ -261,12 +265,41 @@ fn slow_rebalance_answer(spec: &str, point: &str) {
     assert!(producer.wait().expect("producer").success());
     let a_status = a.wait().expect("replica a");
     let b_status = b.wait().expect("replica b");
+    assert_stopped_or_fenced("the slow replica", a_status, &a_log);
     assert!(
-        (a_status.success() || a_log.text().contains("abandoned")) && b_status.success(),
-        "both replicas stop cleanly (or the slow one is fenced):\n--- a:\n{}\n--- b:\n{}",
-        a_log.text(),
+        b_status.success(),
+        "the other replica stops cleanly:\n{}",
         b_log.text()
     );
     lake.run_in_group(&broker, Some("floe-slow"), "5s");
     assert_exactly_once(&lake, per_partition);
+}
+
+/// Which way a replica that lost its partitions while it was held up ended, with the
+/// evidence each way needs: fenced (exit status 4, its commit refused because the other
+/// replica had committed those offsets), or a clean stop (exit status 0) because the
+/// loss reached it before its next commit and it dropped the work on the partitions.
+fn assert_stopped_or_fenced(who: &str, status: std::process::ExitStatus, log: &StderrLog) {
+    let text = log.text();
+    match status.code() {
+        Some(4) => {
+            assert!(
+                text.contains("abandoned"),
+                "{who} exits 4 only when fenced:\n{text}"
+            );
+            eprintln!("{who}: fenced, as the other replica had committed its partitions");
+        }
+        Some(0) => {
+            assert!(
+                !text.contains("abandoned"),
+                "{who} was fenced, yet exited 0:\n{text}"
+            );
+            assert!(
+                text.contains("lost=true") || text.contains("partitions revoked"),
+                "{who} stopped cleanly without losing its partitions:\n{text}"
+            );
+            eprintln!("{who}: stopped cleanly, having learnt of the loss before committing");
+        }
+        other => panic!("{who} neither stopped cleanly nor was fenced ({other:?}):\n{text}"),
+    }
 }

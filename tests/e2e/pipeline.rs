@@ -2,6 +2,7 @@
 
 use crate::fixture::{
     Broker, Lake, assert_same_ids, expected_big_ids, expected_clean_ids, produced, signal,
+    spawn_logged,
 };
 
 #[test]
@@ -181,23 +182,24 @@ fn a_second_signal_exits_at_once_without_committing() {
     let lake = Lake::new("1h");
     broker.produce_all(1000, 2, 0);
     // The graceful stop stalls just before its commit, so the second signal finds it busy.
-    let child = lake
-        .run_cmd(&broker)
-        .env("FLOE_FAILPOINTS", "before-commit=sleep:20000")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start");
-    std::thread::sleep(std::time::Duration::from_secs(8));
-    signal(&child, "INT");
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    signal(&child, "INT");
-    let out = child.wait_with_output().expect("wait");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let mut cmd = lake.run_cmd(&broker);
+    cmd.env("FLOE_FAILPOINTS", "before-commit=sleep:20000");
+    let (mut child, log) = spawn_logged(&mut cmd);
+    let limit = std::time::Duration::from_secs(60);
     assert!(
-        err.contains("failpoint before-commit: sleeping"),
-        "the stop must have reached the commit: {err}"
+        log.wait_for("total in 1000", limit),
+        "the job reads every record before the first signal:\n{}",
+        log.text()
     );
-    assert_eq!(out.status.code(), Some(130), "{err}");
+    signal(&child, "INT");
+    assert!(
+        log.wait_for("failpoint before-commit: sleeping", limit),
+        "the stop must have reached the commit:\n{}",
+        log.text()
+    );
+    signal(&child, "INT");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130), "{}", log.text());
     assert!(
         lake.ids("lake.sales.orders_clean").is_empty(),
         "nothing may be committed"

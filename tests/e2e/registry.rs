@@ -505,7 +505,7 @@ fn the_avro_quickstart_runs_on_the_embedded_broker_and_registry() {
     let mut expected = vec![];
     for p in 0..4 {
         for i in 0..1000 {
-            let o = floe_devtools::generator::order(42, 4, p, i);
+            let o = floe_devtools::orders::order(42, 4, p, i);
             if o.cents > 0 {
                 expected.push(o);
             }
