@@ -36,6 +36,7 @@ use super::framing::{self, schema_id};
 use super::registry::{Lookup, RegisteredSchema, Registry, RegistryError, START_CHECK_WAIT};
 use super::runs::decode_in_runs;
 use super::value_failure::ValueFailure;
+use crate::schema_format::SchemaFormat;
 
 /// How one writer schema is read into the declared columns.
 #[derive(Debug)]
@@ -80,50 +81,6 @@ impl AvroPayload {
             readers: Mutex::new(HashMap::new()),
             idle: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Why `value` cannot be decoded, found without decoding it: its framing, a schema
-    /// id the registry does not have, a writer schema that does not fit the declared
-    /// columns. An error is a registry that refuses to answer (the job stops).
-    pub fn precheck(&self, value: &[u8]) -> Result<Option<ValueFailure>, RegistryError> {
-        if let WriterSchemas::Fixed(_) = self.schemas {
-            return Ok(self.reader(FIXED_ID)?.err());
-        }
-        let id = match schema_id(value) {
-            Ok(id) => id,
-            Err(message) => return Ok(Some(ValueFailure::malformed(message))),
-        };
-        Ok(self.reader(id)?.err())
-    }
-
-    /// Checks the declared columns against the latest schema of `subject` (a plain Avro
-    /// source: its one schema): Ok(None) when the subject has no schema yet,
-    /// Ok(Some(version)) when it fits, Err with the field, both types and the version
-    /// when it does not.
-    pub fn check_latest(&self, subject: &str) -> Result<Option<u32>, String> {
-        let Some(schema) = self.latest(subject)? else {
-            return Ok(None);
-        };
-        build_reader(&schema, &self.payload).map_err(|f| f.message)?;
-        Ok(Some(schema.version))
-    }
-
-    /// The columns of the latest schema of `subject` (a plain Avro source: of its one
-    /// schema) and its version, for a source that declares none; None when the
-    /// subject has no schema yet.
-    pub fn latest_fields(&self, subject: &str) -> Result<Option<(Vec<Field>, u32)>, String> {
-        let Some(schema) = self.latest(subject)? else {
-            return Ok(None);
-        };
-        Ok(Some((self.fields_of(&schema)?, schema.version)))
-    }
-
-    /// The columns a source that declares none takes from writer schema `schema`.
-    pub fn fields_of(&self, schema: &RegisteredSchema) -> Result<Vec<Field>, String> {
-        let writer: serde_json::Value = serde_json::from_str(&schema.text)
-            .map_err(|e| format!("schema id {} is not valid JSON: {e}", schema.id))?;
-        columns::writer_fields(&writer)
-            .map_err(|e| format!("{e} (schema id {}, version {})", schema.id, schema.version))
     }
 
     fn latest(&self, subject: &str) -> Result<Option<Arc<RegisteredSchema>>, String> {
@@ -287,21 +244,49 @@ fn decoder(id: u32, r: &Reader, batch_size: usize) -> Result<Decoder, String> {
         .map_err(|e| e.to_string())
 }
 
-impl crate::schema_format::SchemaFormat for AvroPayload {
+impl SchemaFormat for AvroPayload {
+    /// Why `value` cannot be decoded, found without decoding it: its framing, a schema
+    /// id the registry does not have, a writer schema that does not fit the declared
+    /// columns. An error is a registry that refuses to answer (the job stops).
     fn precheck(&self, value: &[u8]) -> Result<Option<ValueFailure>, RegistryError> {
-        Self::precheck(self, value)
+        if let WriterSchemas::Fixed(_) = self.schemas {
+            return Ok(self.reader(FIXED_ID)?.err());
+        }
+        let id = match schema_id(value) {
+            Ok(id) => id,
+            Err(message) => return Ok(Some(ValueFailure::malformed(message))),
+        };
+        Ok(self.reader(id)?.err())
     }
 
+    /// Checks the declared columns against the latest schema of `subject` (a plain Avro
+    /// source: its one schema): Ok(None) when the subject has no schema yet,
+    /// Ok(Some(version)) when it fits, Err with the field, both types and the version
+    /// when it does not.
     fn check_latest(&self, subject: &str) -> Result<Option<u32>, String> {
-        Self::check_latest(self, subject)
+        let Some(schema) = self.latest(subject)? else {
+            return Ok(None);
+        };
+        build_reader(&schema, &self.payload).map_err(|f| f.message)?;
+        Ok(Some(schema.version))
     }
 
+    /// The columns of the latest schema of `subject` (a plain Avro source: of its one
+    /// schema) and its version, for a source that declares none; None when the
+    /// subject has no schema yet.
     fn latest_fields(&self, subject: &str) -> Result<Option<(Vec<Field>, u32)>, String> {
-        Self::latest_fields(self, subject)
+        let Some(schema) = self.latest(subject)? else {
+            return Ok(None);
+        };
+        Ok(Some((self.fields_of(&schema)?, schema.version)))
     }
 
+    /// The columns a source that declares none takes from writer schema `schema`.
     fn fields_of(&self, schema: &RegisteredSchema) -> Result<Vec<Field>, String> {
-        Self::fields_of(self, schema)
+        let writer: serde_json::Value = serde_json::from_str(&schema.text)
+            .map_err(|e| format!("schema id {} is not valid JSON: {e}", schema.id))?;
+        columns::writer_fields(&writer)
+            .map_err(|e| format!("{e} (schema id {}, version {})", schema.id, schema.version))
     }
 
     fn decode_binary(

@@ -20,6 +20,7 @@ use serde_json::Value;
 use super::framing::schema_id;
 use super::registry::{Lookup, RegisteredSchema, Registry, RegistryError, START_CHECK_WAIT};
 use super::value_failure::ValueFailure;
+use crate::schema_format::SchemaFormat;
 
 /// How deep `$ref`s and `oneOf`s are followed before a property counts as "any value".
 const MAX_DEPTH: usize = 8;
@@ -44,59 +45,11 @@ impl JsonSchemas {
         }
     }
 
-    /// Why `value` cannot be decoded, found without decoding it: its framing, a schema
-    /// id the registry does not have or that is no JSON Schema, a schema whose
-    /// properties do not fit the declared columns. An error is a registry that refuses
-    /// to answer (the job stops).
-    pub fn precheck(&self, value: &[u8]) -> Result<Option<ValueFailure>, RegistryError> {
-        let id = match schema_id(value) {
-            Ok(id) => id,
-            Err(message) => return Ok(Some(ValueFailure::malformed(message))),
-        };
-        if let Some(found) = self.checked.lock().ok().and_then(|m| m.get(&id).cloned()) {
-            return Ok(found);
-        }
-        let failure = match self.registry.schema(id)? {
-            // Not remembered: the registry may know the id when it is asked next.
-            Lookup::Unknown => {
-                return Ok(Some(ValueFailure::malformed(format!(
-                    "schema id {id} is not in the schema registry"
-                ))));
-            }
-            Lookup::Found(schema) => fit(&schema, &self.payload).err(),
-        };
-        if let Ok(mut m) = self.checked.lock() {
-            m.insert(id, failure.clone());
-        }
-        Ok(failure)
-    }
-
-    /// Checks the declared columns against the latest schema of `subject`: Ok(None)
-    /// when the subject has no schema yet, Ok(Some(version)) when it fits, Err naming
-    /// the field, both types and the version when it does not.
-    pub fn check_latest(&self, subject: &str) -> Result<Option<u32>, String> {
-        match self.latest(subject)? {
-            None => Ok(None),
-            Some(schema) => fit(&schema, &self.payload)
-                .map(|()| Some(schema.version))
-                .map_err(|f| f.message),
-        }
-    }
-
     /// The latest schema of `subject`, waiting a while for an unavailable registry.
     fn latest(&self, subject: &str) -> Result<Option<RegisteredSchema>, String> {
         self.registry
             .latest(subject, START_CHECK_WAIT)
             .map_err(|e| e.to_string())
-    }
-
-    /// The columns of the latest schema of `subject` and its version, for a source
-    /// that declares none; None when the subject has no schema yet.
-    pub fn latest_fields(&self, subject: &str) -> Result<Option<(Vec<Field>, u32)>, String> {
-        let Some(schema) = self.latest(subject)? else {
-            return Ok(None);
-        };
-        Ok(Some((Self::fields_of(&schema)?, schema.version)))
     }
 
     /// The columns a source that declares none takes from writer schema `schema`.
@@ -220,17 +173,53 @@ fn fits(json: &str, to: &DataType) -> bool {
     }
 }
 
-impl crate::schema_format::SchemaFormat for JsonSchemas {
+impl SchemaFormat for JsonSchemas {
+    /// Why `value` cannot be decoded, found without decoding it: its framing, a schema
+    /// id the registry does not have or that is no JSON Schema, a schema whose
+    /// properties do not fit the declared columns. An error is a registry that refuses
+    /// to answer (the job stops).
     fn precheck(&self, value: &[u8]) -> Result<Option<ValueFailure>, RegistryError> {
-        Self::precheck(self, value)
+        let id = match schema_id(value) {
+            Ok(id) => id,
+            Err(message) => return Ok(Some(ValueFailure::malformed(message))),
+        };
+        if let Some(found) = self.checked.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(found);
+        }
+        let failure = match self.registry.schema(id)? {
+            // Not remembered: the registry may know the id when it is asked next.
+            Lookup::Unknown => {
+                return Ok(Some(ValueFailure::malformed(format!(
+                    "schema id {id} is not in the schema registry"
+                ))));
+            }
+            Lookup::Found(schema) => fit(&schema, &self.payload).err(),
+        };
+        if let Ok(mut m) = self.checked.lock() {
+            m.insert(id, failure.clone());
+        }
+        Ok(failure)
     }
 
+    /// Checks the declared columns against the latest schema of `subject`: Ok(None)
+    /// when the subject has no schema yet, Ok(Some(version)) when it fits, Err naming
+    /// the field, both types and the version when it does not.
     fn check_latest(&self, subject: &str) -> Result<Option<u32>, String> {
-        Self::check_latest(self, subject)
+        match self.latest(subject)? {
+            None => Ok(None),
+            Some(schema) => fit(&schema, &self.payload)
+                .map(|()| Some(schema.version))
+                .map_err(|f| f.message),
+        }
     }
 
+    /// The columns of the latest schema of `subject` and its version, for a source
+    /// that declares none; None when the subject has no schema yet.
     fn latest_fields(&self, subject: &str) -> Result<Option<(Vec<Field>, u32)>, String> {
-        Self::latest_fields(self, subject)
+        let Some(schema) = self.latest(subject)? else {
+            return Ok(None);
+        };
+        Ok(Some((Self::fields_of(&schema)?, schema.version)))
     }
 
     fn fields_of(&self, schema: &RegisteredSchema) -> Result<Vec<Field>, String> {

@@ -38,6 +38,7 @@ use super::framing::{message_path, schema_id};
 use super::registry::{Lookup, RegisteredSchema, Registry, RegistryError, START_CHECK_WAIT};
 use super::runs::decode_in_runs;
 use super::value_failure::ValueFailure;
+use crate::schema_format::SchemaFormat;
 use plan::{MessagePlan, plan};
 use schema::CompiledSchema;
 
@@ -75,51 +76,6 @@ impl ProtobufPayload {
             compiled: Mutex::new(HashMap::new()),
             readers: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Why `value` cannot be decoded, found without decoding it: its framing, a schema
-    /// id the registry does not have, a message whose fields do not fit the declared
-    /// columns. An error is a registry that refuses to answer (the job stops).
-    pub fn precheck(&self, value: &[u8]) -> Result<Option<ValueFailure>, RegistryError> {
-        let key = match key_of(value) {
-            Ok((key, _)) => key,
-            Err(f) => return Ok(Some(f)),
-        };
-        Ok(self.reader(key)?.err())
-    }
-
-    /// Checks the declared columns against the latest schema of `subject` (its message
-    /// named by the record name, or its first): Ok(None) when the subject has no schema
-    /// yet, Ok(Some(version)) when it fits, Err naming field, types and version if not.
-    pub fn check_latest(&self, subject: &str) -> Result<Option<u32>, String> {
-        let Some((message, latest)) = self.latest_message(subject)? else {
-            return Ok(None);
-        };
-        let what = format!("id {}, version {}", latest.id, latest.version);
-        plan(&message, &self.payload, &what)?;
-        Ok(Some(latest.version))
-    }
-
-    /// The columns of the latest schema of `subject` (its message named by the record
-    /// name, or its first) and its version, for a source that declares none; None
-    /// when the subject has no schema yet.
-    pub fn latest_fields(&self, subject: &str) -> Result<Option<(Vec<Field>, u32)>, String> {
-        let latest = self
-            .registry
-            .latest(subject, START_CHECK_WAIT)
-            .map_err(|e| e.to_string())?;
-        let Some(latest) = latest else {
-            return Ok(None);
-        };
-        Ok(Some((self.fields_of(&latest)?, latest.version)))
-    }
-
-    /// The columns a source that declares none takes from writer schema `schema` (its
-    /// message named by the record name, or its first).
-    pub fn fields_of(&self, schema: &RegisteredSchema) -> Result<Vec<Field>, String> {
-        let message = self.message_of(schema)?;
-        columns::message_fields(&message)
-            .map_err(|e| format!("{e} (schema id {}, version {})", schema.id, schema.version))
     }
 
     /// The message the source reads in `schema`.
@@ -287,21 +243,50 @@ fn key_of(value: &[u8]) -> Result<(ReaderKey, usize), ValueFailure> {
     Ok(((id, path), start))
 }
 
-impl crate::schema_format::SchemaFormat for ProtobufPayload {
+impl SchemaFormat for ProtobufPayload {
+    /// Why `value` cannot be decoded, found without decoding it: its framing, a schema
+    /// id the registry does not have, a message whose fields do not fit the declared
+    /// columns. An error is a registry that refuses to answer (the job stops).
     fn precheck(&self, value: &[u8]) -> Result<Option<ValueFailure>, RegistryError> {
-        Self::precheck(self, value)
+        let key = match key_of(value) {
+            Ok((key, _)) => key,
+            Err(f) => return Ok(Some(f)),
+        };
+        Ok(self.reader(key)?.err())
     }
 
+    /// Checks the declared columns against the latest schema of `subject` (its message
+    /// named by the record name, or its first): Ok(None) when the subject has no schema
+    /// yet, Ok(Some(version)) when it fits, Err naming field, types and version if not.
     fn check_latest(&self, subject: &str) -> Result<Option<u32>, String> {
-        Self::check_latest(self, subject)
+        let Some((message, latest)) = self.latest_message(subject)? else {
+            return Ok(None);
+        };
+        let what = format!("id {}, version {}", latest.id, latest.version);
+        plan(&message, &self.payload, &what)?;
+        Ok(Some(latest.version))
     }
 
+    /// The columns of the latest schema of `subject` (its message named by the record
+    /// name, or its first) and its version, for a source that declares none; None
+    /// when the subject has no schema yet.
     fn latest_fields(&self, subject: &str) -> Result<Option<(Vec<Field>, u32)>, String> {
-        Self::latest_fields(self, subject)
+        let latest = self
+            .registry
+            .latest(subject, START_CHECK_WAIT)
+            .map_err(|e| e.to_string())?;
+        let Some(latest) = latest else {
+            return Ok(None);
+        };
+        Ok(Some((self.fields_of(&latest)?, latest.version)))
     }
 
+    /// The columns a source that declares none takes from writer schema `schema` (its
+    /// message named by the record name, or its first).
     fn fields_of(&self, schema: &RegisteredSchema) -> Result<Vec<Field>, String> {
-        Self::fields_of(self, schema)
+        let message = self.message_of(schema)?;
+        columns::message_fields(&message)
+            .map_err(|e| format!("{e} (schema id {}, version {})", schema.id, schema.version))
     }
 
     fn decode_binary(
