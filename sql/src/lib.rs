@@ -20,6 +20,7 @@ mod registry_options;
 mod source_options;
 mod substitute;
 mod system_time;
+mod table_options;
 mod types;
 mod units;
 
