@@ -13,6 +13,7 @@ mod delivery;
 pub mod error;
 pub mod feed_options;
 pub mod generator;
+mod mix;
 pub mod nexmark;
 pub mod orders;
 pub mod registry;

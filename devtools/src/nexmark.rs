@@ -25,14 +25,6 @@ const STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
 const FIRST: [&str; 6] = ["Peter", "Paul", "Luke", "John", "Saul", "Vicky"];
 const LAST: [&str; 6] = ["Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton"];
 
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
 fn timestamp(id: u64, out: &mut String) {
     let ms = BASE_MS + (id / EVENTS_PER_MS) as i64;
     let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
@@ -58,7 +50,7 @@ pub struct Bid {
 
 /// Bid `id`.
 pub fn bid(seed: u64, id: u64) -> Bid {
-    let h = mix(seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let h = crate::mix::mix(seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     Bid {
         auction: 1000 + (h % 10_000),
         bidder: 1000 + ((h >> 16) % 100_000),
@@ -85,7 +77,7 @@ pub fn bid_json(seed: u64, id: u64, out: &mut String) {
 /// Writes auction `id` as JSON into `out`.
 pub fn auction_json(seed: u64, id: u64, out: &mut String) {
     out.clear();
-    let h = mix(seed ^ id.wrapping_mul(0xc2b2_ae3d_27d4_eb4f));
+    let h = crate::mix::mix(seed ^ id.wrapping_mul(0xc2b2_ae3d_27d4_eb4f));
     let initial = 100 + h % 10_000;
     let _ = write!(
         out,
@@ -107,7 +99,7 @@ pub fn auction_json(seed: u64, id: u64, out: &mut String) {
 /// Writes person `id` as JSON into `out`.
 pub fn person_json(seed: u64, id: u64, out: &mut String) {
     out.clear();
-    let h = mix(seed ^ id.wrapping_mul(0x1656_67b1_9e37_79f9));
+    let h = crate::mix::mix(seed ^ id.wrapping_mul(0x1656_67b1_9e37_79f9));
     let first = FIRST[(h % FIRST.len() as u64) as usize];
     let last = LAST[((h >> 8) % LAST.len() as u64) as usize];
     let _ = write!(

@@ -8,14 +8,6 @@ const CURRENCIES: [&str; 6] = ["EUR", "usd", " GBP", "eur ", "USD", "gbp"];
 /// 2026-11-01T00:00:00Z in milliseconds.
 const BASE_MS: i64 = 1_793_491_200_000;
 
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
 /// One generated order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Order {
@@ -34,7 +26,7 @@ pub struct Order {
 /// Order `index` of `partition`.
 pub fn order(seed: u64, partitions: u32, partition: u32, index: u64) -> Order {
     let id = index * u64::from(partitions) + u64::from(partition) + 1;
-    let h = mix(seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let h = crate::mix::mix(seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     // About one order in 50 has a non-positive amount, which jobs usually filter out.
     let cents = if h.is_multiple_of(50) {
         -(((h >> 8) % 1000) as i64)
