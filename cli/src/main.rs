@@ -343,7 +343,9 @@ fn main() -> ExitCode {
                     until,
                     dry_run,
                 };
-                let r = floe_engine::replay::replay(&job, &args).await?;
+                let mut parsed = floe_engine::setup::load_job_for_catalogs(&job)?;
+                embedded::Embedded::wire(&mut parsed)?;
+                let r = floe_engine::replay::replay(parsed, &job, &args).await?;
                 let still: u64 = r.still_bad.values().sum();
                 println!(
                     "{}{} dead letters considered: {} recovered into {}{}, {} filtered by the SELECT, {} still break a rule{}",

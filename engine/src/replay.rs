@@ -33,14 +33,14 @@ use floe_sinks::{
     CommitRequest, DeadLetter, DeadLetterBatch, RetryPolicy, TableWriter, WriterConfig, commit,
 };
 use floe_sql::CompiledJob;
-use floe_sql::job::{TableDef, TableName};
+use floe_sql::job::{JobFile, TableDef, TableName};
 use iceberg::table::Table;
 
 use crate::error::{EngineError, Result};
 use crate::pipeline::rules::{row_numbers, run_insert, without_row_column};
 use crate::pipeline::{lane_job, lane_start};
 use crate::query::{run_sql, session_over};
-use crate::setup::{catalog_of, load_job_for_catalogs, open_catalogs, table_ident};
+use crate::setup::{catalog_of, open_catalogs, table_ident};
 use floe_formats::{DecodePlan, PendingRecords, decode};
 
 /// Which dead letters to replay.
@@ -96,10 +96,10 @@ struct Replay<'a> {
     policy: RetryPolicy,
 }
 
-/// Replays dead letters of `args.table` of the job at `path`.
-pub async fn replay(path: &Path, args: &ReplayArgs) -> Result<ReplayReport> {
-    // Replay reads no Kafka: variables only the sources use may be unset.
-    let mut job = load_job_for_catalogs(path)?;
+/// Replays dead letters of `args.table` of `job`, parsed from `path` by
+/// [`crate::setup::load_job_for_catalogs`] (replay reads no Kafka, so variables only the sources use
+/// may be unset); the command line hands it over with its `embedded` registry served.
+pub async fn replay(mut job: JobFile, path: &Path, args: &ReplayArgs) -> Result<ReplayReport> {
     if job.sources.iter().any(|s| s.columns_from_schema) {
         crate::plan::read_writer_schemas(&mut job)?;
     }
